@@ -1,0 +1,32 @@
+//! Learning algorithms and their evaluation.
+//!
+//! - [`Policy`]: anything that maps an observation to an action; [`RandomPolicy`]
+//!   samples the action space with its own seeded generator.
+//! - [`evaluate`]: plays episodes with a policy and summarises their returns
+//!   ([`EvalReport`]).
+//!
+//! Tabular Q-learning and SARSA, DQN, hindsight replay and fine-tuning are
+//! added by the issues that build them.
+//!
+//! ```
+//! use rlhf_algo::{evaluate, RandomPolicy};
+//! use rlhf_env::{CartPole, Env};
+//!
+//! let mut env = CartPole::v1();
+//! let mut policy = RandomPolicy::new(*env.action_space(), 0);
+//! let report = evaluate(&mut env, &mut policy, 10, 0)?;
+//! // A random policy keeps the pole up for about 22 steps on average.
+//! assert!(report.mean_return > 5.0 && report.mean_return < 60.0);
+//! # Ok::<(), rlhf_algo::AlgoError>(())
+//! ```
+//!
+//! Architecture invariant: algorithms see environments only through the
+//! `rlhf_env::Env` trait and networks only through `rlhf-model`.
+
+mod error;
+mod evaluation;
+mod policy;
+
+pub use error::AlgoError;
+pub use evaluation::{EvalReport, evaluate};
+pub use policy::{Policy, RandomPolicy};

@@ -1,0 +1,30 @@
+//! Benchmarks of the workspace.
+//!
+//! - Speed: criterion benchmarks in the top-level `benches/` folder, declared
+//!   here as `[[bench]]` targets (`cargo bench -p rlhf-bench`). `env_step`
+//!   measures raw `CartPole::step` and `VecEnv` with 8 and 64 environments,
+//!   reported as steps (elements) per second.
+//! - Learning: [`cartpole_controller`] is the fixed policy the speed benchmarks
+//!   drive CartPole with, so episodes are long and resets rare, as under a
+//!   trained agent. Learning-curve benchmarks join it with the DQN issue.
+
+/// A linear controller that balances CartPole-v1 for the full 500 steps from
+/// most reset states: push towards the side the pole falls to, corrected for
+/// the cart's drift.
+pub fn cartpole_controller(obs: &[f32; 4]) -> usize {
+    usize::from(obs[2] + 0.5 * obs[3] + 0.01 * obs[0] + 0.1 * obs[1] > 0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rlhf_algo::evaluate;
+    use rlhf_env::CartPole;
+
+    #[test]
+    fn controller_reaches_the_time_limit() {
+        let mut env = CartPole::v1();
+        let report = evaluate(&mut env, &mut |obs: &[f32; 4]| cartpole_controller(obs), 5, 0).unwrap();
+        assert_eq!(report.returns, vec![500.0; 5]);
+    }
+}

@@ -1,0 +1,3 @@
+//! The environments themselves.
+
+pub mod cartpole;

@@ -1,0 +1,93 @@
+//! Pictures of environments: RGB frames, PNG files and animated GIFs.
+//!
+//! A [`Scene`] draws one frame onto any plotters drawing area; the functions
+//! here put scenes into memory or files. Files are written atomically: to a
+//! temporary file beside the target, then renamed over it, so a crash never
+//! leaves a half-written picture under the requested name.
+
+use std::path::{Path, PathBuf};
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+/// Default frame size, Gymnasium's for classic control.
+pub const DEFAULT_SIZE: (u32, u32) = (600, 400);
+
+/// Something that can draw itself as one frame.
+pub trait Scene {
+    /// Draws onto `area`, scaling to its pixel size.
+    fn draw<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>>;
+}
+
+/// Why a picture could not be made or written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot render to {path}: {message}")]
+pub struct RenderError {
+    /// The file (or `"<memory>"`).
+    pub path: PathBuf,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl RenderError {
+    fn at(path: &Path, message: impl ToString) -> Self {
+        Self { path: path.to_owned(), message: message.to_string() }
+    }
+}
+
+/// The scene as RGB bytes, row-major, `3 * width * height` long.
+pub fn rgb_frame<S: Scene>(scene: &S, (width, height): (u32, u32)) -> Result<Vec<u8>, RenderError> {
+    let memory = Path::new("<memory>");
+    let mut buffer = vec![0u8; 3 * width as usize * height as usize];
+    {
+        let area = BitMapBackend::with_buffer(&mut buffer, (width, height)).into_drawing_area();
+        scene.draw(&area).map_err(|e| RenderError::at(memory, e))?;
+        area.present().map_err(|e| RenderError::at(memory, e))?;
+    }
+    Ok(buffer)
+}
+
+/// Writes the scene as a PNG file.
+pub fn save_png<S: Scene>(scene: &S, path: &Path, size: (u32, u32)) -> Result<(), RenderError> {
+    write_atomically(path, "png", |tmp| {
+        let area = BitMapBackend::new(tmp, size).into_drawing_area();
+        scene.draw(&area).map_err(|e| RenderError::at(path, e))?;
+        area.present().map_err(|e| RenderError::at(path, e))
+    })
+}
+
+/// Writes the scenes as an animated GIF, `frame_delay_ms` per frame.
+pub fn save_gif<S: Scene>(scenes: &[S], path: &Path, size: (u32, u32), frame_delay_ms: u32) -> Result<(), RenderError> {
+    if scenes.is_empty() {
+        return Err(RenderError::at(path, "no frames to write"));
+    }
+    write_atomically(path, "gif", |tmp| {
+        let backend = BitMapBackend::gif(tmp, size, frame_delay_ms).map_err(|e| RenderError::at(path, e))?;
+        let area = backend.into_drawing_area();
+        for scene in scenes {
+            scene.draw(&area).map_err(|e| RenderError::at(path, e))?;
+            area.present().map_err(|e| RenderError::at(path, e))?;
+        }
+        Ok(())
+    })
+}
+
+/// Runs `write` on a temporary path beside `path` (with `extension`, which
+/// plotters reads to pick the format), then renames it to `path`.
+fn write_atomically(
+    path: &Path,
+    extension: &str,
+    write: impl FnOnce(&Path) -> Result<(), RenderError>,
+) -> Result<(), RenderError> {
+    let name = path.file_name().ok_or_else(|| RenderError::at(path, "not a file path"))?;
+    let tmp = path.with_file_name(format!(".{}.{}.tmp.{extension}", name.to_string_lossy(), std::process::id()));
+    let result = write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| RenderError::at(path, e)));
+    if result.is_err() {
+        // Best effort: the temporary file may not exist if writing failed early.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

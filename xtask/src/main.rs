@@ -1,0 +1,41 @@
+//! `cargo xtask`: the project's runner (aliased in `.cargo/config.toml`).
+//!
+//! Run it without arguments for the list of commands.
+
+mod env_info;
+
+use clap::{Parser, Subcommand};
+
+/// The rlhf runner: environments, training, evaluation and benchmarks.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", version, arg_required_else_help = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print an environment's spaces and play a sample episode (optionally as a GIF).
+    EnvInfo(env_info::EnvInfoArgs),
+    /// Validate an environment against the Env contract (spaces, determinism, episode ends).
+    CheckEnv(env_info::CheckEnvArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match Cli::parse().command {
+        Command::EnvInfo(args) => env_info::env_info(&args),
+        Command::CheckEnv(args) => env_info::check_env(&args),
+    };
+    match result {
+        // The reader went away (`cargo xtask ... | head`): nothing left to say.
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => {
+            Ok(())
+        }
+        other => other,
+    }
+}
