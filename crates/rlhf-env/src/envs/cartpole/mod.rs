@@ -132,8 +132,7 @@ impl CartPole {
     pub fn dynamics(state: [f64; 4], push_right: bool, integrator: Integrator) -> [f64; 4] {
         let [x, x_dot, theta, theta_dot] = state;
         let force = if push_right { FORCE_MAG } else { -FORCE_MAG };
-        let costheta = theta.cos();
-        let sintheta = theta.sin();
+        let (sintheta, costheta) = theta.sin_cos();
         let temp = (force + POLEMASS_LENGTH * (theta_dot * theta_dot) * sintheta) / TOTAL_MASS;
         let thetaacc = (GRAVITY * sintheta - costheta * temp)
             / (HALF_POLE_LENGTH * (4.0 / 3.0 - MASS_POLE * (costheta * costheta) / TOTAL_MASS));
