@@ -39,3 +39,17 @@ fn main() -> anyhow::Result<()> {
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_valid_and_parses_env_info() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["xtask", "env-info", "cartpole", "--seed", "3", "--gif", "a.gif"]).unwrap();
+        assert!(matches!(cli.command, Command::EnvInfo(_)));
+        assert!(Cli::try_parse_from(["xtask", "env-info"]).is_err(), "the environment is required");
+    }
+}

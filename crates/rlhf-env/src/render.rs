@@ -91,3 +91,45 @@ fn write_atomically(
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envs::cartpole::CartPoleScene;
+
+    fn scratch_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("rlhf-render-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn png_and_gif_files_are_written_whole_and_nothing_else_is_left() {
+        let dir = scratch_dir("files");
+        let scenes: Vec<CartPoleScene> =
+            (0..5).map(|i| CartPoleScene { state: [0.1 * f64::from(i), 0.0, 0.05 * f64::from(i), 0.0] }).collect();
+        save_png(&scenes[0], &dir.join("frame.png"), (120, 80)).unwrap();
+        save_gif(&scenes, &dir.join("episode.gif"), (120, 80), 20).unwrap();
+        let png = std::fs::read(dir.join("frame.png")).unwrap();
+        let gif = std::fs::read(dir.join("episode.gif")).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        assert_eq!(&gif[..6], b"GIF89a");
+        // One image descriptor (0x2C after a graphic control block) per frame.
+        let frames = gif.windows(2).filter(|w| w == &[0x00, 0x2C]).count();
+        assert!(frames >= 5, "{frames} frames");
+        let mut names: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        assert_eq!(names, ["episode.gif", "frame.png"]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn unwritable_paths_and_empty_episodes_are_errors_naming_the_file() {
+        let missing = Path::new("/nonexistent-dir/x.png");
+        let err = save_png(&CartPoleScene { state: [0.0; 4] }, missing, (60, 40)).unwrap_err();
+        assert!(err.to_string().starts_with("cannot render to /nonexistent-dir/x.png"), "{err}");
+        let err = save_gif::<CartPoleScene>(&[], Path::new("e.gif"), (60, 40), 20).unwrap_err();
+        assert_eq!(err.to_string(), "cannot render to e.gif: no frames to write");
+    }
+}

@@ -1,9 +1,35 @@
-//! The model layer: Q-networks written in burn and generic over its
-//! `Backend`, text featurisation for the voice-assistant environments, and
-//! checkpoints.
+//! The model layer: Q-networks in burn, generic over the backend.
 //!
-//! Architecture invariant: this crate depends on `rlhf-env` (for spaces and
-//! environment metadata) and on burn, never on `rlhf-algo` or above.
+//! - [`QNetworkConfig`] builds a [`QNetwork<B>`]: an MLP from observations to
+//!   one Q-value per action, optionally with a dueling head. Weights are drawn
+//!   from a seed you pass, with the project's own portable generator, so the
+//!   same seed gives the same network on every backend.
+//! - [`HostQNetwork`]: a plain-`Vec<f32>` copy of a network's weights that
+//!   computes Q-values and greedy actions for one observation in about a
+//!   microsecond, for the hot path of acting in an environment, where burn's
+//!   per-call overhead would dominate.
+//! - [`backend`]: the concrete backends, each behind a cargo feature
+//!   (`flex`, the default; `ndarray`; `wgpu`).
 //!
-//! It is empty until the Q-network issue (#4) fills it; nothing here pretends
-//! to work before then.
+//! ```
+//! use rlhf_model::{QNetworkConfig, backend::{CpuBackend, cpu_device}};
+//!
+//! let net = QNetworkConfig::new(4, 2).with_hidden(vec![32, 32]).init::<CpuBackend>(&cpu_device(), 7);
+//! let mut host = net.to_host()?;
+//! let action = host.greedy_action(&[0.0, 0.1, -0.02, 0.3])?;
+//! assert!(action < 2);
+//! # Ok::<(), rlhf_model::ModelError>(())
+//! ```
+//!
+//! Architecture invariant: this crate depends on `rlhf-env` and burn, never
+//! on `rlhf-algo` or above; library code is generic over `B: Backend`, and
+//! only [`backend`] names concrete ones.
+
+pub mod backend;
+mod error;
+mod host;
+mod qnetwork;
+
+pub use error::ModelError;
+pub use host::{HostQNetwork, argmax};
+pub use qnetwork::{Activation, QNetwork, QNetworkConfig};

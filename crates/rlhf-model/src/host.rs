@@ -1,0 +1,156 @@
+//! A host-memory copy of a Q-network for acting on one observation at a time.
+//!
+//! Acting is on the hot path of every environment step, with a batch of one.
+//! There a burn call costs microseconds of dispatch for a few thousand
+//! multiply-adds, so the weights are copied out (after each burst of
+//! gradient steps) and evaluated with plain loops. The arithmetic is the same
+//! MLP as [`crate::QNetwork::forward`]; the tests check both give the same
+//! actions and Q-values to float rounding.
+
+use crate::error::ModelError;
+use crate::qnetwork::Activation;
+
+/// One dense layer: `out = x · W + b`, `W` row-major `[d_in, d_out]` as burn stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct HostLinear {
+    pub(crate) d_in: usize,
+    pub(crate) d_out: usize,
+    pub(crate) weight: Vec<f32>,
+    pub(crate) bias: Vec<f32>,
+}
+
+impl HostLinear {
+    fn forward(&self, x: &[f32], out: &mut Vec<f32>) {
+        out.clear();
+        out.extend_from_slice(&self.bias);
+        for (xi, row) in x.iter().zip(self.weight.chunks_exact(self.d_out)) {
+            for (o, w) in out.iter_mut().zip(row) {
+                *o += xi * w;
+            }
+        }
+    }
+}
+
+/// A Q-network's weights in host memory, evaluated one observation at a time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostQNetwork {
+    hidden: Vec<HostLinear>,
+    head: HostLinear,
+    value: Option<HostLinear>,
+    activation: Activation,
+    /// Scratch buffers reused by every call, so acting allocates nothing.
+    scratch: [Vec<f32>; 2],
+    q: Vec<f32>,
+}
+
+impl HostQNetwork {
+    pub(crate) fn new(
+        hidden: Vec<HostLinear>,
+        head: HostLinear,
+        value: Option<HostLinear>,
+        activation: Activation,
+    ) -> Self {
+        let widest = hidden.iter().map(|l| l.d_out).chain([head.d_in, head.d_out]).max().unwrap_or(1);
+        let q = Vec::with_capacity(head.d_out);
+        Self { hidden, head, value, activation, scratch: [Vec::with_capacity(widest), Vec::with_capacity(widest)], q }
+    }
+
+    /// The input size.
+    pub fn obs_dim(&self) -> usize {
+        self.hidden.first().unwrap_or(&self.head).d_in
+    }
+
+    /// The number of actions.
+    pub fn n_actions(&self) -> usize {
+        self.head.d_out
+    }
+
+    /// The Q-value of every action for one observation.
+    pub fn q_values(&mut self, obs: &[f32]) -> Result<&[f32], ModelError> {
+        if obs.len() != self.obs_dim() {
+            return Err(ModelError::ShapeMismatch { what: "observation", expected: self.obs_dim(), found: obs.len() });
+        }
+        let [a, b] = &mut self.scratch;
+        a.clear();
+        a.extend_from_slice(obs);
+        for layer in &self.hidden {
+            layer.forward(a, b);
+            match self.activation {
+                Activation::Relu => b.iter_mut().for_each(|v| *v = v.max(0.0)),
+                Activation::Tanh => b.iter_mut().for_each(|v| *v = v.tanh()),
+            }
+            std::mem::swap(a, b);
+        }
+        self.head.forward(a, &mut self.q);
+        if let Some(value) = &self.value {
+            value.forward(a, b);
+            let mean = self.q.iter().sum::<f32>() / self.q.len() as f32;
+            let v = b[0];
+            self.q.iter_mut().for_each(|q| *q = v + *q - mean);
+        }
+        Ok(&self.q)
+    }
+
+    /// The action with the largest Q-value (the first one on ties).
+    pub fn greedy_action(&mut self, obs: &[f32]) -> Result<usize, ModelError> {
+        Ok(argmax(self.q_values(obs)?))
+    }
+}
+
+/// Index of the largest value, the first on ties; 0 for an empty slice.
+pub fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, v) in values.iter().enumerate() {
+        if *v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::QNetworkConfig;
+    use crate::backend::{CpuBackend, cpu_device};
+    use burn::tensor::{Tensor, TensorData};
+    use rlhf_env::rng::{seeded_rng, uniform_f64};
+
+    #[test]
+    fn host_copy_agrees_with_burn_forward() {
+        for (dueling, activation) in [(false, Activation::Relu), (true, Activation::Relu), (false, Activation::Tanh)] {
+            let config =
+                QNetworkConfig::new(6, 3).with_hidden(vec![32, 16]).with_dueling(dueling).with_activation(activation);
+            let net = config.init::<CpuBackend>(&cpu_device(), 5);
+            let mut host = net.to_host().unwrap();
+            let mut rng = seeded_rng(1);
+            let batch = 200;
+            let obs: Vec<f32> = (0..batch * 6).map(|_| uniform_f64(&mut rng, -3.0, 3.0) as f32).collect();
+            let q_burn = net.forward(Tensor::from_data(TensorData::new(obs.clone(), [batch, 6]), &cpu_device()));
+            let q_burn = q_burn.into_data().to_vec::<f32>().unwrap();
+            let mut agree = 0;
+            for (row, q_row) in obs.chunks(6).zip(q_burn.chunks(3)) {
+                let q_host = host.q_values(row).unwrap().to_vec();
+                for (a, b) in q_host.iter().zip(q_row) {
+                    assert!((a - b).abs() < 1e-4, "{q_host:?} vs {q_row:?}");
+                }
+                agree += usize::from(host.greedy_action(row).unwrap() == argmax(q_row));
+            }
+            // Actions can differ only where two Q-values tie to within rounding.
+            assert!(agree >= batch - 1, "{agree} of {batch} greedy actions agree");
+        }
+    }
+
+    #[test]
+    fn wrong_observation_size_is_an_error() {
+        let mut host = QNetworkConfig::new(4, 2).init::<CpuBackend>(&cpu_device(), 0).to_host().unwrap();
+        let err = host.q_values(&[1.0, 2.0]).unwrap_err();
+        assert_eq!(err.to_string(), "observation: expected 4 values, found 2");
+    }
+
+    #[test]
+    fn argmax_takes_the_first_of_ties() {
+        assert_eq!(argmax(&[1.0, 3.0, 3.0, -1.0]), 1);
+        assert_eq!(argmax(&[]), 0);
+    }
+}

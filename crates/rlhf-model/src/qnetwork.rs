@@ -1,0 +1,217 @@
+//! The Q-network: observations in, one Q-value per action out.
+
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::tensor::activation;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use rlhf_env::rng::{seeded_rng, uniform_f64};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ModelError;
+use crate::host::{HostLinear, HostQNetwork};
+
+/// The nonlinearity between hidden layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// `max(0, x)` (Stable-Baselines3's default for DQN).
+    #[default]
+    Relu,
+    /// `tanh(x)`.
+    Tanh,
+}
+
+impl Activation {
+    fn apply<B: Backend>(self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        match self {
+            Activation::Relu => activation::relu(x),
+            Activation::Tanh => activation::tanh(x),
+        }
+    }
+}
+
+/// Configuration of a [`QNetwork`].
+#[derive(Config, Debug, PartialEq)]
+pub struct QNetworkConfig {
+    /// Length of the (flat) observation.
+    pub obs_dim: usize,
+    /// Number of discrete actions: the output size.
+    pub n_actions: usize,
+    /// Widths of the hidden layers, input side first.
+    #[config(default = "vec![64, 64]")]
+    pub hidden: Vec<usize>,
+    /// Nonlinearity after each hidden layer.
+    #[config(default = "Activation::Relu")]
+    pub activation: Activation,
+    /// Dueling head (Wang et al. 2016): `Q = V + A - mean(A)`.
+    #[config(default = false)]
+    pub dueling: bool,
+}
+
+impl QNetworkConfig {
+    /// Builds the network on `device`, its weights drawn from `seed`.
+    ///
+    /// Every weight and bias of a layer with `fan_in` inputs is uniform in
+    /// `±1/sqrt(fan_in)` (PyTorch's default for `nn.Linear`, which
+    /// Stable-Baselines3 uses), drawn in a fixed order from the project's
+    /// portable generator: the same seed gives the same network on every
+    /// backend and machine.
+    pub fn init<B: Backend>(&self, device: &B::Device, seed: u64) -> QNetwork<B> {
+        let mut rng = seeded_rng(seed);
+        let mut linear = |d_in: usize, d_out: usize| {
+            let bound = 1.0 / (d_in.max(1) as f64).sqrt();
+            let mut draw = |n: usize| (0..n).map(|_| uniform_f64(&mut rng, -bound, bound) as f32).collect::<Vec<_>>();
+            let weight = draw(d_in * d_out);
+            let bias = draw(d_out);
+            Linear {
+                weight: Param::from_tensor(Tensor::from_data(TensorData::new(weight, [d_in, d_out]), device)),
+                bias: Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [d_out]), device))),
+            }
+        };
+        let mut widths = vec![self.obs_dim];
+        widths.extend(&self.hidden);
+        let hidden = widths.windows(2).map(|w| linear(w[0], w[1])).collect();
+        let last = *widths.last().unwrap_or(&self.obs_dim);
+        let head = linear(last, self.n_actions);
+        let value = self.dueling.then(|| linear(last, 1));
+        QNetwork { hidden, head, value, activation: self.activation }
+    }
+}
+
+/// An MLP Q-network, generic over the burn backend.
+#[derive(Module, Debug)]
+pub struct QNetwork<B: Backend> {
+    hidden: Vec<Linear<B>>,
+    /// Q-values, or advantages with a dueling head.
+    head: Linear<B>,
+    /// State value of the dueling head.
+    value: Option<Linear<B>>,
+    #[module(skip)]
+    activation: Activation,
+}
+
+impl<B: Backend> QNetwork<B> {
+    /// Q-values of a batch of observations.
+    ///
+    /// `obs: [batch, obs_dim]` → `[batch, n_actions]`.
+    pub fn forward(&self, obs: Tensor<B, 2>) -> Tensor<B, 2> {
+        let features = self.hidden.iter().fold(obs, |x, layer| self.activation.apply(layer.forward(x)));
+        let q = self.head.forward(features.clone());
+        match &self.value {
+            None => q,
+            Some(value) => {
+                let advantage_mean = q.clone().mean_dim(1);
+                value.forward(features) + q - advantage_mean
+            }
+        }
+    }
+
+    /// The input size.
+    pub fn obs_dim(&self) -> usize {
+        let first = self.hidden.first().unwrap_or(&self.head);
+        first.weight.dims()[0]
+    }
+
+    /// The number of actions.
+    pub fn n_actions(&self) -> usize {
+        self.head.weight.dims()[1]
+    }
+
+    /// A host copy of the weights, for fast single-observation inference.
+    pub fn to_host(&self) -> Result<HostQNetwork, ModelError> {
+        let read = |layer: &Linear<B>, name: String| -> Result<HostLinear, ModelError> {
+            let [d_in, d_out] = layer.weight.dims();
+            let to_vec = |tensor: TensorData, what: &str| {
+                tensor
+                    .to_vec::<f32>()
+                    .map_err(|e| ModelError::TensorRead { what: what.to_owned(), message: format!("{e:?}") })
+            };
+            let weight = to_vec(layer.weight.val().into_data(), &format!("{name}.weight"))?;
+            let bias = match &layer.bias {
+                Some(bias) => to_vec(bias.val().into_data(), &format!("{name}.bias"))?,
+                None => vec![0.0; d_out],
+            };
+            Ok(HostLinear { d_in, d_out, weight, bias })
+        };
+        let hidden =
+            self.hidden.iter().enumerate().map(|(i, l)| read(l, format!("hidden.{i}"))).collect::<Result<_, _>>()?;
+        let head = read(&self.head, "head".into())?;
+        let value = self.value.as_ref().map(|l| read(l, "value".into())).transpose()?;
+        Ok(HostQNetwork::new(hidden, head, value, self.activation))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{CpuBackend, cpu_device};
+
+    type B = CpuBackend;
+
+    fn q_of(net: &QNetwork<B>, obs: &[f32]) -> Vec<f32> {
+        let input = Tensor::<B, 2>::from_data(TensorData::new(obs.to_vec(), [1, obs.len()]), &cpu_device());
+        net.forward(input).into_data().to_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn a_one_layer_network_computes_by_hand() {
+        // No hidden layers: Q = obs · W + b. Set W and b by hand.
+        let mut net = QNetworkConfig::new(2, 2).with_hidden(vec![]).init::<B>(&cpu_device(), 0);
+        let device = cpu_device();
+        net.head.weight =
+            Param::from_tensor(Tensor::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0], [2, 2]), &device));
+        net.head.bias = Some(Param::from_tensor(Tensor::from_data(TensorData::new(vec![0.5f32, -0.5], [2]), &device)));
+        // [1, -1] · [[1, 2], [3, 4]] = [-2, -2]; plus bias.
+        assert_eq!(q_of(&net, &[1.0, -1.0]), vec![-1.5, -2.5]);
+    }
+
+    #[test]
+    fn relu_hidden_layer_by_hand() {
+        let device = cpu_device();
+        let mut net = QNetworkConfig::new(1, 1).with_hidden(vec![2]).init::<B>(&device, 0);
+        let tensor2 =
+            |v: Vec<f32>, shape: [usize; 2]| Param::from_tensor(Tensor::from_data(TensorData::new(v, shape), &device));
+        let tensor1 =
+            |v: Vec<f32>| Param::from_tensor(Tensor::from_data(TensorData::new(v.clone(), [v.len()]), &device));
+        net.hidden[0].weight = tensor2(vec![1.0, -1.0], [1, 2]);
+        net.hidden[0].bias = Some(tensor1(vec![0.0, 0.0]));
+        net.head.weight = tensor2(vec![2.0, 3.0], [2, 1]);
+        net.head.bias = Some(tensor1(vec![1.0]));
+        // x = 2: hidden relu([2, -2]) = [2, 0]; Q = 2·2 + 0·3 + 1 = 5.
+        assert_eq!(q_of(&net, &[2.0]), vec![5.0]);
+        // x = -1: hidden relu([-1, 1]) = [0, 1]; Q = 3 + 1 = 4.
+        assert_eq!(q_of(&net, &[-1.0]), vec![4.0]);
+    }
+
+    #[test]
+    fn dueling_head_is_value_plus_centred_advantage() {
+        let net = QNetworkConfig::new(3, 4).with_dueling(true).init::<B>(&cpu_device(), 1);
+        let obs = [0.3, -0.2, 0.9];
+        let q = q_of(&net, &obs);
+        // Recompute V and A from the same layers without the combination.
+        let plain = QNetwork::<B> { value: None, ..net.clone() };
+        let advantage = q_of(&plain, &obs);
+        let mean = advantage.iter().sum::<f32>() / 4.0;
+        let value = q[0] - (advantage[0] - mean);
+        for (qa, a) in q.iter().zip(&advantage) {
+            assert!((qa - (value + a - mean)).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn same_seed_same_weights_and_shapes() {
+        let config = QNetworkConfig::new(4, 2).with_hidden(vec![8, 8]);
+        let a = config.init::<B>(&cpu_device(), 3);
+        let b = config.init::<B>(&cpu_device(), 3);
+        let c = config.init::<B>(&cpu_device(), 4);
+        let obs = [0.1, 0.2, 0.3, 0.4];
+        assert_eq!(q_of(&a, &obs), q_of(&b, &obs));
+        assert_ne!(q_of(&a, &obs), q_of(&c, &obs));
+        assert_eq!((a.obs_dim(), a.n_actions()), (4, 2));
+        // Bounds: first layer fan-in 4, so |w| <= 1/2.
+        let w = a.hidden[0].weight.val().into_data().to_vec::<f32>().unwrap();
+        assert!(w.iter().all(|v| v.abs() <= 0.5) && w.iter().any(|v| v.abs() > 0.4));
+    }
+}
