@@ -3,6 +3,7 @@
 //! Run it without arguments for the list of commands.
 
 mod env_info;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -18,6 +19,8 @@ struct Cli {
 enum Command {
     /// Print an environment's spaces and play a sample episode (optionally as a GIF).
     EnvInfo(env_info::EnvInfoArgs),
+    /// Train an agent (DQN on CartPole-v1 by default) and write a run folder.
+    Train(train::TrainArgs),
     /// Validate an environment against the Env contract (spaces, determinism, episode ends).
     CheckEnv(env_info::CheckEnvArgs),
 }
@@ -30,6 +33,10 @@ fn main() -> anyhow::Result<()> {
     let result = match Cli::parse().command {
         Command::EnvInfo(args) => env_info::env_info(&args),
         Command::CheckEnv(args) => env_info::check_env(&args),
+        Command::Train(args) => train::train(&args).and_then(|summary| {
+            println!("{}", serde_json::to_string(&summary)?);
+            Ok(())
+        }),
     };
     match result {
         // The reader went away (`cargo xtask ... | head`): nothing left to say.

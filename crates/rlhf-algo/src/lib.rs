@@ -4,9 +4,9 @@
 //!   samples the action space with its own seeded generator.
 //! - [`evaluate`]: plays episodes with a policy and summarises their returns
 //!   ([`EvalReport`]).
-//!
-//! Tabular Q-learning and SARSA, DQN, hindsight replay and fine-tuning are
-//! added by the issues that build them.
+//! - [`replay::ReplayBuffer`]: a seeded ring buffer of transitions.
+//! - [`dqn::Dqn`]: deep Q-learning with target network, double Q and dueling
+//!   options, configured by [`dqn::DqnConfig`] (Stable-Baselines3's names).
 //!
 //! ```
 //! use rlhf_algo::{evaluate, RandomPolicy};
@@ -23,9 +23,12 @@
 //! Architecture invariant: algorithms see environments only through the
 //! `rlhf_env::Env` trait and networks only through `rlhf-model`.
 
+pub mod dqn;
 mod error;
 mod evaluation;
 mod policy;
+pub mod replay;
+pub mod schedule;
 
 pub use error::AlgoError;
 pub use evaluation::{EvalReport, evaluate};

@@ -1,0 +1,357 @@
+use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param};
+use burn::nn::loss::{HuberLossConfig, MseLoss, Reduction};
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::grad_clipping::GradientClippingConfig;
+use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use rlhf_env::rng::{EnvRng, seeded_rng, uniform_f64, uniform_index};
+use rlhf_env::{BoxSpace, Discrete, Env};
+use rlhf_model::{HostQNetwork, QNetwork, QNetworkConfig};
+
+use super::config::{DqnConfig, LossKind};
+use super::td::td_targets;
+use crate::error::AlgoError;
+use crate::evaluation::{EvalReport, evaluate};
+use crate::replay::{ReplayBatch, ReplayBuffer};
+
+/// What happened during [`Dqn::learn`], for logging and metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrainEvent {
+    /// A training episode ended.
+    Episode {
+        /// Environment steps so far.
+        step: u64,
+        /// Undiscounted return of the episode.
+        episode_return: f64,
+        /// Its length.
+        length: usize,
+        /// Exploration rate at its end.
+        epsilon: f64,
+    },
+    /// A burst of gradient steps finished.
+    Train {
+        /// Environment steps so far.
+        step: u64,
+        /// Gradient steps so far.
+        gradient_updates: u64,
+        /// Mean loss over the burst.
+        loss: f64,
+        /// Mean Q(s, a) of the sampled transitions over the burst.
+        mean_q: f64,
+    },
+    /// A greedy evaluation finished.
+    Eval {
+        /// Environment steps so far.
+        step: u64,
+        /// The evaluation episodes.
+        report: EvalReport,
+    },
+}
+
+/// Periodic greedy evaluation on a separate environment.
+#[derive(Debug)]
+pub struct EvalSchedule<'a, E> {
+    /// The evaluation environment (its own copy, its own seeds).
+    pub env: &'a mut E,
+    /// Environment steps between evaluations.
+    pub every: u64,
+    /// Episodes per evaluation.
+    pub episodes: usize,
+    /// Seeds of the evaluations: the one at step `t` uses `seed + t`.
+    pub seed: u64,
+}
+
+/// A DQN agent: online and target Q-networks, Adam, replay and exploration.
+///
+/// The training loop ([`Dqn::learn`]) reads as CleanRL's: act ε-greedily,
+/// store the transition, every `train_freq` steps take `gradient_steps`
+/// gradient steps on sampled batches, every `target_update_interval` steps
+/// move the target network towards the online one. Acting uses a host copy
+/// of the online weights ([`HostQNetwork`]), refreshed after every burst of
+/// gradient steps, so the action is the one `forward` would pick.
+pub struct Dqn<B: AutodiffBackend> {
+    config: DqnConfig,
+    device: B::Device,
+    online: QNetwork<B>,
+    target: QNetwork<B::InnerBackend>,
+    optimizer: OptimizerAdaptor<Adam, QNetwork<B>, B>,
+    acting: HostQNetwork,
+    replay: ReplayBuffer,
+    batch: ReplayBatch,
+    rng: EnvRng,
+    obs_dim: usize,
+    n_actions: usize,
+    num_timesteps: u64,
+    gradient_updates: u64,
+    /// The episode in progress between calls to `learn`.
+    episode: Option<EpisodeProgress>,
+}
+
+/// Where the training episode stands.
+#[derive(Debug, Clone)]
+struct EpisodeProgress {
+    obs: Vec<f32>,
+    episode_return: f64,
+    length: usize,
+}
+
+impl<B: AutodiffBackend> Dqn<B> {
+    /// An untrained agent for observations of `obs_dim` floats and `n_actions` actions.
+    pub fn new(config: DqnConfig, obs_dim: usize, n_actions: usize, device: B::Device) -> Result<Self, AlgoError> {
+        config.validate()?;
+        if obs_dim == 0 || n_actions == 0 {
+            return Err(AlgoError::InvalidConfig {
+                field: "env",
+                reason: format!("needs observations and actions, got obs_dim {obs_dim}, n_actions {n_actions}"),
+            });
+        }
+        let net_config = QNetworkConfig::new(obs_dim, n_actions)
+            .with_hidden(config.net_arch.clone())
+            .with_activation(config.activation)
+            .with_dueling(config.dueling);
+        let online: QNetwork<B> = net_config.init(&device, config.seed);
+        let target = online.valid();
+        let optimizer = AdamConfig::new()
+            .with_epsilon(1e-8)
+            .with_grad_clipping(Some(GradientClippingConfig::Norm(config.max_grad_norm as f32)))
+            .init();
+        let acting = online.to_host()?;
+        let replay = ReplayBuffer::new(config.buffer_size, obs_dim)?;
+        // The exploration/replay stream is decorrelated from the init stream.
+        let rng = seeded_rng(config.seed ^ 0x9E37_79B9_7F4A_7C15);
+        Ok(Self {
+            config,
+            device,
+            online,
+            target,
+            optimizer,
+            acting,
+            replay,
+            batch: ReplayBatch::default(),
+            rng,
+            obs_dim,
+            n_actions,
+            num_timesteps: 0,
+            gradient_updates: 0,
+            episode: None,
+        })
+    }
+
+    /// An agent sized for `env`'s flat box observations and discrete actions.
+    pub fn for_env<E>(config: DqnConfig, env: &E, device: B::Device) -> Result<Self, AlgoError>
+    where
+        E: Env<ObsSpace = BoxSpace, ActionSpace = Discrete>,
+    {
+        Self::new(config, env.observation_space().flat_dim(), env.action_space().n(), device)
+    }
+
+    /// The hyperparameters.
+    pub fn config(&self) -> &DqnConfig {
+        &self.config
+    }
+
+    /// The online network.
+    pub fn online(&self) -> &QNetwork<B> {
+        &self.online
+    }
+
+    /// Environment steps taken by [`Dqn::learn`] so far.
+    pub fn num_timesteps(&self) -> u64 {
+        self.num_timesteps
+    }
+
+    /// Gradient steps taken so far.
+    pub fn gradient_updates(&self) -> u64 {
+        self.gradient_updates
+    }
+
+    /// The greedy action of the current online network.
+    pub fn greedy_action(&mut self, obs: &[f32]) -> Result<usize, AlgoError> {
+        Ok(self.acting.greedy_action(obs)?)
+    }
+
+    /// A copy of the greedy policy for evaluation.
+    pub fn greedy_policy(&self) -> HostQNetwork {
+        self.acting.clone()
+    }
+
+    /// Trains for `steps` more environment steps, reporting events to
+    /// `observer` and evaluating greedily on `eval` when given.
+    ///
+    /// The first call resets `env` with the config's seed; later calls carry
+    /// on the same episode, so `learn(env, a)` then `learn(env, b)` is the
+    /// same as `learn(env, a + b)`. Exploration follows the schedule over
+    /// `config.total_timesteps`.
+    pub fn learn<E>(
+        &mut self,
+        env: &mut E,
+        steps: u64,
+        mut eval: Option<EvalSchedule<'_, E>>,
+        mut observer: impl FnMut(&TrainEvent),
+    ) -> Result<(), AlgoError>
+    where
+        E: Env<Action = usize>,
+        E::Obs: AsRef<[f32]>,
+    {
+        let schedule = self.config.exploration_schedule();
+        if self.episode.is_none() {
+            let (obs, _) = env.reset(Some(self.config.seed));
+            self.episode = Some(EpisodeProgress { obs: obs.as_ref().to_vec(), episode_return: 0.0, length: 0 });
+        }
+        for _ in 0..steps {
+            let Some(episode) = self.episode.as_mut() else { break };
+            // Collect.
+            let epsilon = schedule.value(self.num_timesteps, self.config.total_timesteps);
+            let explore =
+                self.num_timesteps < self.config.learning_starts || uniform_f64(&mut self.rng, 0.0, 1.0) < epsilon;
+            let action = if explore {
+                uniform_index(&mut self.rng, self.n_actions)
+            } else {
+                self.acting.greedy_action(&episode.obs)?
+            };
+            let transition = env.step(action)?;
+            let next_obs = transition.obs.as_ref();
+            self.replay.push(&episode.obs, action, transition.reward as f32, next_obs, transition.terminated)?;
+            self.num_timesteps += 1;
+            episode.episode_return += transition.reward;
+            episode.length += 1;
+            episode.obs.copy_from_slice(next_obs);
+            if transition.done() {
+                observer(&TrainEvent::Episode {
+                    step: self.num_timesteps,
+                    episode_return: episode.episode_return,
+                    length: episode.length,
+                    epsilon,
+                });
+                let (obs, _) = env.reset(None);
+                *episode = EpisodeProgress { obs: obs.as_ref().to_vec(), episode_return: 0.0, length: 0 };
+            }
+
+            // Update.
+            if self.num_timesteps > self.config.learning_starts && self.num_timesteps.is_multiple_of(self.config.train_freq) {
+                let (mut loss_sum, mut q_sum) = (0.0, 0.0);
+                for _ in 0..self.config.gradient_steps {
+                    let (loss, mean_q) = self.gradient_step()?;
+                    loss_sum += loss;
+                    q_sum += mean_q;
+                }
+                self.acting = self.online.to_host()?;
+                let n = self.config.gradient_steps.max(1) as f64;
+                observer(&TrainEvent::Train {
+                    step: self.num_timesteps,
+                    gradient_updates: self.gradient_updates,
+                    loss: loss_sum / n,
+                    mean_q: q_sum / n,
+                });
+            }
+            if self.num_timesteps.is_multiple_of(self.config.target_update_interval) {
+                self.update_target();
+            }
+
+            // Evaluate.
+            if let Some(schedule) = eval.as_mut()
+                && self.num_timesteps.is_multiple_of(schedule.every.max(1))
+            {
+                let seed = schedule.seed.wrapping_add(self.num_timesteps);
+                let report = self.evaluate(schedule.env, schedule.episodes, seed)?;
+                observer(&TrainEvent::Eval { step: self.num_timesteps, report });
+            }
+        }
+        Ok(())
+    }
+
+    /// Plays `episodes` greedy episodes on `env` (first reset seeded with `seed`).
+    pub fn evaluate<E>(&self, env: &mut E, episodes: usize, seed: u64) -> Result<EvalReport, AlgoError>
+    where
+        E: Env<Action = usize>,
+        E::Obs: AsRef<[f32]>,
+    {
+        let mut policy = self.acting.clone();
+        // Observation sizes were checked when the agent was built for this env.
+        let mut act = |obs: &E::Obs| policy.greedy_action(obs.as_ref()).unwrap_or(0);
+        evaluate(env, &mut act, episodes, seed)
+    }
+
+    /// One gradient step on a sampled batch; returns (loss, mean Q(s, a)).
+    fn gradient_step(&mut self) -> Result<(f64, f64), AlgoError> {
+        let batch_size = self.config.batch_size;
+        self.replay.sample_into(batch_size, &mut self.rng, &mut self.batch)?;
+        let device = &self.device;
+        let obs_dim = self.obs_dim;
+        let batch = &self.batch;
+        let floats2 = |v: &[f32]| TensorData::new(v.to_vec(), [batch_size, obs_dim]);
+        let floats1 = |v: &[f32]| TensorData::new(v.to_vec(), [batch_size]);
+
+        // Targets, without gradients, on the inner backend.
+        let next_obs = Tensor::<B::InnerBackend, 2>::from_data(floats2(&batch.next_obs), device);
+        let next_q_target = self.target.forward(next_obs.clone());
+        let next_q_online = self.config.double_q.then(|| self.online.valid().forward(next_obs));
+        let targets = td_targets(
+            Tensor::from_data(floats1(&batch.rewards), device),
+            Tensor::from_data(floats1(&batch.terminated), device),
+            next_q_target,
+            next_q_online,
+            self.config.gamma,
+        );
+        let targets = Tensor::<B, 1>::from_inner(targets);
+
+        // Q(s, a) with gradients.
+        let obs = Tensor::<B, 2>::from_data(floats2(&batch.obs), device);
+        let actions = Tensor::<B, 2, Int>::from_data(TensorData::new(batch.actions.clone(), [batch_size, 1]), device);
+        let q_taken: Tensor<B, 1> = self.online.forward(obs).gather(1, actions).squeeze_dim(1);
+        let mean_q = f64::from(q_taken.clone().mean().into_scalar().elem::<f32>());
+        let loss = match self.config.loss {
+            LossKind::Huber => HuberLossConfig::new(1.0).init().forward(q_taken, targets, Reduction::Mean),
+            LossKind::Mse => MseLoss::new().forward(q_taken, targets, Reduction::Mean),
+        };
+        let loss_value = f64::from(loss.clone().into_scalar().elem::<f32>());
+        let grads = GradientsParams::from_grads(loss.backward(), &self.online);
+        self.online = self.optimizer.step(self.config.learning_rate, self.online.clone(), grads);
+        self.gradient_updates += 1;
+        Ok((loss_value, mean_q))
+    }
+
+    /// Hard copy (`tau = 1`) or Polyak averaging of the target network.
+    fn update_target(&mut self) {
+        let online = self.online.valid();
+        if self.config.tau >= 1.0 {
+            self.target = online;
+            return;
+        }
+        let mut collect = CollectParams::<B::InnerBackend> { tensors: Vec::new() };
+        online.visit(&mut collect);
+        let mut blend = BlendParams { source: collect.tensors.into_iter(), tau: self.config.tau };
+        self.target = self.target.clone().map(&mut blend);
+    }
+}
+
+/// Gathers every float parameter, flattened, in visiting order.
+struct CollectParams<B: Backend> {
+    tensors: Vec<Tensor<B, 1>>,
+}
+
+impl<B: Backend> ModuleVisitor<B> for CollectParams<B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let value = param.val();
+        let n = value.shape().num_elements();
+        self.tensors.push(value.reshape([n]));
+    }
+}
+
+/// Moves each float parameter towards the collected one: `(1 - τ)·θ' + τ·θ`.
+struct BlendParams<B: Backend> {
+    source: std::vec::IntoIter<Tensor<B, 1>>,
+    tau: f64,
+}
+
+impl<B: Backend> ModuleMapper<B> for BlendParams<B> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let Some(source) = self.source.next() else { return param };
+        let tau = self.tau;
+        param.map(|target| {
+            let shape = target.shape();
+            target * (1.0 - tau) + source.reshape(shape) * tau
+        })
+    }
+}

@@ -1,0 +1,173 @@
+use rlhf_model::Activation;
+use serde::{Deserialize, Serialize};
+
+use crate::error::AlgoError;
+use crate::schedule::LinearSchedule;
+
+/// The regression loss on the TD error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LossKind {
+    /// Smooth L1 with δ = 1 (Stable-Baselines3's DQN).
+    #[default]
+    Huber,
+    /// Squared error (CleanRL's DQN).
+    Mse,
+}
+
+/// Hyperparameters of [`super::Dqn`], named as in Stable-Baselines3 so
+/// configurations carry over. Defaults are rl-zoo's tuned CartPole-v1 values
+/// except where noted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DqnConfig {
+    /// Seed of the network initialisation, exploration and replay sampling.
+    pub seed: u64,
+    /// Planned environment steps: the exploration schedule spans this.
+    pub total_timesteps: u64,
+    /// Adam's step size.
+    pub learning_rate: f64,
+    /// Replay capacity in transitions.
+    pub buffer_size: usize,
+    /// Environment steps of random actions before learning starts.
+    pub learning_starts: u64,
+    /// Transitions per gradient step.
+    pub batch_size: usize,
+    /// Polyak coefficient of the target update (1.0 = hard copy).
+    pub tau: f64,
+    /// Discount factor.
+    pub gamma: f64,
+    /// Environment steps between bursts of gradient steps.
+    pub train_freq: u64,
+    /// Gradient steps per burst.
+    pub gradient_steps: u64,
+    /// Environment steps between target-network updates.
+    pub target_update_interval: u64,
+    /// Fraction of training over which epsilon decays.
+    pub exploration_fraction: f64,
+    /// Epsilon at the start.
+    pub exploration_initial_eps: f64,
+    /// Epsilon after the decay.
+    pub exploration_final_eps: f64,
+    /// Gradient clipping threshold, applied to each parameter tensor's L2
+    /// norm (burn clips per tensor; PyTorch's `clip_grad_norm_` clips the
+    /// global norm).
+    pub max_grad_norm: f64,
+    /// Hidden layer widths of the Q-network.
+    pub net_arch: Vec<usize>,
+    /// Hidden nonlinearity.
+    pub activation: Activation,
+    /// Dueling head.
+    pub dueling: bool,
+    /// Double Q-learning: the online network picks the next action, the target network values it.
+    pub double_q: bool,
+    /// TD loss.
+    pub loss: LossKind,
+}
+
+impl Default for DqnConfig {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            total_timesteps: 50_000,
+            learning_rate: 2.3e-3,
+            buffer_size: 100_000,
+            learning_starts: 1_000,
+            batch_size: 64,
+            tau: 1.0,
+            gamma: 0.99,
+            train_freq: 256,
+            gradient_steps: 128,
+            target_update_interval: 10,
+            exploration_fraction: 0.16,
+            exploration_initial_eps: 1.0,
+            exploration_final_eps: 0.04,
+            max_grad_norm: 10.0,
+            net_arch: vec![256, 256],
+            activation: Activation::Relu,
+            dueling: false,
+            double_q: false,
+            loss: LossKind::Huber,
+        }
+    }
+}
+
+impl DqnConfig {
+    /// The epsilon schedule these fields describe.
+    pub fn exploration_schedule(&self) -> LinearSchedule {
+        LinearSchedule {
+            start: self.exploration_initial_eps,
+            end: self.exploration_final_eps,
+            fraction: self.exploration_fraction,
+        }
+    }
+
+    /// Checks every field's range; the error names the first bad field.
+    pub fn validate(&self) -> Result<(), AlgoError> {
+        let bad =
+            |field: &'static str, reason: &str| Err(AlgoError::InvalidConfig { field, reason: reason.to_owned() });
+        let unit = |x: f64| (0.0..=1.0).contains(&x);
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return bad("learning_rate", "must be positive and finite");
+        }
+        if self.total_timesteps == 0 {
+            return bad("total_timesteps", "must be at least 1");
+        }
+        if self.buffer_size == 0 {
+            return bad("buffer_size", "must be at least 1");
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size", "must be at least 1");
+        }
+        if !(self.tau > 0.0 && self.tau <= 1.0) {
+            return bad("tau", "must be in (0, 1]");
+        }
+        if !unit(self.gamma) {
+            return bad("gamma", "must be in [0, 1]");
+        }
+        if self.train_freq == 0 {
+            return bad("train_freq", "must be at least 1");
+        }
+        if self.target_update_interval == 0 {
+            return bad("target_update_interval", "must be at least 1");
+        }
+        if !unit(self.exploration_fraction) {
+            return bad("exploration_fraction", "must be in [0, 1]");
+        }
+        if !unit(self.exploration_initial_eps) {
+            return bad("exploration_initial_eps", "must be in [0, 1]");
+        }
+        if !unit(self.exploration_final_eps) {
+            return bad("exploration_final_eps", "must be in [0, 1]");
+        }
+        if self.max_grad_norm.is_nan() || self.max_grad_norm <= 0.0 {
+            return bad("max_grad_norm", "must be positive");
+        }
+        if self.net_arch.contains(&0) {
+            return bad("net_arch", "layer widths must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_each_bad_field_is_named() {
+        assert!(DqnConfig::default().validate().is_ok());
+        let cases: Vec<(DqnConfig, &str)> = vec![
+            (DqnConfig { learning_rate: 0.0, ..Default::default() }, "learning_rate"),
+            (DqnConfig { gamma: 1.5, ..Default::default() }, "gamma"),
+            (DqnConfig { tau: 0.0, ..Default::default() }, "tau"),
+            (DqnConfig { train_freq: 0, ..Default::default() }, "train_freq"),
+            (DqnConfig { exploration_final_eps: -0.1, ..Default::default() }, "exploration_final_eps"),
+            (DqnConfig { net_arch: vec![64, 0], ..Default::default() }, "net_arch"),
+        ];
+        for (config, field) in cases {
+            let err = config.validate().unwrap_err();
+            assert!(matches!(err, AlgoError::InvalidConfig { field: f, .. } if f == field), "{err}");
+        }
+    }
+}

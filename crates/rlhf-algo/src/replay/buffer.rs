@@ -1,0 +1,233 @@
+use rand::Rng;
+use rlhf_env::rng::uniform_index;
+
+use crate::error::AlgoError;
+
+/// A fixed-capacity ring buffer of transitions `(s, a, r, s', terminated)`
+/// with flat f32 observations.
+///
+/// Only `terminated` is stored: a truncated transition keeps its true next
+/// observation and is bootstrapped like any other, which is what separating
+/// the two flags is for. Once full, the oldest transition is overwritten.
+/// Sampling draws indices uniformly with replacement from a generator the
+/// caller owns and fills a [`ReplayBatch`] whose buffers are reused, so the
+/// steady state allocates nothing.
+#[derive(Debug, Clone)]
+pub struct ReplayBuffer {
+    capacity: usize,
+    obs_dim: usize,
+    obs: Vec<f32>,
+    next_obs: Vec<f32>,
+    actions: Vec<u32>,
+    rewards: Vec<f32>,
+    terminated: Vec<bool>,
+    /// Next slot to write.
+    position: usize,
+    len: usize,
+}
+
+/// A sampled mini-batch, laid out for building tensors.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReplayBatch {
+    /// `[batch, obs_dim]`, row-major.
+    pub obs: Vec<f32>,
+    /// `[batch]`.
+    pub actions: Vec<i64>,
+    /// `[batch]`.
+    pub rewards: Vec<f32>,
+    /// `[batch, obs_dim]`, row-major.
+    pub next_obs: Vec<f32>,
+    /// `[batch]`, 1.0 where the next state is terminal.
+    pub terminated: Vec<f32>,
+}
+
+impl ReplayBatch {
+    /// The number of transitions.
+    pub fn len(&self) -> usize {
+        self.actions.len()
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+}
+
+impl ReplayBuffer {
+    /// An empty buffer for `capacity` transitions of observations of `obs_dim` floats.
+    pub fn new(capacity: usize, obs_dim: usize) -> Result<Self, AlgoError> {
+        if capacity == 0 {
+            return Err(AlgoError::InvalidConfig { field: "buffer_size", reason: "must be at least 1".into() });
+        }
+        Ok(Self {
+            capacity,
+            obs_dim,
+            obs: Vec::with_capacity(capacity * obs_dim),
+            next_obs: Vec::with_capacity(capacity * obs_dim),
+            actions: Vec::with_capacity(capacity),
+            rewards: Vec::with_capacity(capacity),
+            terminated: Vec::with_capacity(capacity),
+            position: 0,
+            len: 0,
+        })
+    }
+
+    /// Stored transitions.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Maximum number of transitions.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Stores a transition, overwriting the oldest one when full.
+    pub fn push(
+        &mut self,
+        obs: &[f32],
+        action: usize,
+        reward: f32,
+        next_obs: &[f32],
+        terminated: bool,
+    ) -> Result<(), AlgoError> {
+        for (what, found) in [("obs", obs.len()), ("next_obs", next_obs.len())] {
+            if found != self.obs_dim {
+                return Err(AlgoError::InvalidConfig {
+                    field: "observation",
+                    reason: format!("{what} has {found} values, the buffer stores {}", self.obs_dim),
+                });
+            }
+        }
+        let action = u32::try_from(action).map_err(|_| AlgoError::InvalidConfig {
+            field: "action",
+            reason: format!("{action} does not fit in u32"),
+        })?;
+        let d = self.obs_dim;
+        if self.len < self.capacity {
+            self.obs.extend_from_slice(obs);
+            self.next_obs.extend_from_slice(next_obs);
+            self.actions.push(action);
+            self.rewards.push(reward);
+            self.terminated.push(terminated);
+            self.len += 1;
+        } else {
+            let i = self.position;
+            self.obs[i * d..(i + 1) * d].copy_from_slice(obs);
+            self.next_obs[i * d..(i + 1) * d].copy_from_slice(next_obs);
+            self.actions[i] = action;
+            self.rewards[i] = reward;
+            self.terminated[i] = terminated;
+        }
+        self.position = (self.position + 1) % self.capacity;
+        Ok(())
+    }
+
+    /// Fills `batch` with `batch_size` transitions drawn uniformly (with
+    /// replacement). Errors when the buffer is empty.
+    pub fn sample_into<R: Rng + ?Sized>(
+        &self,
+        batch_size: usize,
+        rng: &mut R,
+        batch: &mut ReplayBatch,
+    ) -> Result<(), AlgoError> {
+        if self.len == 0 {
+            return Err(AlgoError::InvalidConfig {
+                field: "replay",
+                reason: "cannot sample from an empty buffer".into(),
+            });
+        }
+        let d = self.obs_dim;
+        batch.obs.clear();
+        batch.next_obs.clear();
+        batch.actions.clear();
+        batch.rewards.clear();
+        batch.terminated.clear();
+        for _ in 0..batch_size {
+            let i = uniform_index(rng, self.len);
+            batch.obs.extend_from_slice(&self.obs[i * d..(i + 1) * d]);
+            batch.next_obs.extend_from_slice(&self.next_obs[i * d..(i + 1) * d]);
+            batch.actions.push(i64::from(self.actions[i]));
+            batch.rewards.push(self.rewards[i]);
+            batch.terminated.push(if self.terminated[i] { 1.0 } else { 0.0 });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rlhf_env::rng::seeded_rng;
+
+    fn filled(capacity: usize, pushes: usize) -> ReplayBuffer {
+        let mut buffer = ReplayBuffer::new(capacity, 2).unwrap();
+        for k in 0..pushes {
+            let v = k as f32;
+            buffer.push(&[v, -v], k % 3, v * 10.0, &[v + 0.5, 0.0], k.is_multiple_of(5)).unwrap();
+        }
+        buffer
+    }
+
+    #[test]
+    fn wraps_around_keeping_the_newest_transitions() {
+        let buffer = filled(4, 10);
+        assert_eq!(buffer.len(), 4);
+        // Pushes 6..=9 survive; slot k % 4 holds push k.
+        let mut rewards = buffer.rewards.clone();
+        rewards.sort_by(f32::total_cmp);
+        assert_eq!(rewards, vec![60.0, 70.0, 80.0, 90.0]);
+        assert_eq!(&buffer.obs[2 * 2..3 * 2], &[6.0, -6.0]);
+        assert_eq!(buffer.position, 2);
+    }
+
+    #[test]
+    fn samples_are_consistent_transitions_and_cover_the_buffer() {
+        let buffer = filled(8, 20);
+        let mut rng = seeded_rng(0);
+        let mut batch = ReplayBatch::default();
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..50 {
+            buffer.sample_into(16, &mut rng, &mut batch).unwrap();
+            assert_eq!(batch.len(), 16);
+            for j in 0..16 {
+                let v = batch.obs[2 * j];
+                // Each field belongs to the same push k = v.
+                assert_eq!(batch.obs[2 * j + 1], -v);
+                assert_eq!(batch.rewards[j], v * 10.0);
+                assert_eq!(batch.next_obs[2 * j], v + 0.5);
+                assert_eq!(batch.actions[j], (v as i64) % 3);
+                assert_eq!(batch.terminated[j], if (v as usize).is_multiple_of(5) { 1.0 } else { 0.0 });
+                seen.insert(v as usize);
+            }
+        }
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), (12..20).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn same_seed_same_batches() {
+        let buffer = filled(32, 40);
+        let draw = |seed| {
+            let mut batch = ReplayBatch::default();
+            buffer.sample_into(8, &mut seeded_rng(seed), &mut batch).unwrap();
+            batch
+        };
+        assert_eq!(draw(3), draw(3));
+        assert_ne!(draw(3), draw(4));
+    }
+
+    #[test]
+    fn misuse_is_an_error() {
+        assert!(ReplayBuffer::new(0, 2).is_err());
+        let mut buffer = ReplayBuffer::new(2, 2).unwrap();
+        let mut batch = ReplayBatch::default();
+        assert!(buffer.sample_into(1, &mut seeded_rng(0), &mut batch).is_err());
+        let err = buffer.push(&[1.0], 0, 0.0, &[1.0, 2.0], false).unwrap_err();
+        assert!(err.to_string().contains("obs has 1 values, the buffer stores 2"), "{err}");
+    }
+}
