@@ -5,6 +5,8 @@
 //! - [`evaluate`]: plays episodes with a policy and summarises their returns
 //!   ([`EvalReport`]).
 //! - [`replay::ReplayBuffer`]: a seeded ring buffer of transitions.
+//! - [`tabular::QTable`]: tabular Q-learning and SARSA, with
+//!   [`tabular::BoxDiscretizer`] for continuous observations.
 //! - [`dqn::Dqn`]: deep Q-learning with target network, double Q and dueling
 //!   options, configured by [`dqn::DqnConfig`] (Stable-Baselines3's names).
 //!
@@ -29,6 +31,7 @@ mod evaluation;
 mod policy;
 pub mod replay;
 pub mod schedule;
+pub mod tabular;
 
 pub use error::AlgoError;
 pub use evaluation::{EvalReport, evaluate};

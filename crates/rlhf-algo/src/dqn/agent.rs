@@ -229,7 +229,9 @@ impl<B: AutodiffBackend> Dqn<B> {
             }
 
             // Update.
-            if self.num_timesteps > self.config.learning_starts && self.num_timesteps.is_multiple_of(self.config.train_freq) {
+            if self.num_timesteps > self.config.learning_starts
+                && self.num_timesteps.is_multiple_of(self.config.train_freq)
+            {
                 let (mut loss_sum, mut q_sum) = (0.0, 0.0);
                 for _ in 0..self.config.gradient_steps {
                     let (loss, mean_q) = self.gradient_step()?;
