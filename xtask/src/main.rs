@@ -3,6 +3,7 @@
 //! Run it without arguments for the list of commands.
 
 mod env_info;
+mod eval;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,8 @@ enum Command {
     EnvInfo(env_info::EnvInfoArgs),
     /// Train an agent (DQN on CartPole-v1 by default) and write a run folder.
     Train(train::TrainArgs),
+    /// Evaluate a checkpoint greedily: mean and std of the return (last line JSON).
+    Eval(eval::EvalArgs),
     /// Validate an environment against the Env contract (spaces, determinism, episode ends).
     CheckEnv(env_info::CheckEnvArgs),
 }
@@ -33,6 +36,7 @@ fn main() -> anyhow::Result<()> {
     let result = match Cli::parse().command {
         Command::EnvInfo(args) => env_info::env_info(&args),
         Command::CheckEnv(args) => env_info::check_env(&args),
+        Command::Eval(args) => eval::eval(&args),
         Command::Train(args) => train::train(&args).and_then(|summary| {
             println!("{}", serde_json::to_string(&summary)?);
             Ok(())

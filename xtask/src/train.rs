@@ -2,7 +2,9 @@
 //!
 //! The run folder holds `config.json` (everything needed to repeat the run),
 //! `metrics.csv` (one row per event: episode ends, training bursts,
-//! evaluations) and `summary.json`.
+//! evaluations), `summary.json`, and two checkpoints: `best/` (the network
+//! of the best periodic evaluation, as Stable-Baselines3's `EvalCallback`
+//! keeps) and `last/`.
 
 use std::fs;
 use std::io::Write;
@@ -13,8 +15,9 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use rlhf_algo::dqn::{Dqn, DqnConfig, EvalSchedule, TrainEvent};
-use rlhf_env::{CartPole, EnvId};
+use rlhf_env::{CartPole, Env, EnvId};
 use rlhf_model::backend::{AutodiffCpu, CPU_BACKEND_NAME, cpu_device};
+use rlhf_model::checkpoint::{self, CheckpointInfo};
 use serde::Serialize;
 
 /// A mean greedy return at or above this over the evaluation episodes solves CartPole-v1.
@@ -88,6 +91,8 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<Summary> {
         String::from("step,episode_return,episode_length,epsilon,loss,mean_q,eval_mean_return,wall_seconds\n");
     let start = Instant::now();
     let mut first_solved_step = None;
+    let mut best_eval = f64::NEG_INFINITY;
+    let mut pending_best = false;
     let mut recent_returns = std::collections::VecDeque::with_capacity(20);
     let mut run_result = Ok(());
     // Early stop: train in chunks between evaluations and stop after one that solves.
@@ -118,6 +123,10 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<Summary> {
                     if report.mean_return >= CARTPOLE_SOLVED && first_solved_step.is_none() {
                         first_solved_step = Some(*step);
                     }
+                    if report.mean_return > best_eval {
+                        best_eval = report.mean_return;
+                        pending_best = true;
+                    }
                 }
             }
         });
@@ -125,12 +134,17 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<Summary> {
             break;
         }
         trained += steps;
+        // Evaluations end each chunk, so the network now is the one just evaluated.
+        if std::mem::take(&mut pending_best) {
+            save_checkpoint(&agent, &args.out.join("best"), env.id())?;
+        }
     }
     progress.finish_and_clear();
     let wall_seconds = start.elapsed().as_secs_f64();
     write_atomically(&args.out.join("metrics.csv"), metrics.as_bytes())?;
     run_result?;
 
+    save_checkpoint(&agent, &args.out.join("last"), env.id())?;
     let report = agent.evaluate(&mut eval_env, args.final_eval_episodes, eval_seed.wrapping_add(u64::MAX / 2))?;
     let summary = Summary {
         env: env_id.name().to_owned(),
@@ -150,6 +164,17 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<Summary> {
     };
     write_atomically(&args.out.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
     Ok(summary)
+}
+
+fn save_checkpoint(agent: &Dqn<AutodiffCpu>, dir: &Path, env_id: &str) -> anyhow::Result<()> {
+    let info = CheckpointInfo {
+        env_id: env_id.to_owned(),
+        step: agent.num_timesteps(),
+        backend: CPU_BACKEND_NAME.to_owned(),
+        run_config: serde_json::to_value(agent.config())?,
+    };
+    checkpoint::save(dir, agent.online(), agent.network_config(), info)?;
+    Ok(())
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.

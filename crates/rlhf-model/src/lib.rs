@@ -8,6 +8,8 @@
 //!   computes Q-values and greedy actions for one observation in about a
 //!   microsecond, for the hot path of acting in an environment, where burn's
 //!   per-call overhead would dominate.
+//! - [`checkpoint`]: save and load a network with its metadata, atomically
+//!   and with every mismatch or corruption reported as a typed error.
 //! - [`backend`]: the concrete backends, each behind a cargo feature
 //!   (`flex`, the default; `ndarray`; `wgpu`).
 //!
@@ -26,10 +28,11 @@
 //! only [`backend`] names concrete ones.
 
 pub mod backend;
+pub mod checkpoint;
 mod error;
 mod host;
 mod qnetwork;
 
 pub use error::ModelError;
 pub use host::{HostQNetwork, argmax};
-pub use qnetwork::{Activation, QNetwork, QNetworkConfig};
+pub use qnetwork::{Activation, QNetwork, QNetworkConfig, QNetworkRecord};

@@ -119,6 +119,18 @@ impl<B: Backend> QNetwork<B> {
         self.head.weight.dims()[1]
     }
 
+    /// Shapes of every parameter tensor, in a fixed order (for checkpoint checks).
+    pub(crate) fn param_shapes(&self) -> Vec<Vec<usize>> {
+        let linears = self.hidden.iter().chain([&self.head]).chain(self.value.as_ref());
+        linears.flat_map(|l| linear_shapes(&l.weight, l.bias.as_ref())).collect()
+    }
+
+    /// Shapes of every tensor of a record, in the order of [`Self::param_shapes`].
+    pub(crate) fn record_shapes(record: &QNetworkRecord<B>) -> Vec<Vec<usize>> {
+        let linears = record.hidden.iter().chain([&record.head]).chain(record.value.as_ref());
+        linears.flat_map(|l| linear_shapes(&l.weight, l.bias.as_ref())).collect()
+    }
+
     /// A host copy of the weights, for fast single-observation inference.
     pub fn to_host(&self) -> Result<HostQNetwork, ModelError> {
         let read = |layer: &Linear<B>, name: String| -> Result<HostLinear, ModelError> {
@@ -141,6 +153,12 @@ impl<B: Backend> QNetwork<B> {
         let value = self.value.as_ref().map(|l| read(l, "value".into())).transpose()?;
         Ok(HostQNetwork::new(hidden, head, value, self.activation))
     }
+}
+
+fn linear_shapes<B: Backend>(weight: &Param<Tensor<B, 2>>, bias: Option<&Param<Tensor<B, 1>>>) -> Vec<Vec<usize>> {
+    let mut shapes = vec![weight.val().dims().to_vec()];
+    shapes.extend(bias.map(|b| b.val().dims().to_vec()));
+    shapes
 }
 
 #[cfg(test)]

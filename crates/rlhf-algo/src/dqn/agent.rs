@@ -76,6 +76,7 @@ pub struct Dqn<B: AutodiffBackend> {
     online: QNetwork<B>,
     target: QNetwork<B::InnerBackend>,
     optimizer: OptimizerAdaptor<Adam, QNetwork<B>, B>,
+    network_config: QNetworkConfig,
     acting: HostQNetwork,
     replay: ReplayBuffer,
     batch: ReplayBatch,
@@ -126,6 +127,7 @@ impl<B: AutodiffBackend> Dqn<B> {
             online,
             target,
             optimizer,
+            network_config: net_config,
             acting,
             replay,
             batch: ReplayBatch::default(),
@@ -154,6 +156,11 @@ impl<B: AutodiffBackend> Dqn<B> {
     /// The online network.
     pub fn online(&self) -> &QNetwork<B> {
         &self.online
+    }
+
+    /// The shape of the online (and target) network.
+    pub fn network_config(&self) -> &QNetworkConfig {
+        &self.network_config
     }
 
     /// Environment steps taken by [`Dqn::learn`] so far.
