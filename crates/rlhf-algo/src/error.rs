@@ -1,7 +1,10 @@
 //! The one error type of this crate.
 
+use std::path::PathBuf;
+
 use rlhf_env::EnvError;
 use rlhf_model::ModelError;
+use rlhf_model::checkpoint::CheckpointError;
 
 /// Why an algorithm could not go on.
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +16,17 @@ pub enum AlgoError {
     /// The model layer failed.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// A checkpoint could not be written or trusted.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// A saved training state that cannot be used.
+    #[error("{path}: {reason}")]
+    BadState {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A configuration value out of its allowed range.
     #[error("invalid value for `{field}`: {reason}")]
     InvalidConfig {

@@ -60,3 +60,40 @@ fn same_seed_same_run_and_chunked_learning_equals_one_call() {
     let obs = [0.01, -0.2, 0.03, 0.4];
     assert_eq!(host_a.q_values(&obs).unwrap().to_vec(), host_b.q_values(&obs).unwrap().to_vec());
 }
+
+#[test]
+fn resumed_training_equals_uninterrupted_training() {
+    let total = 1_500;
+    let config = small_config(5, total);
+    let (uninterrupted, expected_events) = train(config.clone(), &[total]);
+
+    let dir = std::env::temp_dir().join(format!("rlhf-resume-{}", std::process::id()));
+    let mut events = Vec::new();
+    {
+        let mut env = CartPole::v1();
+        let mut agent = Dqn::<AutodiffCpu>::for_env(config, &env, cpu_device()).unwrap();
+        // Stop mid-episode, after updates began (learning_starts 500, train_freq 4)
+        // and between target updates (every 250 steps).
+        agent.learn(&mut env, 777, None, |e| events.push(e.clone())).unwrap();
+        agent.save(&dir, &env, &[]).unwrap();
+    }
+    let mut env = CartPole::v1();
+    let mut resumed = Dqn::<AutodiffCpu>::load(&dir, &mut env, cpu_device()).unwrap();
+    resumed.learn(&mut env, total - 777, None, |e| events.push(e.clone())).unwrap();
+
+    assert_eq!(events, expected_events);
+    assert_eq!(resumed.gradient_updates(), uninterrupted.gradient_updates());
+    let obs = [0.02, 0.1, -0.03, -0.2];
+    assert_eq!(
+        resumed.greedy_policy().q_values(&obs).unwrap().to_vec(),
+        uninterrupted.greedy_policy().q_values(&obs).unwrap().to_vec()
+    );
+
+    // A damaged training state is refused with the file named.
+    let replay = dir.join("replay.bin");
+    let bytes = std::fs::read(&replay).unwrap();
+    std::fs::write(&replay, &bytes[..bytes.len() - 3]).unwrap();
+    let err = Dqn::<AutodiffCpu>::load(&dir, &mut CartPole::v1(), cpu_device()).err().unwrap();
+    assert!(err.to_string().contains("replay.bin") && err.to_string().contains("truncated"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

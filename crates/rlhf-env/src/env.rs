@@ -71,8 +71,23 @@ pub trait Env {
     fn step(&mut self, action: Self::Action) -> Result<Step<Self::Obs, Self::Info>, EnvError>;
 }
 
+/// An environment whose complete state (dynamics, generator, episode
+/// bookkeeping) can be saved and restored, so training can stop and resume
+/// exactly where it was.
+pub trait Snapshot {
+    /// Everything needed to continue as if never interrupted.
+    type State: serde::Serialize + serde::de::DeserializeOwned + Clone + fmt::Debug;
+
+    /// The current state.
+    fn snapshot(&self) -> Self::State;
+
+    /// Continues from `state`, as taken by [`Snapshot::snapshot`] on an
+    /// environment built with the same configuration.
+    fn restore(&mut self, state: Self::State);
+}
+
 /// Where an episode stands; environments use it to refuse a step without reset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) enum EpisodePhase {
     /// Never reset.
     #[default]

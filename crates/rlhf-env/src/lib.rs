@@ -48,8 +48,8 @@ mod vector;
 pub mod wrappers;
 
 pub use checker::{CheckError, CheckReport, check_env};
-pub use env::{Env, Step};
-pub use envs::cartpole::{CartPole, CartPoleConfig, Integrator};
+pub use env::{Env, Snapshot, Step};
+pub use envs::cartpole::{CartPole, CartPoleConfig, CartPoleState, Integrator};
 pub use error::EnvError;
 pub use registry::EnvId;
 pub use spaces::{BoxSpace, Discrete, MultiBinary, Space};

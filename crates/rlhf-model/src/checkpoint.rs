@@ -7,6 +7,8 @@
 //!                 network config, step, backend, the weights' size and hash,
 //!                 and the run's full config (free-form JSON)
 //!   weights.mpk   the network, burn's named MessagePack recorder (f32)
+//!   ...           any extra files the caller adds (e.g. optimizer and replay
+//!                 state for resuming), each with its size and hash in meta.json
 //! ```
 //!
 //! Saving is atomic: everything is written to `DIR.tmp-<pid>` and fsynced,
@@ -26,7 +28,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
+use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +66,42 @@ pub struct CheckpointMeta {
     pub weights_fnv1a64: String,
     /// The full configuration of the run, as the trainer wrote it.
     pub run_config: serde_json::Value,
+    /// Extra files of the checkpoint, by name.
+    #[serde(default)]
+    pub extra_files: std::collections::BTreeMap<String, FileDigest>,
+}
+
+/// Size and hash of a file, to notice truncation and corruption.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDigest {
+    /// Size in bytes.
+    pub bytes: u64,
+    /// FNV-1a (64-bit), hex.
+    pub fnv1a64: String,
+}
+
+impl FileDigest {
+    fn of(bytes: &[u8]) -> Self {
+        Self { bytes: bytes.len() as u64, fnv1a64: fnv1a64(bytes) }
+    }
+
+    /// `Ok` when `bytes` match this digest; otherwise why not.
+    fn check(&self, bytes: &[u8], path: &Path) -> Result<(), CheckpointError> {
+        if bytes.len() as u64 != self.bytes {
+            return Err(CheckpointError::Corrupt {
+                path: path.to_owned(),
+                reason: format!("{} bytes, meta.json records {} (truncated?)", bytes.len(), self.bytes),
+            });
+        }
+        if fnv1a64(bytes) != self.fnv1a64 {
+            return Err(CheckpointError::Corrupt {
+                path: path.to_owned(),
+                reason: "content hash differs from meta.json".into(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// What the caller expects a checkpoint to fit.
@@ -165,6 +203,18 @@ pub fn save<B: Backend>(
     config: &QNetworkConfig,
     info: CheckpointInfo,
 ) -> Result<CheckpointMeta, CheckpointError> {
+    save_with_extras(dir, network, config, info, &[])
+}
+
+/// Like [`save`], with extra files (`(name, contents)`) written into the
+/// same directory, in the same atomic step; read them with [`read_extra`].
+pub fn save_with_extras<B: Backend>(
+    dir: &Path,
+    network: &QNetwork<B>,
+    config: &QNetworkConfig,
+    info: CheckpointInfo,
+    extras: &[(&str, &[u8])],
+) -> Result<CheckpointMeta, CheckpointError> {
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "checkpoint".into());
     let staging = dir.with_file_name(format!("{name}.tmp-{}", std::process::id()));
     let old = dir.with_file_name(format!("{name}.old"));
@@ -180,6 +230,20 @@ pub fn save<B: Backend>(
         source: std::io::Error::other(e.to_string()),
     })?;
     let weights = fs::read(&weights_path).map_err(io_error(&weights_path))?;
+    let mut extra_files = std::collections::BTreeMap::new();
+    for &(name, contents) in extras {
+        let reserved = [META_FILE, WEIGHTS_FILE].contains(&name);
+        if reserved || name.contains(['/', '\\']) || name.starts_with('.') {
+            return Err(CheckpointError::Corrupt {
+                path: staging.join(name),
+                reason: "not a valid extra file name".into(),
+            });
+        }
+        let path = staging.join(name);
+        let mut file = fs::File::create(&path).map_err(io_error(&path))?;
+        file.write_all(contents).and_then(|()| file.sync_all()).map_err(io_error(&path))?;
+        extra_files.insert(name.to_owned(), FileDigest::of(contents));
+    }
     let meta = CheckpointMeta {
         format_version: FORMAT_VERSION,
         crate_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -192,6 +256,7 @@ pub fn save<B: Backend>(
         weights_bytes: weights.len() as u64,
         weights_fnv1a64: fnv1a64(&weights),
         run_config: info.run_config,
+        extra_files,
     };
     let meta_path = staging.join(META_FILE);
     let json = serde_json::to_vec_pretty(&meta)
@@ -289,6 +354,43 @@ pub fn load<B: Backend>(
     Ok((network.load_record(record), meta))
 }
 
+/// Reads the extra file `name` of the checkpoint in `dir`, checking its size
+/// and hash against `meta`.
+pub fn read_extra(dir: &Path, meta: &CheckpointMeta, name: &str) -> Result<Vec<u8>, CheckpointError> {
+    let path = dir.join(name);
+    let digest = meta.extra_files.get(name).ok_or_else(|| CheckpointError::Missing { path: path.clone() })?;
+    if !path.exists() {
+        return Err(CheckpointError::Missing { path });
+    }
+    let bytes = fs::read(&path).map_err(io_error(&path))?;
+    digest.check(&bytes, &path)?;
+    Ok(bytes)
+}
+
+/// A network as named-MessagePack bytes (for storing beside a checkpoint,
+/// e.g. a target network).
+pub fn network_to_bytes<B: Backend>(network: &QNetwork<B>, path: &Path) -> Result<Vec<u8>, CheckpointError> {
+    NamedMpkBytesRecorder::<FullPrecisionSettings>::new()
+        .record(network.clone().into_record(), ())
+        .map_err(|e| CheckpointError::Io { path: path.to_owned(), source: std::io::Error::other(e.to_string()) })
+}
+
+/// The network of shape `config` stored in `bytes` by [`network_to_bytes`];
+/// `path` names the file in errors.
+pub fn network_from_bytes<B: Backend>(
+    bytes: Vec<u8>,
+    config: &QNetworkConfig,
+    device: &B::Device,
+    path: &Path,
+) -> Result<QNetwork<B>, CheckpointError> {
+    let record: QNetworkRecord<B> = NamedMpkBytesRecorder::<FullPrecisionSettings>::new()
+        .load(bytes, device)
+        .map_err(|e| CheckpointError::Corrupt { path: path.to_owned(), reason: e.to_string() })?;
+    let network = config.init::<B>(device, 0);
+    check_shapes(&network, &record, path)?;
+    Ok(network.load_record(record))
+}
+
 /// Every tensor of `record` must have the shape the config gives it.
 fn check_shapes<B: Backend>(
     network: &QNetwork<B>,
@@ -348,7 +450,7 @@ mod tests {
             backend: "flex".into(),
             run_config: serde_json::json!({"learning_rate": 0.001}),
         };
-        save(&dir, &net, &config(), info).unwrap();
+        save_with_extras(&dir, &net, &config(), info, &[("notes.bin", b"abc")]).unwrap();
         (dir, net)
     }
 
@@ -366,6 +468,7 @@ mod tests {
         let (dir, net) = saved(&scratch, 7);
         let (loaded, meta) = load::<B>(&dir, &CARTPOLE, &cpu_device()).unwrap();
         assert_eq!(q(&loaded), q(&net));
+        assert_eq!(read_extra(&dir, &meta, "notes.bin").unwrap(), b"abc");
         assert_eq!((meta.step, meta.network, meta.run_config["learning_rate"].as_f64()), (1234, config(), Some(0.001)));
     }
 
@@ -438,6 +541,13 @@ mod tests {
         fs::write(&meta, narrower).unwrap();
         let err = load_err(&dir, &CARTPOLE);
         assert!(matches!(err, CheckpointError::ShapeMismatch { ref path, .. } if *path == weights), "{err}");
+
+        // A damaged or unknown extra file.
+        fs::write(&meta, &original_meta).unwrap();
+        let parsed = read_meta(&dir).unwrap();
+        fs::write(dir.join("notes.bin"), b"abd").unwrap();
+        assert!(matches!(read_extra(&dir, &parsed, "notes.bin"), Err(CheckpointError::Corrupt { .. })));
+        assert!(matches!(read_extra(&dir, &parsed, "other.bin"), Err(CheckpointError::Missing { .. })));
 
         // Restored, it loads again.
         fs::write(&meta, original_meta).unwrap();

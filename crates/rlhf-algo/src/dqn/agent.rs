@@ -71,27 +71,27 @@ pub struct EvalSchedule<'a, E> {
 /// of the online weights ([`HostQNetwork`]), refreshed after every burst of
 /// gradient steps, so the action is the one `forward` would pick.
 pub struct Dqn<B: AutodiffBackend> {
-    config: DqnConfig,
-    device: B::Device,
-    online: QNetwork<B>,
-    target: QNetwork<B::InnerBackend>,
-    optimizer: OptimizerAdaptor<Adam, QNetwork<B>, B>,
-    network_config: QNetworkConfig,
-    acting: HostQNetwork,
-    replay: ReplayBuffer,
-    batch: ReplayBatch,
-    rng: EnvRng,
-    obs_dim: usize,
-    n_actions: usize,
-    num_timesteps: u64,
-    gradient_updates: u64,
+    pub(super) config: DqnConfig,
+    pub(super) device: B::Device,
+    pub(super) online: QNetwork<B>,
+    pub(super) target: QNetwork<B::InnerBackend>,
+    pub(super) optimizer: OptimizerAdaptor<Adam, QNetwork<B>, B>,
+    pub(super) network_config: QNetworkConfig,
+    pub(super) acting: HostQNetwork,
+    pub(super) replay: ReplayBuffer,
+    pub(super) batch: ReplayBatch,
+    pub(super) rng: EnvRng,
+    pub(super) obs_dim: usize,
+    pub(super) n_actions: usize,
+    pub(super) num_timesteps: u64,
+    pub(super) gradient_updates: u64,
     /// The episode in progress between calls to `learn`.
-    episode: Option<EpisodeProgress>,
+    pub(super) episode: Option<EpisodeProgress>,
 }
 
 /// Where the training episode stands.
-#[derive(Debug, Clone)]
-struct EpisodeProgress {
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(super) struct EpisodeProgress {
     obs: Vec<f32>,
     episode_return: f64,
     length: usize,

@@ -3,6 +3,7 @@
 
 mod agent;
 mod config;
+mod persistence;
 mod td;
 
 pub use agent::{Dqn, EvalSchedule, TrainEvent};

@@ -160,6 +160,97 @@ impl ReplayBuffer {
     }
 }
 
+const MAGIC: &[u8; 8] = b"RLHFRB01";
+
+impl ReplayBuffer {
+    /// The buffer as bytes: a magic tag, capacity, observation size, length
+    /// and write position (u64), then each column, little-endian.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let d = self.obs_dim;
+        let mut out = Vec::with_capacity(40 + self.len * (8 * d + 9));
+        out.extend_from_slice(MAGIC);
+        for n in [self.capacity, self.obs_dim, self.len, self.position] {
+            out.extend_from_slice(&(n as u64).to_le_bytes());
+        }
+        self.obs.iter().chain(&self.next_obs).for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+        self.actions.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+        self.rewards.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+        out.extend(self.terminated.iter().map(|&t| u8::from(t)));
+        out
+    }
+
+    /// Reads [`ReplayBuffer::to_bytes`]'s format; errors say what is wrong.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let mut reader = ByteReader { bytes, at: 0 };
+        if reader.take(8)? != MAGIC {
+            return Err("not a replay buffer file (bad magic)".into());
+        }
+        let mut header = [0usize; 4];
+        for slot in &mut header {
+            *slot = usize::try_from(reader.u64()?).map_err(|_| "header value too large".to_string())?;
+        }
+        let [capacity, obs_dim, len, position] = header;
+        if capacity == 0 || len > capacity || position >= capacity || (len < capacity && position != len) {
+            return Err(format!("inconsistent header: capacity {capacity}, len {len}, position {position}"));
+        }
+        let floats = len.checked_mul(obs_dim).ok_or("header value too large")?;
+        let expected = 40 + floats * 8 + len * 9;
+        if bytes.len() != expected {
+            return Err(format!("{} bytes, the header implies {expected} (truncated?)", bytes.len()));
+        }
+        let mut f32s =
+            |n: usize| -> Result<Vec<f32>, String> { (0..n).map(|_| reader.u32().map(f32::from_bits)).collect() };
+        let obs = f32s(floats)?;
+        let next_obs = f32s(floats)?;
+        let actions = (0..len).map(|_| reader.u32()).collect::<Result<Vec<_>, _>>()?;
+        let rewards = (0..len).map(|_| reader.u32().map(f32::from_bits)).collect::<Result<Vec<_>, _>>()?;
+        let terminated = reader.take(len)?.iter().map(|&b| b != 0).collect();
+        let mut buffer = Self { capacity, obs_dim, obs, next_obs, actions, rewards, terminated, position, len };
+        buffer.reserve_capacity();
+        Ok(buffer)
+    }
+
+    fn reserve_capacity(&mut self) {
+        let missing = self.capacity - self.len;
+        self.obs.reserve_exact(missing * self.obs_dim);
+        self.next_obs.reserve_exact(missing * self.obs_dim);
+        self.actions.reserve_exact(missing);
+        self.rewards.reserve_exact(missing);
+        self.terminated.reserve_exact(missing);
+    }
+
+    /// The observation size.
+    pub fn obs_dim(&self) -> usize {
+        self.obs_dim
+    }
+}
+
+struct ByteReader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> ByteReader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self.at.checked_add(n).filter(|&end| end <= self.bytes.len()).ok_or("unexpected end of data")?;
+        let slice = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(slice)
+    }
+
+    fn u64(&mut self) -> Result<u64, String> {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(word))
+    }
+
+    fn u32(&mut self) -> Result<u32, String> {
+        let mut word = [0u8; 4];
+        word.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(word))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +310,27 @@ mod tests {
         };
         assert_eq!(draw(3), draw(3));
         assert_ne!(draw(3), draw(4));
+    }
+
+    #[test]
+    fn bytes_round_trip_full_and_partial_buffers_and_reject_damage() {
+        for pushes in [3, 10] {
+            let buffer = filled(4, pushes);
+            let bytes = buffer.to_bytes();
+            let restored = ReplayBuffer::from_bytes(&bytes).unwrap();
+            assert_eq!(restored.to_bytes(), bytes);
+            let (mut a, mut b) = (ReplayBatch::default(), ReplayBatch::default());
+            buffer.sample_into(8, &mut seeded_rng(1), &mut a).unwrap();
+            restored.sample_into(8, &mut seeded_rng(1), &mut b).unwrap();
+            assert_eq!(a, b);
+        }
+        let bytes = filled(4, 10).to_bytes();
+        assert!(ReplayBuffer::from_bytes(&bytes[..bytes.len() - 1]).unwrap_err().contains("truncated"));
+        assert!(ReplayBuffer::from_bytes(b"RLHFRB01").unwrap_err().contains("end of data"));
+        let mut zero_capacity = bytes.clone();
+        zero_capacity[8..16].copy_from_slice(&0u64.to_le_bytes());
+        assert!(ReplayBuffer::from_bytes(&zero_capacity).unwrap_err().contains("inconsistent header"));
+        assert!(ReplayBuffer::from_bytes(&[0u8; 64]).unwrap_err().contains("bad magic"));
     }
 
     #[test]

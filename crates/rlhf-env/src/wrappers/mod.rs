@@ -2,4 +2,4 @@
 
 mod time_limit;
 
-pub use time_limit::TimeLimit;
+pub use time_limit::{TimeLimit, TimeLimitState};

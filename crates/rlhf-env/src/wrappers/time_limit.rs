@@ -1,4 +1,4 @@
-use crate::env::{Env, EpisodePhase, Step};
+use crate::env::{Env, EpisodePhase, Snapshot, Step};
 use crate::error::EnvError;
 
 /// Truncates episodes after `max_episode_steps` steps, as Gymnasium's `TimeLimit`.
@@ -44,6 +44,28 @@ impl<E: Env> TimeLimit<E> {
     /// Unwraps.
     pub fn into_inner(self) -> E {
         self.env
+    }
+}
+
+/// The complete state of a [`TimeLimit`] and the environment inside it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TimeLimitState<S> {
+    inner: S,
+    elapsed_steps: usize,
+    phase: EpisodePhase,
+}
+
+impl<E: Env + Snapshot> Snapshot for TimeLimit<E> {
+    type State = TimeLimitState<E::State>;
+
+    fn snapshot(&self) -> Self::State {
+        TimeLimitState { inner: self.env.snapshot(), elapsed_steps: self.elapsed_steps, phase: self.phase }
+    }
+
+    fn restore(&mut self, state: Self::State) {
+        self.env.restore(state.inner);
+        self.elapsed_steps = state.elapsed_steps;
+        self.phase = state.phase;
     }
 }
 

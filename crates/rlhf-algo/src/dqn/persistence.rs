@@ -1,0 +1,129 @@
+//! Saving and resuming a DQN agent exactly.
+//!
+//! A training checkpoint is an `rlhf-model` checkpoint directory (online
+//! network, metadata, the `DqnConfig` as `run_config`) with extra files:
+//! `target.mpk` (target network), `optimizer.mpk` (Adam's moments),
+//! `replay.bin` (the replay buffer) and `state.json` (step counters, the
+//! exploration/replay generator, the episode in progress and the training
+//! environment's [`Snapshot`]). Restoring all of it makes a resumed run
+//! continue bit for bit as if it had never stopped (same CPU backend).
+
+use std::path::Path;
+
+use burn::optim::Optimizer;
+use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
+use burn::tensor::backend::AutodiffBackend;
+use rlhf_env::rng::EnvRng;
+use rlhf_env::{Env, Snapshot};
+use rlhf_model::checkpoint::{self, CheckpointError, CheckpointInfo, Expectation};
+use serde::{Deserialize, Serialize};
+
+use super::agent::{Dqn, EpisodeProgress};
+use super::config::DqnConfig;
+use crate::error::AlgoError;
+use crate::replay::ReplayBuffer;
+
+const TARGET_FILE: &str = "target.mpk";
+const OPTIMIZER_FILE: &str = "optimizer.mpk";
+const REPLAY_FILE: &str = "replay.bin";
+const STATE_FILE: &str = "state.json";
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrainingState<S> {
+    num_timesteps: u64,
+    gradient_updates: u64,
+    rng: EnvRng,
+    episode: Option<EpisodeProgress>,
+    env: S,
+}
+
+impl<B: AutodiffBackend> Dqn<B> {
+    /// Saves everything needed to resume training on `env` (whose state is
+    /// saved too) into the checkpoint directory `dir`, atomically. Extra
+    /// `(name, contents)` files of the caller are stored alongside.
+    pub fn save<E>(&self, dir: &Path, env: &E, extras: &[(&str, &[u8])]) -> Result<(), AlgoError>
+    where
+        E: Env + Snapshot,
+    {
+        let bad =
+            |file: &str, e: &dyn std::fmt::Display| AlgoError::BadState { path: dir.join(file), reason: e.to_string() };
+        let target = checkpoint::network_to_bytes(&self.target, &dir.join(TARGET_FILE))?;
+        let optimizer = NamedMpkBytesRecorder::<FullPrecisionSettings>::new()
+            .record(self.optimizer.to_record(), ())
+            .map_err(|e| bad(OPTIMIZER_FILE, &e))?;
+        let replay = self.replay.to_bytes();
+        let state = TrainingState {
+            num_timesteps: self.num_timesteps,
+            gradient_updates: self.gradient_updates,
+            rng: self.rng.clone(),
+            episode: self.episode.clone(),
+            env: env.snapshot(),
+        };
+        let state = serde_json::to_vec_pretty(&state).map_err(|e| bad(STATE_FILE, &e))?;
+        let mut files: Vec<(&str, &[u8])> =
+            vec![(TARGET_FILE, &target), (OPTIMIZER_FILE, &optimizer), (REPLAY_FILE, &replay), (STATE_FILE, &state)];
+        files.extend_from_slice(extras);
+        let info = CheckpointInfo {
+            env_id: env.id().to_owned(),
+            step: self.num_timesteps,
+            backend: B::name(&self.device),
+            run_config: serde_json::to_value(&self.config).map_err(|e| bad("meta.json", &e))?,
+        };
+        checkpoint::save_with_extras(dir, &self.online, &self.network_config, info, &files)?;
+        Ok(())
+    }
+
+    /// Loads an agent saved by [`Dqn::save`] and restores `env` (built with
+    /// the same configuration) to where training stopped.
+    pub fn load<E>(dir: &Path, env: &mut E, device: B::Device) -> Result<Self, AlgoError>
+    where
+        E: Env + Snapshot,
+    {
+        let meta = checkpoint::read_meta(dir)?;
+        let meta_path = dir.join("meta.json");
+        let config: DqnConfig = serde_json::from_value(meta.run_config.clone())
+            .map_err(|e| AlgoError::BadState { path: meta_path.clone(), reason: format!("run_config: {e}") })?;
+        let mut agent = Self::new(config, meta.obs_dim, meta.n_actions, device)?;
+        let expected = Expectation { env_id: env.id(), obs_dim: meta.obs_dim, n_actions: meta.n_actions };
+        let (online, _) = checkpoint::load::<B>(dir, &expected, &agent.device)?;
+        let target_bytes = checkpoint::read_extra(dir, &meta, TARGET_FILE)?;
+        let target: rlhf_model::QNetwork<B::InnerBackend> =
+            checkpoint::network_from_bytes(target_bytes, &agent.network_config, &agent.device, &dir.join(TARGET_FILE))?;
+        let optimizer_bytes = checkpoint::read_extra(dir, &meta, OPTIMIZER_FILE)?;
+        let optimizer_record = NamedMpkBytesRecorder::<FullPrecisionSettings>::new()
+            .load(optimizer_bytes, &agent.device)
+            .map_err(|e| CheckpointError::Corrupt { path: dir.join(OPTIMIZER_FILE), reason: e.to_string() })?;
+        let replay_path = dir.join(REPLAY_FILE);
+        let replay = ReplayBuffer::from_bytes(&checkpoint::read_extra(dir, &meta, REPLAY_FILE)?)
+            .map_err(|reason| AlgoError::BadState { path: replay_path.clone(), reason })?;
+        if replay.capacity() != agent.config.buffer_size || replay.obs_dim() != meta.obs_dim {
+            return Err(AlgoError::BadState {
+                path: replay_path,
+                reason: format!(
+                    "holds {} transitions of {} values, the config wants {} of {}",
+                    replay.capacity(),
+                    replay.obs_dim(),
+                    agent.config.buffer_size,
+                    meta.obs_dim
+                ),
+            });
+        }
+        let state_path = dir.join(STATE_FILE);
+        let state: TrainingState<E::State> =
+            serde_json::from_slice(&checkpoint::read_extra(dir, &meta, STATE_FILE)?)
+                .map_err(|e| AlgoError::BadState { path: state_path, reason: e.to_string() })?;
+
+        agent.acting = online.to_host()?;
+        agent.online = online;
+        agent.target = target;
+        agent.optimizer = agent.optimizer.load_record(optimizer_record);
+        agent.replay = replay;
+        agent.num_timesteps = state.num_timesteps;
+        agent.gradient_updates = state.gradient_updates;
+        agent.rng = state.rng;
+        agent.episode = state.episode;
+        env.restore(state.env);
+        Ok(agent)
+    }
+}
