@@ -38,7 +38,9 @@ fn main() -> anyhow::Result<()> {
         Command::CheckEnv(args) => env_info::check_env(&args),
         Command::Eval(args) => eval::eval(&args),
         Command::Train(args) => train::train(&args).and_then(|summary| {
-            println!("{}", serde_json::to_string(&summary)?);
+            if let Some(summary) = summary {
+                println!("{}", serde_json::to_string(&summary)?);
+            }
             Ok(())
         }),
     };

@@ -1,27 +1,45 @@
 //! `cargo xtask train`: train an agent and write a run folder.
 //!
-//! The run folder holds `config.json` (everything needed to repeat the run),
-//! `metrics.csv` (one row per event: episode ends, training bursts,
-//! evaluations), `summary.json`, and two checkpoints: `best/` (the network
-//! of the best periodic evaluation, as Stable-Baselines3's `EvalCallback`
-//! keeps) and `last/`.
+//! A DQN run folder holds `config.json` (the full `DqnConfig`, enough to
+//! repeat the run), `metrics.csv` (one row per event: episode ends, training
+//! bursts, evaluations), `summary.json`, and checkpoints: `checkpoint/` (the
+//! whole training state, rewritten after every evaluation and on Ctrl-C;
+//! `--resume RUN` continues from it exactly), `best/` (the network of the
+//! best evaluation, as Stable-Baselines3's `EvalCallback` keeps) and `last/`.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use rlhf_algo::dqn::{Dqn, DqnConfig, EvalSchedule, TrainEvent};
+use rlhf_algo::evaluate;
+use rlhf_algo::tabular::{BoxDiscretizer, Discretize, QTable, TabularConfig, TabularMethod};
 use rlhf_env::{CartPole, Env, EnvId};
 use rlhf_model::backend::{AutodiffCpu, CPU_BACKEND_NAME, cpu_device};
 use rlhf_model::checkpoint::{self, CheckpointInfo};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A mean greedy return at or above this over the evaluation episodes solves CartPole-v1.
 const CARTPOLE_SOLVED: f64 = 475.0;
+const METRICS_HEADER: &str =
+    "step,episode_return,episode_length,epsilon,loss,mean_q,eval_mean_return,wall_seconds,steps_per_second";
+
+/// Learning algorithms `train` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Algo {
+    /// Deep Q-network.
+    Dqn,
+    /// Tabular Q-learning over a discretised observation.
+    QLearning,
+    /// Tabular SARSA over a discretised observation.
+    Sarsa,
+}
 
 /// Arguments of `cargo xtask train`.
 #[derive(Debug, Args)]
@@ -29,16 +47,26 @@ pub struct TrainArgs {
     /// Environment id.
     #[arg(long, default_value = "cartpole")]
     env: String,
-    /// Seed of the agent, the training environment and (offset) the evaluations.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Environment steps to train for.
-    #[arg(long, default_value_t = 50_000)]
-    steps: u64,
-    /// Run folder (created; an existing folder's files are replaced).
+    /// Learning algorithm.
+    #[arg(long, value_enum, default_value_t = Algo::Dqn)]
+    algo: Algo,
+    /// Seed (overrides the config file's).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Environment steps to train for (overrides the config's `total_timesteps`).
+    #[arg(long)]
+    steps: Option<u64>,
+    /// TOML file with the algorithm's config fields (`DqnConfig` or
+    /// `TabularConfig`); unknown keys are errors.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Run folder (created; files of an earlier run there are replaced).
     #[arg(long, default_value = "runs/dqn-cartpole")]
     out: PathBuf,
-    /// Environment steps between greedy evaluations.
+    /// Continue the run in this folder from its `checkpoint/`.
+    #[arg(long, conflicts_with_all = ["config", "seed", "steps", "out", "eval_every", "eval_episodes", "final_eval_episodes", "no_early_stop"])]
+    resume: Option<PathBuf>,
+    /// Environment steps between greedy evaluations (and checkpoints).
     #[arg(long, default_value_t = 2_500)]
     eval_every: u64,
     /// Episodes per periodic evaluation.
@@ -71,86 +99,155 @@ pub struct Summary {
     first_solved_step: Option<u64>,
 }
 
-pub fn train(args: &TrainArgs) -> anyhow::Result<Summary> {
+/// The run's schedule and progress beyond the agent's own state, saved in
+/// `checkpoint/` so that `--resume` continues with the same settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrainerState {
+    eval_every: u64,
+    eval_episodes: usize,
+    final_eval_episodes: usize,
+    early_stop: bool,
+    first_solved_step: Option<u64>,
+    best_eval: Option<f64>,
+    wall_seconds: f64,
+}
+
+const TRAINER_FILE: &str = "trainer.json";
+
+/// Trains as `args` say; `None` when Ctrl-C stopped the run (its state is saved).
+pub fn train(args: &TrainArgs) -> anyhow::Result<Option<Summary>> {
     let env_id: EnvId = args.env.parse()?;
     anyhow::ensure!(env_id == EnvId::CartPoleV1, "train supports CartPole-v1 so far, not {env_id}");
-    let config = DqnConfig { seed: args.seed, total_timesteps: args.steps, ..DqnConfig::default() };
-    fs::create_dir_all(&args.out).with_context(|| format!("creating run folder {}", args.out.display()))?;
-    write_atomically(&args.out.join("config.json"), serde_json::to_string_pretty(&config)?.as_bytes())?;
+    match args.algo {
+        Algo::Dqn => train_dqn(args),
+        Algo::QLearning | Algo::Sarsa => train_tabular(args).map(Some),
+    }
+}
 
+/// Reads a TOML config file into `T`, naming the file on any error.
+fn read_config<T: serde::de::DeserializeOwned + Default>(path: Option<&Path>) -> anyhow::Result<T> {
+    let Some(path) = path else { return Ok(T::default()) };
+    let text = fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("config {}", path.display()))
+}
+
+fn train_dqn(args: &TrainArgs) -> anyhow::Result<Option<Summary>> {
     let mut env = CartPole::v1();
     let mut eval_env = CartPole::v1();
-    let mut agent = Dqn::<AutodiffCpu>::for_env(config, &env, cpu_device())?;
-    let eval_seed = args.seed.wrapping_add(1_000_000);
+    let (out, mut agent, mut trainer, mut metrics) = match &args.resume {
+        Some(run) => {
+            let dir = run.join("checkpoint");
+            let agent = Dqn::<AutodiffCpu>::load(&dir, &mut env, cpu_device())?;
+            let meta = checkpoint::read_meta(&dir)?;
+            let trainer: TrainerState = serde_json::from_slice(&checkpoint::read_extra(&dir, &meta, TRAINER_FILE)?)
+                .with_context(|| format!("{}", dir.join(TRAINER_FILE).display()))?;
+            let metrics = metrics_until(&run.join("metrics.csv"), agent.num_timesteps())?;
+            tracing::info!(step = agent.num_timesteps(), "resuming {}", run.display());
+            (run.clone(), agent, trainer, metrics)
+        }
+        None => {
+            let mut config: DqnConfig = read_config(args.config.as_deref())?;
+            config.seed = args.seed.unwrap_or(config.seed);
+            config.total_timesteps = args.steps.unwrap_or(config.total_timesteps);
+            let agent = Dqn::<AutodiffCpu>::for_env(config, &env, cpu_device())?;
+            fs::create_dir_all(&args.out).with_context(|| format!("creating run folder {}", args.out.display()))?;
+            write_atomically(&args.out.join("config.json"), serde_json::to_string_pretty(agent.config())?.as_bytes())?;
+            let trainer = TrainerState {
+                eval_every: args.eval_every.max(1),
+                eval_episodes: args.eval_episodes,
+                final_eval_episodes: args.final_eval_episodes,
+                early_stop: !args.no_early_stop,
+                first_solved_step: None,
+                best_eval: None,
+                wall_seconds: 0.0,
+            };
+            (args.out.clone(), agent, trainer, format!("{METRICS_HEADER}\n"))
+        }
+    };
+    let total = agent.config().total_timesteps;
+    let seed = agent.config().seed;
+    let eval_seed = seed.wrapping_add(1_000_000);
 
-    let progress = ProgressBar::new(args.steps).with_style(
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupted);
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
+
+    let progress = ProgressBar::new(total).with_position(agent.num_timesteps()).with_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} steps {per_sec} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut metrics =
-        String::from("step,episode_return,episode_length,epsilon,loss,mean_q,eval_mean_return,wall_seconds\n");
     let start = Instant::now();
-    let mut first_solved_step = None;
-    let mut best_eval = f64::NEG_INFINITY;
-    let mut pending_best = false;
+    let wall_before = trainer.wall_seconds;
+    let steps_at_start = agent.num_timesteps();
     let mut recent_returns = std::collections::VecDeque::with_capacity(20);
-    let mut run_result = Ok(());
-    // Early stop: train in chunks between evaluations and stop after one that solves.
-    let chunk = args.eval_every.max(1);
-    let mut trained = 0;
-    while trained < args.steps && (args.no_early_stop || first_solved_step.is_none()) {
-        let steps = chunk.min(args.steps - trained);
-        let eval = EvalSchedule { env: &mut eval_env, every: chunk, episodes: args.eval_episodes, seed: eval_seed };
-        run_result = agent.learn(&mut env, steps, Some(eval), |event| {
-            let wall = start.elapsed().as_secs_f64();
-            match event {
-                TrainEvent::Episode { step, episode_return, length, epsilon } => {
-                    metrics.push_str(&format!("{step},{episode_return},{length},{epsilon:.4},,,,{wall:.3}\n"));
+    let chunk = trainer.eval_every;
+    let mut improved = false;
+    while agent.num_timesteps() < total && !(trainer.early_stop && trainer.first_solved_step.is_some()) {
+        let steps = (chunk - agent.num_timesteps() % chunk).min(total - agent.num_timesteps());
+        let eval = EvalSchedule { env: &mut eval_env, every: chunk, episodes: trainer.eval_episodes, seed: eval_seed };
+        agent.learn(&mut env, steps, Some(eval), |event| {
+            let wall = wall_before + start.elapsed().as_secs_f64();
+            let step = match event {
+                TrainEvent::Episode { step, .. } | TrainEvent::Train { step, .. } | TrainEvent::Eval { step, .. } => {
+                    *step
+                }
+            };
+            let per_second = (step - steps_at_start) as f64 / start.elapsed().as_secs_f64().max(1e-9);
+            let row = match event {
+                TrainEvent::Episode { episode_return, length, epsilon, .. } => {
                     if recent_returns.len() == 20 {
                         recent_returns.pop_front();
                     }
                     recent_returns.push_back(*episode_return);
                     let mean = recent_returns.iter().sum::<f64>() / recent_returns.len() as f64;
-                    progress.set_position(*step);
+                    progress.set_position(step);
                     progress.set_message(format!("return(20) {mean:.1} eps {epsilon:.3}"));
+                    format!("{episode_return},{length},{epsilon:.4},,,")
                 }
-                TrainEvent::Train { step, loss, mean_q, .. } => {
-                    metrics.push_str(&format!("{step},,,,{loss:.6},{mean_q:.4},,{wall:.3}\n"));
-                }
-                TrainEvent::Eval { step, report } => {
-                    metrics.push_str(&format!("{step},,,,,,{:.2},{wall:.3}\n", report.mean_return));
+                TrainEvent::Train { loss, mean_q, .. } => format!(",,,{loss:.6},{mean_q:.4},"),
+                TrainEvent::Eval { report, .. } => {
                     tracing::info!(step, mean_return = report.mean_return, "evaluation");
-                    if report.mean_return >= CARTPOLE_SOLVED && first_solved_step.is_none() {
-                        first_solved_step = Some(*step);
+                    if report.mean_return >= CARTPOLE_SOLVED && trainer.first_solved_step.is_none() {
+                        trainer.first_solved_step = Some(step);
                     }
-                    if report.mean_return > best_eval {
-                        best_eval = report.mean_return;
-                        pending_best = true;
+                    if trainer.best_eval.is_none_or(|best| report.mean_return > best) {
+                        trainer.best_eval = Some(report.mean_return);
+                        improved = true;
                     }
+                    format!(",,,,,{:.2}", report.mean_return)
                 }
-            }
-        });
-        if run_result.is_err() {
-            break;
-        }
-        trained += steps;
+            };
+            metrics.push_str(&format!("{step},{row},{wall:.3},{per_second:.1}\n"));
+        })?;
+        trainer.wall_seconds = wall_before + start.elapsed().as_secs_f64();
         // Evaluations end each chunk, so the network now is the one just evaluated.
-        if std::mem::take(&mut pending_best) {
-            save_checkpoint(&agent, &args.out.join("best"), env.id())?;
+        if std::mem::take(&mut improved) {
+            save_network(&agent, &out.join("best"), env.id())?;
+        }
+        write_atomically(&out.join("metrics.csv"), metrics.as_bytes())?;
+        let trainer_json = serde_json::to_vec_pretty(&trainer)?;
+        agent.save(&out.join("checkpoint"), &env, &[(TRAINER_FILE, &trainer_json)])?;
+        if interrupted.load(Ordering::SeqCst) {
+            progress.abandon_with_message("interrupted");
+            eprintln!(
+                "Interrupted at step {}; the training state is saved. Continue with `cargo xtask train --resume {}`.",
+                agent.num_timesteps(),
+                out.display()
+            );
+            return Ok(None);
         }
     }
     progress.finish_and_clear();
-    let wall_seconds = start.elapsed().as_secs_f64();
-    write_atomically(&args.out.join("metrics.csv"), metrics.as_bytes())?;
-    run_result?;
+    save_network(&agent, &out.join("last"), env.id())?;
 
-    save_checkpoint(&agent, &args.out.join("last"), env.id())?;
-    let report = agent.evaluate(&mut eval_env, args.final_eval_episodes, eval_seed.wrapping_add(u64::MAX / 2))?;
+    let report = agent.evaluate(&mut eval_env, trainer.final_eval_episodes, eval_seed.wrapping_add(u64::MAX / 2))?;
+    let wall_seconds = trainer.wall_seconds;
     let summary = Summary {
-        env: env_id.name().to_owned(),
+        env: env.id().to_owned(),
         algo: "dqn",
         backend: CPU_BACKEND_NAME,
-        seed: args.seed,
+        seed,
         total_steps: agent.num_timesteps(),
         gradient_updates: agent.gradient_updates(),
         wall_seconds,
@@ -160,13 +257,33 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<Summary> {
         eval_std_return: report.std_return,
         eval_episodes: report.returns.len(),
         solved: report.mean_return >= CARTPOLE_SOLVED,
-        first_solved_step,
+        first_solved_step: trainer.first_solved_step,
     };
-    write_atomically(&args.out.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
-    Ok(summary)
+    write_atomically(&out.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    Ok(Some(summary))
 }
 
-fn save_checkpoint(agent: &Dqn<AutodiffCpu>, dir: &Path, env_id: &str) -> anyhow::Result<()> {
+/// The header and the rows of an earlier `metrics.csv` up to `step`: rows
+/// written after the checkpoint was taken are dropped, so a resumed run's
+/// metrics are those of a run never stopped.
+fn metrics_until(path: &Path, step: u64) -> anyhow::Result<String> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut kept = format!("{METRICS_HEADER}\n");
+    for (number, line) in text.lines().enumerate().skip(1) {
+        let row_step: u64 = line
+            .split(',')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .with_context(|| format!("{}:{}: malformed row `{line}`", path.display(), number + 1))?;
+        if row_step <= step {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    Ok(kept)
+}
+
+fn save_network(agent: &Dqn<AutodiffCpu>, dir: &Path, env_id: &str) -> anyhow::Result<()> {
     let info = CheckpointInfo {
         env_id: env_id.to_owned(),
         step: agent.num_timesteps(),
@@ -175,6 +292,46 @@ fn save_checkpoint(agent: &Dqn<AutodiffCpu>, dir: &Path, env_id: &str) -> anyhow
     };
     checkpoint::save(dir, agent.online(), agent.network_config(), info)?;
     Ok(())
+}
+
+/// Tabular Q-learning or SARSA on CartPole with the pole's angle and angular
+/// velocity binned (6 × 12 cells; position and velocity ignored).
+fn train_tabular(args: &TrainArgs) -> anyhow::Result<Summary> {
+    anyhow::ensure!(args.resume.is_none(), "--resume is for DQN runs");
+    let mut config: TabularConfig = read_config(args.config.as_deref())?;
+    config.method = if args.algo == Algo::Sarsa { TabularMethod::Sarsa } else { TabularMethod::QLearning };
+    config.seed = args.seed.unwrap_or(config.seed);
+    let steps = args.steps.unwrap_or(200_000);
+    let bins = BoxDiscretizer::new(vec![1, 1, 6, 12], vec![-2.4, -3.0, -0.21, -3.5], vec![2.4, 3.0, 0.21, 3.5])?;
+    fs::create_dir_all(&args.out).with_context(|| format!("creating run folder {}", args.out.display()))?;
+    write_atomically(&args.out.join("config.json"), serde_json::to_string_pretty(&config)?.as_bytes())?;
+
+    let start = Instant::now();
+    let mut env = CartPole::v1();
+    let mut table = QTable::new(Discretize::<[f32; 4]>::n_states(&bins), env.action_space().n())?;
+    table.learn(&mut env, &bins, &config, steps)?;
+    let wall_seconds = start.elapsed().as_secs_f64();
+    let mut greedy = |obs: &[f32; 4]| table.greedy(bins.index(obs));
+    let report =
+        evaluate(&mut CartPole::v1(), &mut greedy, args.final_eval_episodes, config.seed.wrapping_add(1_000_000))?;
+    let summary = Summary {
+        env: env.id().to_owned(),
+        algo: if config.method == TabularMethod::Sarsa { "sarsa" } else { "q-learning" },
+        backend: "none",
+        seed: config.seed,
+        total_steps: steps,
+        gradient_updates: 0,
+        wall_seconds,
+        env_steps_per_second: steps as f64 / wall_seconds,
+        updates_per_second: steps as f64 / wall_seconds,
+        eval_mean_return: report.mean_return,
+        eval_std_return: report.std_return,
+        eval_episodes: report.returns.len(),
+        solved: report.mean_return >= CARTPOLE_SOLVED,
+        first_solved_step: None,
+    };
+    write_atomically(&args.out.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    Ok(summary)
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
