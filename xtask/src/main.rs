@@ -2,6 +2,7 @@
 //!
 //! Run it without arguments for the list of commands.
 
+mod bench;
 mod env_info;
 mod eval;
 mod train;
@@ -24,6 +25,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a checkpoint greedily: mean and std of the return (last line JSON).
     Eval(eval::EvalArgs),
+    /// Learning benchmarks with fixed seeds (`bench cartpole --seeds 10`).
+    Bench(bench::BenchArgs),
     /// Validate an environment against the Env contract (spaces, determinism, episode ends).
     CheckEnv(env_info::CheckEnvArgs),
 }
@@ -37,6 +40,7 @@ fn main() -> anyhow::Result<()> {
         Command::EnvInfo(args) => env_info::env_info(&args),
         Command::CheckEnv(args) => env_info::check_env(&args),
         Command::Eval(args) => eval::eval(&args),
+        Command::Bench(args) => bench::bench(&args),
         Command::Train(args) => train::train(&args).and_then(|summary| {
             if let Some(summary) = summary {
                 println!("{}", serde_json::to_string(&summary)?);

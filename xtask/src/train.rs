@@ -10,8 +10,8 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -46,57 +46,57 @@ pub enum Algo {
 pub struct TrainArgs {
     /// Environment id.
     #[arg(long, default_value = "cartpole")]
-    env: String,
+    pub(crate) env: String,
     /// Learning algorithm.
     #[arg(long, value_enum, default_value_t = Algo::Dqn)]
-    algo: Algo,
+    pub(crate) algo: Algo,
     /// Seed (overrides the config file's).
     #[arg(long)]
-    seed: Option<u64>,
+    pub(crate) seed: Option<u64>,
     /// Environment steps to train for (overrides the config's `total_timesteps`).
     #[arg(long)]
-    steps: Option<u64>,
+    pub(crate) steps: Option<u64>,
     /// TOML file with the algorithm's config fields (`DqnConfig` or
     /// `TabularConfig`); unknown keys are errors.
     #[arg(long)]
-    config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Run folder (created; files of an earlier run there are replaced).
     #[arg(long, default_value = "runs/dqn-cartpole")]
-    out: PathBuf,
+    pub(crate) out: PathBuf,
     /// Continue the run in this folder from its `checkpoint/`.
     #[arg(long, conflicts_with_all = ["config", "seed", "steps", "out", "eval_every", "eval_episodes", "final_eval_episodes", "no_early_stop"])]
-    resume: Option<PathBuf>,
+    pub(crate) resume: Option<PathBuf>,
     /// Environment steps between greedy evaluations (and checkpoints).
     #[arg(long, default_value_t = 2_500)]
-    eval_every: u64,
+    pub(crate) eval_every: u64,
     /// Episodes per periodic evaluation.
     #[arg(long, default_value_t = 10)]
-    eval_episodes: usize,
+    pub(crate) eval_episodes: usize,
     /// Episodes of the final evaluation.
     #[arg(long, default_value_t = 100)]
-    final_eval_episodes: usize,
+    pub(crate) final_eval_episodes: usize,
     /// Keep training after an evaluation reaches the solved threshold.
     #[arg(long)]
-    no_early_stop: bool,
+    pub(crate) no_early_stop: bool,
 }
 
 /// What `summary.json` holds.
 #[derive(Debug, Serialize)]
 pub struct Summary {
-    env: String,
-    algo: &'static str,
-    backend: &'static str,
-    seed: u64,
-    total_steps: u64,
-    gradient_updates: u64,
-    wall_seconds: f64,
-    env_steps_per_second: f64,
-    updates_per_second: f64,
-    eval_mean_return: f64,
-    eval_std_return: f64,
-    eval_episodes: usize,
-    solved: bool,
-    first_solved_step: Option<u64>,
+    pub(crate) env: String,
+    pub(crate) algo: &'static str,
+    pub(crate) backend: &'static str,
+    pub(crate) seed: u64,
+    pub(crate) total_steps: u64,
+    pub(crate) gradient_updates: u64,
+    pub(crate) wall_seconds: f64,
+    pub(crate) env_steps_per_second: f64,
+    pub(crate) updates_per_second: f64,
+    pub(crate) eval_mean_return: f64,
+    pub(crate) eval_std_return: f64,
+    pub(crate) eval_episodes: usize,
+    pub(crate) solved: bool,
+    pub(crate) first_solved_step: Option<u64>,
 }
 
 /// The run's schedule and progress beyond the agent's own state, saved in
@@ -169,9 +169,7 @@ fn train_dqn(args: &TrainArgs) -> anyhow::Result<Option<Summary>> {
     let seed = agent.config().seed;
     let eval_seed = seed.wrapping_add(1_000_000);
 
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&interrupted);
-    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
+    let interrupted = interrupt_flag()?;
 
     let progress = ProgressBar::new(total).with_position(agent.num_timesteps()).with_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} steps {per_sec} {msg}")
@@ -261,6 +259,19 @@ fn train_dqn(args: &TrainArgs) -> anyhow::Result<Option<Summary>> {
     };
     write_atomically(&out.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
     Ok(Some(summary))
+}
+
+/// Set by Ctrl-C; the handler is installed once per process (the benchmark
+/// trains many runs in one process).
+fn interrupt_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    if let Some(flag) = FLAG.get() {
+        return Ok(Arc::clone(flag));
+    }
+    let flag = Arc::new(AtomicBool::new(false));
+    let handler_flag = Arc::clone(&flag);
+    ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
+    Ok(Arc::clone(FLAG.get_or_init(|| flag)))
 }
 
 /// The header and the rows of an earlier `metrics.csv` up to `step`: rows

@@ -282,8 +282,10 @@ impl<B: AutodiffBackend> Dqn<B> {
         evaluate(env, &mut act, episodes, seed)
     }
 
-    /// One gradient step on a sampled batch; returns (loss, mean Q(s, a)).
-    fn gradient_step(&mut self) -> Result<(f64, f64), AlgoError> {
+    /// One gradient step on a batch sampled from the replay buffer; returns
+    /// (loss, mean Q(s, a)). [`Dqn::learn`] calls it on its schedule; it is
+    /// public for benchmarks and custom loops. Errors when the buffer is empty.
+    pub fn gradient_step(&mut self) -> Result<(f64, f64), AlgoError> {
         let batch_size = self.config.batch_size;
         self.replay.sample_into(batch_size, &mut self.rng, &mut self.batch)?;
         let device = &self.device;
