@@ -224,6 +224,7 @@ fn train_dqn(args: &TrainArgs) -> anyhow::Result<Option<Summary>> {
             save_network(&agent, &out.join("best"), env.id())?;
         }
         write_atomically(&out.join("metrics.csv"), metrics.as_bytes())?;
+        plot_metrics(&metrics, &out.join("learning_curve.png"))?;
         let trainer_json = serde_json::to_vec_pretty(&trainer)?;
         agent.save(&out.join("checkpoint"), &env, &[(TRAINER_FILE, &trainer_json)])?;
         if interrupted.load(Ordering::SeqCst) {
@@ -272,6 +273,24 @@ fn interrupt_flag() -> anyhow::Result<Arc<AtomicBool>> {
     let handler_flag = Arc::clone(&flag);
     ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
     Ok(Arc::clone(FLAG.get_or_init(|| flag)))
+}
+
+/// Draws `learning_curve.png` from the rows of `metrics.csv`.
+fn plot_metrics(metrics: &str, path: &Path) -> anyhow::Result<()> {
+    let (mut episodes, mut evaluations) = (Vec::new(), Vec::new());
+    for line in metrics.lines().skip(1) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let number = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+        let Some(step) = fields.first().and_then(|f| f.parse::<u64>().ok()) else { continue };
+        if let Some(episode_return) = number(1) {
+            episodes.push((step, episode_return));
+        }
+        if let Some(eval_return) = number(6) {
+            evaluations.push((step, eval_return));
+        }
+    }
+    rlhf_bench::plot_learning_curve(path, "DQN on CartPole-v1", &episodes, &evaluations)?;
+    Ok(())
 }
 
 /// The header and the rows of an earlier `metrics.csv` up to `step`: rows

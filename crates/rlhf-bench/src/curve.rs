@@ -1,0 +1,104 @@
+//! Learning curves as PNG files.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use plotters::prelude::*;
+
+/// Why a plot could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot plot to {path}: {message}")]
+pub struct PlotError {
+    /// The file.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Registers the embedded DejaVu Sans as plotters' `sans-serif` once per
+/// process, so plots render the same on every machine, fonts installed or not.
+fn register_font() -> Result<(), String> {
+    static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
+                .map_err(|_| "the embedded font did not load".to_owned())
+        })
+        .clone()
+}
+
+/// Writes a learning curve: the return of every training episode (light
+/// points) and the mean return of every greedy evaluation (a line), against
+/// environment steps. The file is written to a temporary name and renamed.
+pub fn plot_learning_curve(
+    path: &Path,
+    title: &str,
+    episodes: &[(u64, f64)],
+    evaluations: &[(u64, f64)],
+) -> Result<(), PlotError> {
+    let fail = |message: String| PlotError { path: path.to_owned(), message };
+    register_font().map_err(fail)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp{}.png", std::process::id()));
+    let max_step = episodes.iter().chain(evaluations).map(|p| p.0).max().unwrap_or(1).max(1);
+    let (low, high) =
+        episodes.iter().chain(evaluations).map(|p| p.1).fold((0.0f64, 1.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    {
+        let root = BitMapBackend::new(&tmp, (900, 540)).into_drawing_area();
+        let draw = || -> Result<(), Box<dyn std::error::Error + '_>> {
+            root.fill(&WHITE)?;
+            let mut chart = ChartBuilder::on(&root)
+                .caption(title, ("sans-serif", 24))
+                .margin(16)
+                .x_label_area_size(44)
+                .y_label_area_size(60)
+                .build_cartesian_2d(0u64..max_step, low..high * 1.05)?;
+            chart
+                .configure_mesh()
+                .x_desc("environment steps")
+                .y_desc("return")
+                .label_style(("sans-serif", 15))
+                .draw()?;
+            chart
+                .draw_series(episodes.iter().map(|&(x, y)| Circle::new((x, y), 2, RGBColor(150, 170, 210).filled())))?
+                .label("training episode")
+                .legend(|(x, y)| Circle::new((x, y), 3, RGBColor(150, 170, 210).filled()));
+            chart
+                .draw_series(LineSeries::new(evaluations.iter().copied(), RGBColor(200, 60, 30).stroke_width(2)))?
+                .label("greedy evaluation (mean)")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RGBColor(200, 60, 30).stroke_width(2)));
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 14))
+                .position(SeriesLabelPosition::LowerRight)
+                .draw()?;
+            root.present()?;
+            Ok(())
+        };
+        draw().map_err(|e| fail(e.to_string()))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        fail(e.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_a_png_and_no_temporary_file() {
+        let dir = std::env::temp_dir().join(format!("rlhf-curve-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("curve.png");
+        let episodes: Vec<(u64, f64)> = (1..50).map(|i| (i * 100, (i * 7 % 40) as f64)).collect();
+        plot_learning_curve(&path, "test", &episodes, &[(2500, 20.0), (5000, 35.5)]).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
