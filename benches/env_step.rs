@@ -27,9 +27,10 @@ fn cartpole_step(c: &mut Criterion) {
     });
     group.bench_function("dynamics", |b| {
         let mut state = [0.01, 0.0, 0.02, 0.0];
+        let config = rlhf_env::CartPoleConfig::default();
         b.iter(|| {
             for i in 0..STEPS {
-                state = CartPole::dynamics(black_box(state), i % 2 == 0, rlhf_env::Integrator::Euler);
+                state = CartPole::dynamics(black_box(state), i % 2 == 0, &config);
             }
             black_box(state)
         });

@@ -70,6 +70,8 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             eval_episodes: 10,
             final_eval_episodes: 100,
             no_early_stop: false,
+            init_from: None,
+            physics: Default::default(),
         };
         let Some(summary) = train(&args)? else { anyhow::bail!("interrupted") };
         eprintln!(

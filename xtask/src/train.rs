@@ -20,7 +20,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rlhf_algo::dqn::{Dqn, DqnConfig, EvalSchedule, TrainEvent};
 use rlhf_algo::evaluate;
 use rlhf_algo::tabular::{BoxDiscretizer, Discretize, QTable, TabularConfig, TabularMethod};
-use rlhf_env::{CartPole, Env, EnvId};
+use rlhf_env::envs::cartpole::V1_MAX_EPISODE_STEPS;
+use rlhf_env::{CartPole, CartPoleConfig, Env, EnvId, TimeLimit};
 use rlhf_model::backend::{AutodiffCpu, CPU_BACKEND_NAME, cpu_device};
 use rlhf_model::checkpoint::{self, CheckpointInfo};
 use serde::{Deserialize, Serialize};
@@ -64,7 +65,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "runs/dqn-cartpole")]
     pub(crate) out: PathBuf,
     /// Continue the run in this folder from its `checkpoint/`.
-    #[arg(long, conflicts_with_all = ["config", "seed", "steps", "out", "eval_every", "eval_episodes", "final_eval_episodes", "no_early_stop"])]
+    #[arg(long, conflicts_with_all = ["config", "seed", "steps", "out", "eval_every", "eval_episodes", "final_eval_episodes", "no_early_stop", "gravity", "masscart", "masspole", "length", "force_mag"])]
     pub(crate) resume: Option<PathBuf>,
     /// Environment steps between greedy evaluations (and checkpoints).
     #[arg(long, default_value_t = 2_500)]
@@ -78,6 +79,56 @@ pub struct TrainArgs {
     /// Keep training after an evaluation reaches the solved threshold.
     #[arg(long)]
     pub(crate) no_early_stop: bool,
+    /// Start from this checkpoint's network (fine-tuning); `freeze_layers`
+    /// and `learning_rate` in `--config` control how it is tuned.
+    #[arg(long, conflicts_with = "resume")]
+    pub(crate) init_from: Option<PathBuf>,
+    /// CartPole physics (Gymnasium's attribute names); unset fields keep CartPole-v1's values.
+    #[command(flatten)]
+    pub(crate) physics: PhysicsArgs,
+}
+
+/// CartPole's physical parameters, to make related tasks for fine-tuning.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PhysicsArgs {
+    /// Gravitational acceleration (9.8).
+    #[arg(long)]
+    pub(crate) gravity: Option<f64>,
+    /// Cart mass (1.0).
+    #[arg(long)]
+    pub(crate) masscart: Option<f64>,
+    /// Pole mass (0.1).
+    #[arg(long)]
+    pub(crate) masspole: Option<f64>,
+    /// Half the pole's length, Gymnasium's `length` (0.5).
+    #[arg(long)]
+    pub(crate) length: Option<f64>,
+    /// Push force (10.0).
+    #[arg(long)]
+    pub(crate) force_mag: Option<f64>,
+}
+
+impl PhysicsArgs {
+    fn cartpole(&self) -> anyhow::Result<TimeLimit<CartPole>> {
+        let v1 = CartPoleConfig::default();
+        let config = CartPoleConfig {
+            gravity: self.gravity.unwrap_or(v1.gravity),
+            masscart: self.masscart.unwrap_or(v1.masscart),
+            masspole: self.masspole.unwrap_or(v1.masspole),
+            length: self.length.unwrap_or(v1.length),
+            force_mag: self.force_mag.unwrap_or(v1.force_mag),
+            ..v1
+        };
+        Ok(TimeLimit::new(CartPole::new(config)?, V1_MAX_EPISODE_STEPS))
+    }
+}
+
+/// What `config.json` holds: everything that defines the run.
+#[derive(Debug, Serialize)]
+struct RunConfig<'a, A: Serialize> {
+    algo: &'a A,
+    env: &'a CartPoleConfig,
+    init_from: Option<&'a Path>,
 }
 
 /// What `summary.json` holds.
@@ -133,8 +184,8 @@ fn read_config<T: serde::de::DeserializeOwned + Default>(path: Option<&Path>) ->
 }
 
 fn train_dqn(args: &TrainArgs) -> anyhow::Result<Option<Summary>> {
-    let mut env = CartPole::v1();
-    let mut eval_env = CartPole::v1();
+    // On resume the environment's physics come back with its snapshot.
+    let mut env = args.physics.cartpole()?;
     let (out, mut agent, mut trainer, mut metrics) = match &args.resume {
         Some(run) => {
             let dir = run.join("checkpoint");
@@ -150,9 +201,21 @@ fn train_dqn(args: &TrainArgs) -> anyhow::Result<Option<Summary>> {
             let mut config: DqnConfig = read_config(args.config.as_deref())?;
             config.seed = args.seed.unwrap_or(config.seed);
             config.total_timesteps = args.steps.unwrap_or(config.total_timesteps);
-            let agent = Dqn::<AutodiffCpu>::for_env(config, &env, cpu_device())?;
+            let mut agent = Dqn::<AutodiffCpu>::for_env(config, &env, cpu_device())?;
+            if let Some(dir) = &args.init_from {
+                let expected = checkpoint::Expectation {
+                    env_id: env.id(),
+                    obs_dim: env.observation_space().flat_dim(),
+                    n_actions: env.action_space().n(),
+                };
+                let (network, meta) = checkpoint::load::<AutodiffCpu>(dir, &expected, &cpu_device())?;
+                agent.init_from(network)?;
+                tracing::info!(step = meta.step, "fine-tuning from {}", dir.display());
+            }
             fs::create_dir_all(&args.out).with_context(|| format!("creating run folder {}", args.out.display()))?;
-            write_atomically(&args.out.join("config.json"), serde_json::to_string_pretty(agent.config())?.as_bytes())?;
+            let run_config =
+                RunConfig { algo: agent.config(), env: env.inner().config(), init_from: args.init_from.as_deref() };
+            write_atomically(&args.out.join("config.json"), serde_json::to_string_pretty(&run_config)?.as_bytes())?;
             let trainer = TrainerState {
                 eval_every: args.eval_every.max(1),
                 eval_episodes: args.eval_episodes,
@@ -165,6 +228,7 @@ fn train_dqn(args: &TrainArgs) -> anyhow::Result<Option<Summary>> {
             (args.out.clone(), agent, trainer, format!("{METRICS_HEADER}\n"))
         }
     };
+    let mut eval_env = TimeLimit::new(CartPole::new(*env.inner().config())?, V1_MAX_EPISODE_STEPS);
     let total = agent.config().total_timesteps;
     let seed = agent.config().seed;
     let eval_seed = seed.wrapping_add(1_000_000);
@@ -327,17 +391,18 @@ fn save_network(agent: &Dqn<AutodiffCpu>, dir: &Path, env_id: &str) -> anyhow::R
 /// Tabular Q-learning or SARSA on CartPole with the pole's angle and angular
 /// velocity binned (6 × 12 cells; position and velocity ignored).
 fn train_tabular(args: &TrainArgs) -> anyhow::Result<Summary> {
-    anyhow::ensure!(args.resume.is_none(), "--resume is for DQN runs");
+    anyhow::ensure!(args.resume.is_none() && args.init_from.is_none(), "--resume and --init-from are for DQN runs");
     let mut config: TabularConfig = read_config(args.config.as_deref())?;
     config.method = if args.algo == Algo::Sarsa { TabularMethod::Sarsa } else { TabularMethod::QLearning };
     config.seed = args.seed.unwrap_or(config.seed);
     let steps = args.steps.unwrap_or(200_000);
     let bins = BoxDiscretizer::new(vec![1, 1, 6, 12], vec![-2.4, -3.0, -0.21, -3.5], vec![2.4, 3.0, 0.21, 3.5])?;
+    let mut env = args.physics.cartpole()?;
     fs::create_dir_all(&args.out).with_context(|| format!("creating run folder {}", args.out.display()))?;
-    write_atomically(&args.out.join("config.json"), serde_json::to_string_pretty(&config)?.as_bytes())?;
+    let run_config = RunConfig { algo: &config, env: env.inner().config(), init_from: None };
+    write_atomically(&args.out.join("config.json"), serde_json::to_string_pretty(&run_config)?.as_bytes())?;
 
     let start = Instant::now();
-    let mut env = CartPole::v1();
     let mut table = QTable::new(Discretize::<[f32; 4]>::n_states(&bins), env.action_space().n())?;
     table.learn(&mut env, &bins, &config, steps)?;
     let wall_seconds = start.elapsed().as_secs_f64();

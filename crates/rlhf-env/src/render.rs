@@ -107,7 +107,7 @@ mod tests {
     fn png_and_gif_files_are_written_whole_and_nothing_else_is_left() {
         let dir = scratch_dir("files");
         let scenes: Vec<CartPoleScene> =
-            (0..5).map(|i| CartPoleScene { state: [0.1 * f64::from(i), 0.0, 0.05 * f64::from(i), 0.0] }).collect();
+            (0..5).map(|i| CartPoleScene::v1([0.1 * f64::from(i), 0.0, 0.05 * f64::from(i), 0.0])).collect();
         save_png(&scenes[0], &dir.join("frame.png"), (120, 80)).unwrap();
         save_gif(&scenes, &dir.join("episode.gif"), (120, 80), 20).unwrap();
         let png = std::fs::read(dir.join("frame.png")).unwrap();
@@ -127,7 +127,7 @@ mod tests {
     #[test]
     fn unwritable_paths_and_empty_episodes_are_errors_naming_the_file() {
         let missing = Path::new("/nonexistent-dir/x.png");
-        let err = save_png(&CartPoleScene { state: [0.0; 4] }, missing, (60, 40)).unwrap_err();
+        let err = save_png(&CartPoleScene::v1([0.0; 4]), missing, (60, 40)).unwrap_err();
         assert!(err.to_string().starts_with("cannot render to /nonexistent-dir/x.png"), "{err}");
         let err = save_gif::<CartPoleScene>(&[], Path::new("e.gif"), (60, 40), 20).unwrap_err();
         assert_eq!(err.to_string(), "cannot render to e.gif: no frames to write");

@@ -6,7 +6,7 @@
 //! on past termination so that large angles are covered. Every f64 of every
 //! state must equal Gymnasium's exactly.
 
-use rlhf_env::{CartPole, Env, Integrator};
+use rlhf_env::{CartPole, CartPoleConfig, Env, Integrator};
 
 const FIXTURE: &str = include_str!("data/cartpole_gymnasium.txt");
 
@@ -55,7 +55,11 @@ fn dynamics_match_gymnasium_bit_for_bit_over_500_steps() {
                 trajectories += 1;
             }
             Some(action) => {
-                state = CartPole::dynamics(state, action == 1, row.integrator);
+                state = CartPole::dynamics(
+                    state,
+                    action == 1,
+                    &CartPoleConfig { integrator: row.integrator, ..Default::default() },
+                );
                 assert_eq!(
                     state.map(f64::to_bits),
                     row.state.map(f64::to_bits),
@@ -83,7 +87,7 @@ fn env_step_matches_gymnasium_until_termination() {
     for row in &rows {
         match row.action {
             None => {
-                env = CartPole::new(rlhf_env::CartPoleConfig { integrator: row.integrator, ..Default::default() });
+                env = CartPole::new(CartPoleConfig { integrator: row.integrator, ..Default::default() }).unwrap();
                 env.reset(Some(0));
                 env.set_state(row.state);
                 ended = false;

@@ -3,7 +3,7 @@
 //! fixes the trajectory.
 
 use proptest::prelude::*;
-use rlhf_env::{CartPole, Env, Integrator, Space, TimeLimit};
+use rlhf_env::{CartPole, CartPoleConfig, Env, Integrator, Space, TimeLimit};
 
 fn run(seed: u64, actions: &[bool]) -> Vec<([f32; 4], f64, bool, bool)> {
     let mut env = CartPole::v1();
@@ -47,7 +47,7 @@ proptest! {
         push_right in any::<bool>(), semi_implicit in any::<bool>(),
     ) {
         let integrator = if semi_implicit { Integrator::SemiImplicitEuler } else { Integrator::Euler };
-        let next = CartPole::dynamics([x, x_dot, theta, theta_dot], push_right, integrator);
+        let next = CartPole::dynamics([x, x_dot, theta, theta_dot], push_right, &CartPoleConfig { integrator, ..Default::default() });
         prop_assert!(next.iter().all(|v| v.is_finite()));
         // Terminal exactly when outside the bounds, and in the space until then.
         let mut env = TimeLimit::new(CartPole::default(), 10);

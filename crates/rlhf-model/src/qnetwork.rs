@@ -108,6 +108,20 @@ impl<B: Backend> QNetwork<B> {
         }
     }
 
+    /// The network with its first `layers` hidden layers frozen (no
+    /// gradients, so optimisers leave them unchanged), for fine-tuning.
+    pub fn freeze_hidden(mut self, layers: usize) -> Self {
+        for layer in self.hidden.iter_mut().take(layers) {
+            *layer = layer.clone().no_grad();
+        }
+        self
+    }
+
+    /// The number of hidden layers.
+    pub fn hidden_layers(&self) -> usize {
+        self.hidden.len()
+    }
+
     /// The input size.
     pub fn obs_dim(&self) -> usize {
         let first = self.hidden.first().unwrap_or(&self.head);
@@ -119,8 +133,8 @@ impl<B: Backend> QNetwork<B> {
         self.head.weight.dims()[1]
     }
 
-    /// Shapes of every parameter tensor, in a fixed order (for checkpoint checks).
-    pub(crate) fn param_shapes(&self) -> Vec<Vec<usize>> {
+    /// Shapes of every parameter tensor, in a fixed order.
+    pub fn param_shapes(&self) -> Vec<Vec<usize>> {
         let linears = self.hidden.iter().chain([&self.head]).chain(self.value.as_ref());
         linears.flat_map(|l| linear_shapes(&l.weight, l.bias.as_ref())).collect()
     }
@@ -216,6 +230,24 @@ mod tests {
         for (qa, a) in q.iter().zip(&advantage) {
             assert!((qa - (value + a - mean)).abs() < 1e-5);
         }
+    }
+
+    #[test]
+    fn frozen_layers_do_not_move_under_an_optimizer_step() {
+        use burn::backend::Autodiff;
+        use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+        type AD = Autodiff<B>;
+        let device = cpu_device();
+        let net = QNetworkConfig::new(3, 2).with_hidden(vec![8, 8]).init::<AD>(&device, 2).freeze_hidden(1);
+        let weights = |net: &QNetwork<AD>, i: usize| net.hidden[i].weight.val().into_data().to_vec::<f32>().unwrap();
+        let (first, second) = (weights(&net, 0), weights(&net, 1));
+        let obs = Tensor::<AD, 2>::from_data(TensorData::new(vec![0.5f32, -1.0, 2.0, 1.0, 0.0, -0.5], [2, 3]), &device);
+        let loss = net.forward(obs).powf_scalar(2.0).mean();
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        let mut optimizer = AdamConfig::new().init::<AD, QNetwork<AD>>();
+        let net = optimizer.step(0.01, net, grads);
+        assert_eq!(weights(&net, 0), first, "frozen layer unchanged");
+        assert_ne!(weights(&net, 1), second, "trainable layer moved");
     }
 
     #[test]

@@ -111,7 +111,7 @@ impl<B: AutodiffBackend> Dqn<B> {
             .with_hidden(config.net_arch.clone())
             .with_activation(config.activation)
             .with_dueling(config.dueling);
-        let online: QNetwork<B> = net_config.init(&device, config.seed);
+        let online: QNetwork<B> = net_config.init::<B>(&device, config.seed).freeze_hidden(config.freeze_layers);
         let target = online.valid();
         let optimizer = AdamConfig::new()
             .with_epsilon(1e-8)
@@ -156,6 +156,27 @@ impl<B: AutodiffBackend> Dqn<B> {
     /// The online network.
     pub fn online(&self) -> &QNetwork<B> {
         &self.online
+    }
+
+    /// Starts from a pretrained network (fine-tuning): it becomes the online
+    /// and target network, with the config's `freeze_layers` applied; the
+    /// optimizer, replay and counters stay fresh. Errors when the shapes differ.
+    pub fn init_from(&mut self, network: QNetwork<B>) -> Result<(), AlgoError> {
+        let fresh = self.network_config.init::<B>(&self.device, 0);
+        if network.param_shapes() != fresh.param_shapes() {
+            return Err(AlgoError::InvalidConfig {
+                field: "net_arch",
+                reason: format!(
+                    "the pretrained network has shapes {:?}, this config {:?}",
+                    network.param_shapes(),
+                    fresh.param_shapes()
+                ),
+            });
+        }
+        self.online = network.freeze_hidden(self.config.freeze_layers);
+        self.target = self.online.valid();
+        self.acting = self.online.to_host()?;
+        Ok(())
     }
 
     /// The shape of the online (and target) network.

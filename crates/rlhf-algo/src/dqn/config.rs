@@ -70,6 +70,9 @@ pub struct DqnConfig {
     pub double_q: bool,
     /// TD loss.
     pub loss: LossKind,
+    /// Hidden layers, counted from the input, kept fixed during training
+    /// (for fine-tuning a pretrained network).
+    pub freeze_layers: usize,
 }
 
 impl Default for DqnConfig {
@@ -95,6 +98,7 @@ impl Default for DqnConfig {
             dueling: false,
             double_q: false,
             loss: LossKind::Huber,
+            freeze_layers: 0,
         }
     }
 }
@@ -149,6 +153,9 @@ impl DqnConfig {
         }
         if self.max_grad_norm.is_nan() || self.max_grad_norm <= 0.0 {
             return bad("max_grad_norm", "must be positive");
+        }
+        if self.freeze_layers > self.net_arch.len() {
+            return bad("freeze_layers", "cannot exceed the number of hidden layers in net_arch");
         }
         if self.net_arch.contains(&0) {
             return bad("net_arch", "layer widths must be at least 1");

@@ -115,7 +115,7 @@ impl<B: AutodiffBackend> Dqn<B> {
                 .map_err(|e| AlgoError::BadState { path: state_path, reason: e.to_string() })?;
 
         agent.acting = online.to_host()?;
-        agent.online = online;
+        agent.online = online.freeze_hidden(agent.config.freeze_layers);
         agent.target = target;
         agent.optimizer = agent.optimizer.load_record(optimizer_record);
         agent.replay = replay;

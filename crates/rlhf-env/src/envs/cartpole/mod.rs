@@ -20,18 +20,6 @@ use crate::rng::{EnvRng, seeded_rng, uniform_f64};
 use crate::spaces::{BoxSpace, Discrete, Space};
 use crate::wrappers::TimeLimit;
 
-/// Gravitational acceleration (m/s²).
-pub const GRAVITY: f64 = 9.8;
-/// Mass of the cart (kg).
-pub const MASS_CART: f64 = 1.0;
-/// Mass of the pole (kg).
-pub const MASS_POLE: f64 = 0.1;
-/// Half the pole's length (m).
-pub const HALF_POLE_LENGTH: f64 = 0.5;
-/// Magnitude of the force applied by either action (N).
-pub const FORCE_MAG: f64 = 10.0;
-/// Seconds between state updates.
-pub const TAU: f64 = 0.02;
 /// The episode terminates when `|x|` exceeds this (m).
 pub const X_THRESHOLD: f64 = 2.4;
 /// The episode terminates when `|theta|` exceeds this: 12 degrees, computed as
@@ -42,11 +30,9 @@ pub const V1_MAX_EPISODE_STEPS: usize = 500;
 /// Reset states are uniform in `[-RESET_BOUND, RESET_BOUND]^4`.
 pub const RESET_BOUND: f64 = 0.05;
 
-const TOTAL_MASS: f64 = MASS_POLE + MASS_CART;
-const POLEMASS_LENGTH: f64 = MASS_POLE * HALF_POLE_LENGTH;
-
-/// How the equations of motion are integrated over one step of [`TAU`] seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How the equations of motion are integrated over one step of `tau` seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Integrator {
     /// Explicit Euler: positions advance with the old velocities (Gymnasium's default).
     #[default]
@@ -55,14 +41,64 @@ pub enum Integrator {
     SemiImplicitEuler,
 }
 
-/// Options of [`CartPole`]; the defaults are CartPole-v1's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Options of [`CartPole`], named as Gymnasium's attributes; the defaults
+/// are CartPole-v1's. Changing the physics gives related tasks to fine-tune
+/// on (e.g. a longer pole).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct CartPoleConfig {
+    /// Gravitational acceleration (m/s²), 9.8.
+    pub gravity: f64,
+    /// Mass of the cart (kg), 1.0.
+    pub masscart: f64,
+    /// Mass of the pole (kg), 0.1.
+    pub masspole: f64,
+    /// Half the pole's length (m), 0.5: Gymnasium's `length`.
+    pub length: f64,
+    /// Magnitude of the force of either action (N), 10.0.
+    pub force_mag: f64,
+    /// Seconds between state updates, 0.02.
+    pub tau: f64,
     /// Integration scheme.
     pub integrator: Integrator,
     /// Gymnasium's `sutton_barto_reward`: 0 per step and -1 on termination,
     /// instead of +1 on every step including the terminating one.
     pub sutton_barto_reward: bool,
+}
+
+impl Default for CartPoleConfig {
+    fn default() -> Self {
+        Self {
+            gravity: 9.8,
+            masscart: 1.0,
+            masspole: 0.1,
+            length: 0.5,
+            force_mag: 10.0,
+            tau: 0.02,
+            integrator: Integrator::Euler,
+            sutton_barto_reward: false,
+        }
+    }
+}
+
+impl CartPoleConfig {
+    /// Checks that every physical quantity is positive and finite.
+    pub fn validate(&self) -> Result<(), EnvError> {
+        let fields = [
+            ("gravity", self.gravity),
+            ("masscart", self.masscart),
+            ("masspole", self.masspole),
+            ("length", self.length),
+            ("force_mag", self.force_mag),
+            ("tau", self.tau),
+        ];
+        match fields.into_iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
+            Some((field, value)) => {
+                Err(EnvError::InvalidConfig { field, reason: format!("must be positive and finite, got {value}") })
+            }
+            None => Ok(()),
+        }
+    }
 }
 
 /// The CartPole environment without a time limit; [`CartPole::v1`] adds it.
@@ -82,8 +118,13 @@ pub struct CartPole {
 }
 
 impl CartPole {
-    /// A CartPole with the given options.
-    pub fn new(config: CartPoleConfig) -> Self {
+    /// A CartPole with the given options; errors name an invalid field.
+    pub fn new(config: CartPoleConfig) -> Result<Self, EnvError> {
+        config.validate()?;
+        Ok(Self::new_unchecked(config))
+    }
+
+    fn new_unchecked(config: CartPoleConfig) -> Self {
         let high = [(X_THRESHOLD * 2.0) as f32, f32::INFINITY, (THETA_THRESHOLD_RADIANS * 2.0) as f32, f32::INFINITY];
         Self {
             config,
@@ -98,7 +139,7 @@ impl CartPole {
     /// CartPole-v1 as `gymnasium.make("CartPole-v1")` builds it: default
     /// physics in a [`TimeLimit`] of 500 steps.
     pub fn v1() -> TimeLimit<CartPole> {
-        TimeLimit::new(CartPole::new(CartPoleConfig::default()), V1_MAX_EPISODE_STEPS)
+        TimeLimit::new(CartPole::default(), V1_MAX_EPISODE_STEPS)
     }
 
     /// The options this environment was built with.
@@ -126,25 +167,29 @@ impl CartPole {
 
     /// One step of the equations of motion, without any episode bookkeeping.
     ///
-    /// `push_right` selects `+FORCE_MAG` (action 1) or `-FORCE_MAG` (action 0).
-    /// The grouping of every operation follows Gymnasium's `step`; do not
-    /// "simplify" it, a regrouped product drifts by an ulp.
-    pub fn dynamics(state: [f64; 4], push_right: bool, integrator: Integrator) -> [f64; 4] {
+    /// `push_right` selects `+force_mag` (action 1) or `-force_mag` (action 0).
+    /// The grouping of every operation follows Gymnasium's `step` (and its
+    /// `total_mass = masspole + masscart`, `polemass_length = masspole *
+    /// length`); do not "simplify" it, a regrouped product drifts by an ulp.
+    pub fn dynamics(state: [f64; 4], push_right: bool, config: &CartPoleConfig) -> [f64; 4] {
+        let CartPoleConfig { gravity, masscart, masspole, length, force_mag, tau, integrator, .. } = *config;
+        let total_mass = masspole + masscart;
+        let polemass_length = masspole * length;
         let [x, x_dot, theta, theta_dot] = state;
-        let force = if push_right { FORCE_MAG } else { -FORCE_MAG };
+        let force = if push_right { force_mag } else { -force_mag };
         let (sintheta, costheta) = theta.sin_cos();
-        let temp = (force + POLEMASS_LENGTH * (theta_dot * theta_dot) * sintheta) / TOTAL_MASS;
-        let thetaacc = (GRAVITY * sintheta - costheta * temp)
-            / (HALF_POLE_LENGTH * (4.0 / 3.0 - MASS_POLE * (costheta * costheta) / TOTAL_MASS));
-        let xacc = temp - POLEMASS_LENGTH * thetaacc * costheta / TOTAL_MASS;
+        let temp = (force + polemass_length * (theta_dot * theta_dot) * sintheta) / total_mass;
+        let thetaacc = (gravity * sintheta - costheta * temp)
+            / (length * (4.0 / 3.0 - masspole * (costheta * costheta) / total_mass));
+        let xacc = temp - polemass_length * thetaacc * costheta / total_mass;
         match integrator {
             Integrator::Euler => {
-                [x + TAU * x_dot, x_dot + TAU * xacc, theta + TAU * theta_dot, theta_dot + TAU * thetaacc]
+                [x + tau * x_dot, x_dot + tau * xacc, theta + tau * theta_dot, theta_dot + tau * thetaacc]
             }
             Integrator::SemiImplicitEuler => {
-                let x_dot = x_dot + TAU * xacc;
-                let theta_dot = theta_dot + TAU * thetaacc;
-                [x + TAU * x_dot, x_dot, theta + TAU * theta_dot, theta_dot]
+                let x_dot = x_dot + tau * xacc;
+                let theta_dot = theta_dot + tau * thetaacc;
+                [x + tau * x_dot, x_dot, theta + tau * theta_dot, theta_dot]
             }
         }
     }
@@ -204,6 +249,7 @@ impl CartPole {
 /// The complete state of a [`CartPole`] (see [`Snapshot`]).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CartPoleState {
+    config: CartPoleConfig,
     state: [f64; 4],
     rng: EnvRng,
     phase: EpisodePhase,
@@ -213,10 +259,11 @@ impl Snapshot for CartPole {
     type State = CartPoleState;
 
     fn snapshot(&self) -> CartPoleState {
-        CartPoleState { state: self.state, rng: self.rng.clone(), phase: self.phase }
+        CartPoleState { config: self.config, state: self.state, rng: self.rng.clone(), phase: self.phase }
     }
 
     fn restore(&mut self, snapshot: CartPoleState) {
+        self.config = snapshot.config;
         self.state = snapshot.state;
         self.rng = snapshot.rng;
         self.phase = snapshot.phase;
@@ -225,7 +272,7 @@ impl Snapshot for CartPole {
 
 impl Default for CartPole {
     fn default() -> Self {
-        Self::new(CartPoleConfig::default())
+        Self::new_unchecked(CartPoleConfig::default())
     }
 }
 
@@ -268,7 +315,7 @@ impl Env for CartPole {
             });
         }
         self.phase.check_step(self.id())?;
-        self.state = Self::dynamics(self.state, action == 1, self.config.integrator);
+        self.state = Self::dynamics(self.state, action == 1, &self.config);
         let terminated = Self::is_terminal(&self.state);
         if terminated {
             self.phase = EpisodePhase::Ended;
@@ -299,16 +346,18 @@ mod tests {
         // From rest, push right: temp = 10/1.1 = 100/11; the denominator is
         // 0.5 (4/3 - 0.1/1.1) = 41/66, so thetaacc = -(100/11)(66/41) = -600/41 and
         // xacc = 100/11 + 0.05 (600/41) / 1.1 = 400/41.
-        let euler = CartPole::dynamics([0.0; 4], true, Integrator::Euler);
+        let v1 = CartPoleConfig::default();
+        let euler = CartPole::dynamics([0.0; 4], true, &v1);
         assert_close(euler, [0.0, 0.02 * 400.0 / 41.0, 0.0, -0.02 * 600.0 / 41.0]);
         // Semi-implicit Euler moves the positions with the new velocities.
-        let semi = CartPole::dynamics([0.0; 4], true, Integrator::SemiImplicitEuler);
+        let semi =
+            CartPole::dynamics([0.0; 4], true, &CartPoleConfig { integrator: Integrator::SemiImplicitEuler, ..v1 });
         assert_close(
             semi,
             [0.02 * 0.02 * 400.0 / 41.0, 0.02 * 400.0 / 41.0, -0.02 * 0.02 * 600.0 / 41.0, -0.02 * 600.0 / 41.0],
         );
         // Pushing left mirrors everything.
-        let left = CartPole::dynamics([0.0; 4], false, Integrator::Euler);
+        let left = CartPole::dynamics([0.0; 4], false, &v1);
         assert_close(left, euler.map(|v| -v));
     }
 
@@ -322,7 +371,7 @@ mod tests {
         let thetaacc = (4.9 + 4.5 * sqrt3) * 264.0 / 167.0;
         let xacc = -9.0 - 0.05 * thetaacc * (sqrt3 / 2.0) / 1.1;
         let theta = std::f64::consts::PI / 6.0;
-        let next = CartPole::dynamics([0.5, -1.0, theta, 2.0], false, Integrator::Euler);
+        let next = CartPole::dynamics([0.5, -1.0, theta, 2.0], false, &CartPoleConfig::default());
         assert_close(next, [0.5 - 0.02, -1.0 + 0.02 * xacc, theta + 0.04, 2.0 + 0.02 * thetaacc]);
     }
 
@@ -352,6 +401,20 @@ mod tests {
     }
 
     #[test]
+    fn a_longer_pole_falls_more_slowly_by_hand() {
+        // With theta_dot = 0, temp = force / M does not involve the length, and
+        // thetaacc = (g sin - cos temp) / (l (4/3 - m cos² / M)): doubling l
+        // halves the angular acceleration.
+        let short = CartPoleConfig::default();
+        let long = CartPoleConfig { length: 1.0, ..short };
+        let state = [0.0, 0.0, 0.1, 0.0];
+        let acc = |config: &CartPoleConfig| CartPole::dynamics(state, true, config)[3] / config.tau;
+        assert!((acc(&short) / acc(&long) - 2.0).abs() < 1e-12);
+        let err = CartPole::new(CartPoleConfig { length: 0.0, ..short }).unwrap_err();
+        assert_eq!(err.to_string(), "invalid value for `length`: must be positive and finite, got 0");
+    }
+
+    #[test]
     fn twelve_degrees_in_radians() {
         assert!((THETA_THRESHOLD_RADIANS - 0.20943951023931953).abs() < 1e-17);
     }
@@ -377,7 +440,7 @@ mod tests {
 
     #[test]
     fn sutton_barto_reward() {
-        let mut env = CartPole::new(CartPoleConfig { sutton_barto_reward: true, ..Default::default() });
+        let mut env = CartPole::new(CartPoleConfig { sutton_barto_reward: true, ..Default::default() }).unwrap();
         env.reset(Some(1));
         assert_eq!(env.step(0).unwrap().reward, 0.0);
         env.set_state([X_THRESHOLD, 1.0, 0.0, 0.0]);

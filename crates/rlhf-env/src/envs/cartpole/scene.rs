@@ -3,7 +3,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{CartPole, HALF_POLE_LENGTH, X_THRESHOLD};
+use super::{CartPole, CartPoleConfig, X_THRESHOLD};
 use crate::render::Scene;
 
 const CART_COLOR: RGBColor = RGBColor(0, 0, 0);
@@ -19,12 +19,21 @@ const AXLE_COLOR: RGBColor = RGBColor(129, 132, 203);
 pub struct CartPoleScene {
     /// `[x, x_dot, theta, theta_dot]`.
     pub state: [f64; 4],
+    /// Half the pole's length (m), Gymnasium's `length`.
+    pub length: f64,
+}
+
+impl CartPoleScene {
+    /// A frame of `state` with CartPole-v1's pole.
+    pub fn v1(state: [f64; 4]) -> Self {
+        Self { state, length: CartPoleConfig::default().length }
+    }
 }
 
 impl CartPole {
     /// The current state as a drawable frame.
     pub fn scene(&self) -> CartPoleScene {
-        CartPoleScene { state: self.state }
+        CartPoleScene { state: self.state, length: self.config.length }
     }
 }
 
@@ -40,7 +49,7 @@ impl Scene for CartPoleScene {
 
         let scale = 600.0 / (2.0 * X_THRESHOLD);
         let pole_width = 10.0;
-        let pole_len = scale * (2.0 * HALF_POLE_LENGTH);
+        let pole_len = scale * (2.0 * self.length);
         let (cart_width, cart_height) = (50.0, 30.0);
         let axle_offset = cart_height / 4.0;
         let cart_x = self.state[0] * scale + 300.0;
@@ -77,19 +86,18 @@ mod tests {
 
     #[test]
     fn cart_and_pole_are_where_gymnasium_draws_them() {
-        let upright = rgb_frame(&CartPoleScene { state: [0.0; 4] }, DEFAULT_SIZE).unwrap();
+        let upright = rgb_frame(&CartPoleScene::v1([0.0; 4]), DEFAULT_SIZE).unwrap();
         // Cart centre: x = 300 px, 100 px above the bottom of a 400 px screen.
         assert_eq!(pixel(&upright, (300, 310)), [0, 0, 0]);
         // Pole: straight up from the axle, 125 px long.
         assert_eq!(pixel(&upright, (300, 200)), [202, 152, 101]);
         assert_eq!(pixel(&upright, (300, 100)), [255, 255, 255]);
         // One metre to the right is 125 px.
-        let moved = rgb_frame(&CartPoleScene { state: [1.0, 0.0, 0.0, 0.0] }, DEFAULT_SIZE).unwrap();
+        let moved = rgb_frame(&CartPoleScene::v1([1.0, 0.0, 0.0, 0.0]), DEFAULT_SIZE).unwrap();
         assert_eq!(pixel(&moved, (425, 310)), [0, 0, 0]);
         assert_eq!(pixel(&moved, (300, 310)), [255, 255, 255]);
         // Tilted right by 30°, the pole's tip region moves right of the axle.
-        let tilted =
-            rgb_frame(&CartPoleScene { state: [0.0, 0.0, std::f64::consts::FRAC_PI_6, 0.0] }, DEFAULT_SIZE).unwrap();
+        let tilted = rgb_frame(&CartPoleScene::v1([0.0, 0.0, std::f64::consts::FRAC_PI_6, 0.0]), DEFAULT_SIZE).unwrap();
         // 80 px along the pole: (300 + 80 sin 30°, 292.5 - 80 cos 30°) = (340, 223).
         assert_eq!(pixel(&tilted, (340, 223)), [202, 152, 101]);
         assert_eq!(pixel(&tilted, (300, 200)), [255, 255, 255]);
