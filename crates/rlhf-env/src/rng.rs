@@ -25,10 +25,13 @@ pub fn uniform_f64<R: Rng + ?Sized>(rng: &mut R, low: f64, high: f64) -> f64 {
     low + (high - low) * unit
 }
 
-/// An integer uniform in `0..n` (`n > 0`), by Lemire's multiply-and-reject
-/// method, so it is unbiased and its values are fixed by this code alone.
+/// An integer uniform in `0..n`, by Lemire's multiply-and-reject method, so
+/// it is unbiased and its values are fixed by this code alone. `n` of 0 or 1
+/// gives 0 without drawing.
 pub fn uniform_index<R: Rng + ?Sized>(rng: &mut R, n: usize) -> usize {
-    debug_assert!(n > 0, "uniform_index needs n > 0");
+    if n <= 1 {
+        return 0;
+    }
     let n = n as u64;
     let threshold = n.wrapping_neg() % n;
     loop {

@@ -44,6 +44,20 @@ pub struct SubStep<O, I> {
 }
 
 impl<O, I> SubStep<O, I> {
+    /// The slot of an environment just reset: its observation and info, no reward, no flags.
+    fn after_reset(obs: O, info: I) -> Self {
+        Self {
+            obs,
+            reward: 0.0,
+            terminated: false,
+            truncated: false,
+            info,
+            final_obs: None,
+            final_info: None,
+            reset_pending: false,
+        }
+    }
+
     /// Whether an episode ended on this step.
     pub fn done(&self) -> bool {
         self.terminated || self.truncated
@@ -120,16 +134,7 @@ where
         self.slots.clear();
         for (i, env) in self.envs.iter_mut().enumerate() {
             let (obs, info) = env.reset(seed.map(|s| s.wrapping_add(i as u64)));
-            self.slots.push(SubStep {
-                obs,
-                reward: 0.0,
-                terminated: false,
-                truncated: false,
-                info,
-                final_obs: None,
-                final_info: None,
-                reset_pending: false,
-            });
+            self.slots.push(SubStep::after_reset(obs, info));
         }
         &self.slots
     }
@@ -169,16 +174,7 @@ fn step_one<E: Env>(
     slot.final_info = None;
     if slot.reset_pending {
         let (obs, info) = env.reset(None);
-        *slot = SubStep {
-            obs,
-            reward: 0.0,
-            terminated: false,
-            truncated: false,
-            info,
-            final_obs: None,
-            final_info: None,
-            reset_pending: false,
-        };
+        *slot = SubStep::after_reset(obs, info);
         return Ok(());
     }
     let Step { obs, reward, terminated, truncated, info } = env.step(action.clone())?;

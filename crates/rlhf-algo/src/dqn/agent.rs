@@ -387,3 +387,56 @@ impl<B: Backend> ModuleMapper<B> for BlendParams<B> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rlhf_env::CartPole;
+    use rlhf_model::backend::{AutodiffCpu, cpu_device};
+
+    fn q_target(agent: &Dqn<AutodiffCpu>, obs: &[f32; 4]) -> Vec<f32> {
+        agent.target.to_host().unwrap().q_values(obs).unwrap().to_vec()
+    }
+
+    fn agent_after_updates(tau: f64) -> (Dqn<AutodiffCpu>, Vec<f32>) {
+        let config =
+            DqnConfig { tau, learning_starts: u64::MAX, target_update_interval: u64::MAX, ..DqnConfig::default() };
+        let mut env = CartPole::v1();
+        let mut agent = Dqn::<AutodiffCpu>::for_env(config, &env, cpu_device()).unwrap();
+        agent.learn(&mut env, 300, None, |_| {}).unwrap();
+        let obs = [0.1, 0.2, -0.1, 0.3];
+        let before = q_target(&agent, &obs);
+        for _ in 0..20 {
+            agent.gradient_step().unwrap();
+        }
+        (agent, before)
+    }
+
+    #[test]
+    fn hard_update_copies_the_online_network() {
+        let (mut agent, before) = agent_after_updates(1.0);
+        let obs = [0.1, 0.2, -0.1, 0.3];
+        assert_eq!(q_target(&agent, &obs), before, "the target waits for its update");
+        agent.update_target();
+        assert_eq!(q_target(&agent, &obs), agent.online.to_host().unwrap().q_values(&obs).unwrap().to_vec());
+    }
+
+    #[test]
+    fn polyak_update_moves_each_weight_a_fraction_tau() {
+        let (mut agent, _) = agent_after_updates(0.25);
+        let weights = |net: &QNetwork<<AutodiffCpu as AutodiffBackend>::InnerBackend>| {
+            let mut collect = CollectParams { tensors: Vec::new() };
+            net.visit(&mut collect);
+            collect.tensors.into_iter().flat_map(|t| t.into_data().to_vec::<f32>().unwrap()).collect::<Vec<f32>>()
+        };
+        let old_target = weights(&agent.target);
+        let online = weights(&agent.online.valid());
+        agent.update_target();
+        let new_target = weights(&agent.target);
+        assert_ne!(old_target, online);
+        for ((new, old), theta) in new_target.iter().zip(&old_target).zip(&online) {
+            let expected = 0.75 * old + 0.25 * theta;
+            assert!((new - expected).abs() <= 1e-6 * (1.0 + expected.abs()), "{new} vs {expected}");
+        }
+    }
+}
