@@ -250,6 +250,23 @@ mod tests {
         assert_ne!(weights(&net, 1), second, "trainable layer moved");
     }
 
+    #[cfg(all(feature = "flex", feature = "ndarray"))]
+    #[test]
+    fn flex_and_ndarray_compute_the_same_network() {
+        use crate::backend::{FlexBackend, NdArrayBackend};
+        let config = QNetworkConfig::new(4, 3).with_hidden(vec![32, 32]).with_dueling(true);
+        let flex = config.init::<FlexBackend>(&Default::default(), 11);
+        let ndarray = config.init::<NdArrayBackend>(&Default::default(), 11);
+        let obs: Vec<f32> = (0..64 * 4).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
+        let run_flex = flex.forward(Tensor::from_data(TensorData::new(obs.clone(), [64, 4]), &Default::default()));
+        let run_ndarray = ndarray.forward(Tensor::from_data(TensorData::new(obs, [64, 4]), &Default::default()));
+        let (a, b) = (run_flex.into_data().to_vec::<f32>().unwrap(), run_ndarray.into_data().to_vec::<f32>().unwrap());
+        assert_eq!(a.len(), 64 * 3);
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+        }
+    }
+
     #[test]
     fn same_seed_same_weights_and_shapes() {
         let config = QNetworkConfig::new(4, 2).with_hidden(vec![8, 8]);
