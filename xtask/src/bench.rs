@@ -6,15 +6,21 @@
 //! environment steps to the first 10-episode evaluation with mean ≥ 475,
 //! the kept model's greedy mean over 100 fresh episodes, wall seconds and
 //! gradient updates per second.
+//!
+//! `bench her` reproduces figure 1 of the hindsight paper: greedy success
+//! rate (100 episodes) on bit flipping against the number of bits, DQN with
+//! and without hindsight replay, same environment-step budget for both, and
+//! the four-rooms grid the same way (`runs/bench-her/report.{json,md,png}`).
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
+use crate::task::Device;
 use crate::train::{Algo, Summary, TrainArgs, train};
 
 /// Arguments of `cargo xtask bench`.
@@ -38,6 +44,36 @@ enum Bench {
         #[arg(long, default_value = "runs/bench-cartpole")]
         out: PathBuf,
     },
+    /// Hindsight replay: bit flipping success against the number of bits,
+    /// and the four-rooms grid, with and without HER.
+    Her(HerBench),
+}
+
+/// Arguments of `bench her`.
+#[derive(Debug, Args)]
+struct HerBench {
+    /// Bit counts to train on.
+    #[arg(long, value_delimiter = ',', default_value = "5,10,15,20,30,40,50")]
+    bits: Vec<usize>,
+    /// Seeds per setting (0..N).
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
+    /// Environment-step budget per run on n bits: this many per bit (the
+    /// same with and without HER; runs stop early once solved).
+    #[arg(long, default_value_t = 1_000)]
+    steps_per_bit: u64,
+    /// Relabeling of the HER runs.
+    #[arg(long, default_value = "future:4")]
+    her: String,
+    /// Sides of four-rooms grids to train on too (none: `--grids ""`).
+    #[arg(long, value_delimiter = ',', default_value = "11")]
+    grids: Vec<usize>,
+    /// Environment-step budget per grid run.
+    #[arg(long, default_value_t = 30_000)]
+    grid_steps: u64,
+    /// Folder for the runs and the report.
+    #[arg(long, default_value = "runs/bench-her")]
+    out: PathBuf,
 }
 
 #[derive(Debug, Serialize)]
@@ -55,24 +91,37 @@ fn median<T: Copy + PartialOrd>(mut values: Vec<T>) -> Option<T> {
 }
 
 pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
-    let Bench::Cartpole { seeds, steps, out } = &args.which;
+    match &args.which {
+        Bench::Cartpole { seeds, steps, out } => bench_cartpole(*seeds, *steps, out),
+        Bench::Her(her) => bench_her(her),
+    }
+}
+
+/// A DQN training run of the benchmarks: default config, early stop, 100 final episodes.
+fn bench_run(env: &str, her: Option<&str>, seed: u64, steps: u64, eval: (u64, usize), out: PathBuf) -> TrainArgs {
+    TrainArgs {
+        env: env.to_owned(),
+        her: her.map(str::to_owned),
+        device: Device::Cpu,
+        algo: Algo::Dqn,
+        seed: Some(seed),
+        steps: Some(steps),
+        config: None,
+        out,
+        resume: None,
+        eval_every: eval.0,
+        eval_episodes: eval.1,
+        final_eval_episodes: 100,
+        no_early_stop: false,
+        init_from: None,
+        physics: Default::default(),
+    }
+}
+
+fn bench_cartpole(seeds: u64, steps: u64, out: &Path) -> anyhow::Result<()> {
     let mut runs = Vec::new();
-    for seed in 0..*seeds {
-        let args = TrainArgs {
-            env: "cartpole".into(),
-            algo: Algo::Dqn,
-            seed: Some(seed),
-            steps: Some(*steps),
-            config: None,
-            out: out.join(format!("seed-{seed}")),
-            resume: None,
-            eval_every: 2_500,
-            eval_episodes: 10,
-            final_eval_episodes: 100,
-            no_early_stop: false,
-            init_from: None,
-            physics: Default::default(),
-        };
+    for seed in 0..seeds {
+        let args = bench_run("cartpole", None, seed, steps, (2_500, 10), out.join(format!("seed-{seed}")));
         let Some(summary) = train(&args)? else { anyhow::bail!("interrupted") };
         eprintln!(
             "seed {seed}: solved at {:?}, greedy mean {:.1}, {:.1} s",
@@ -115,9 +164,96 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         report.median_wall_seconds_to_solve.map_or("-".into(), |s| format!("{s:.2}")),
     )?;
     print!("{table}");
+    write_report(out, &table, &report)
+}
+
+fn write_report(out: &Path, table: &str, report: &impl Serialize) -> anyhow::Result<()> {
     fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    fs::write(out.join("report.md"), &table).with_context(|| format!("writing {}", out.join("report.md").display()))?;
-    fs::write(out.join("report.json"), serde_json::to_string_pretty(&report)?)
+    fs::write(out.join("report.md"), table).with_context(|| format!("writing {}", out.join("report.md").display()))?;
+    fs::write(out.join("report.json"), serde_json::to_string_pretty(report)?)
         .with_context(|| format!("writing {}", out.join("report.json").display()))?;
+    Ok(())
+}
+
+/// One row of the hindsight report: a task, a method, its seeds.
+#[derive(Debug, Serialize)]
+struct HerRow {
+    env: String,
+    her: Option<String>,
+    budget: u64,
+    mean_success: f64,
+    runs: Vec<Summary>,
+}
+
+fn bench_her(args: &HerBench) -> anyhow::Result<()> {
+    let tasks = args
+        .bits
+        .iter()
+        .map(|&n| (format!("bitflip:{n}"), args.steps_per_bit * n as u64))
+        .chain(args.grids.iter().map(|&size| (format!("fourrooms:{size}"), args.grid_steps)));
+    let mut rows = Vec::new();
+    for (env, budget) in tasks {
+        for her in [Some(args.her.as_str()), None] {
+            let mut runs = Vec::new();
+            for seed in 0..args.seeds {
+                let name = format!("{}-{}-seed-{seed}", env.replace(':', "-"), her.unwrap_or("none").replace(':', "-"));
+                // Evaluate 20 times per run, on 100 episodes: success ≥ 0.99 must be measured finely.
+                let every = (budget / 20).max(100);
+                let run = bench_run(&env, Some(her.unwrap_or("none")), seed, budget, (every, 100), args.out.join(name));
+                let Some(summary) = train(&run)? else { anyhow::bail!("interrupted") };
+                eprintln!(
+                    "{env} her {}: seed {seed}: success {:.2}, solved at {:?}, {:.1} s",
+                    her.unwrap_or("none"),
+                    summary.eval_success_rate.unwrap_or(0.0),
+                    summary.first_solved_step,
+                    summary.wall_seconds
+                );
+                runs.push(summary);
+            }
+            let mean_success =
+                runs.iter().map(|r| r.eval_success_rate.unwrap_or(0.0)).sum::<f64>() / runs.len().max(1) as f64;
+            rows.push(HerRow { env: env.clone(), her: her.map(str::to_owned), budget, mean_success, runs });
+        }
+    }
+
+    let mut table = String::from(
+        "| task | budget (env steps) | replay | success per seed | mean | steps to success ≥ 0.99 | wall s (to solve, or whole run) |\n|---|---|---|---|---|---|---|\n",
+    );
+    for row in &rows {
+        let per_seed: Vec<String> =
+            row.runs.iter().map(|r| format!("{:.2}", r.eval_success_rate.unwrap_or(0.0))).collect();
+        let solved_at: Vec<String> =
+            row.runs.iter().map(|r| r.first_solved_step.map_or("-".to_owned(), |s| s.to_string())).collect();
+        let walls: Vec<String> = row.runs.iter().map(|r| format!("{:.1}", r.wall_seconds)).collect();
+        writeln!(
+            table,
+            "| {} | {} | {} | {} | {:.2} | {} | {} |",
+            row.env,
+            row.budget,
+            row.her.as_deref().map_or("plain".to_owned(), |h| format!("HER {h}")),
+            per_seed.join(", "),
+            row.mean_success,
+            solved_at.join(", "),
+            walls.join(", ")
+        )?;
+    }
+    print!("{table}");
+    write_report(&args.out, &table, &rows)?;
+
+    let line = |her: bool| -> Vec<(f64, f64)> {
+        rows.iter()
+            .filter(|r| r.env.starts_with("bitflip:") && r.her.is_some() == her)
+            .filter_map(|r| Some((r.env.strip_prefix("bitflip:")?.parse::<f64>().ok()?, r.mean_success)))
+            .collect()
+    };
+    let (with, without) = (line(true), line(false));
+    let label = format!("DQN + HER ({})", args.her);
+    rlhf_bench::plot_lines(
+        &args.out.join("report.png"),
+        "Bit flipping: greedy success after the same step budget",
+        ("number of bits", "success rate (100 episodes, mean of seeds)"),
+        0.0..1.05,
+        &[(label.as_str(), &with), ("DQN", &without)],
+    )?;
     Ok(())
 }

@@ -5,6 +5,7 @@
 mod bench;
 mod env_info;
 mod eval;
+mod task;
 mod train;
 
 use clap::{Parser, Subcommand};

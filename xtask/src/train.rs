@@ -1,11 +1,15 @@
 //! `cargo xtask train`: train an agent and write a run folder.
 //!
-//! A DQN run folder holds `config.json` (the full `DqnConfig`, enough to
-//! repeat the run), `metrics.csv` (one row per event: episode ends, training
-//! bursts, evaluations), `summary.json`, and checkpoints: `checkpoint/` (the
+//! A DQN run folder holds `config.json` (the full `DqnConfig` and the
+//! environment's configuration, enough to repeat the run), `metrics.csv`
+//! (one row per event: episode ends, training bursts, evaluations),
+//! `learning_curve.png`, `summary.json`, and checkpoints: `checkpoint/` (the
 //! whole training state, rewritten after every evaluation and on Ctrl-C;
 //! `--resume RUN` continues from it exactly), `best/` (the network of the
 //! best evaluation, as Stable-Baselines3's `EvalCallback` keeps) and `last/`.
+//!
+//! The environment (`--env`) picks the default config and what "solved"
+//! means ([`Task`]); `--device` picks the backend ([`Device`]).
 
 use std::fs;
 use std::io::Write;
@@ -15,21 +19,21 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use anyhow::Context;
+use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use rlhf_algo::dqn::{Dqn, DqnConfig, EvalSchedule, TrainEvent};
 use rlhf_algo::evaluate;
+use rlhf_algo::replay::HerConfig;
 use rlhf_algo::tabular::{BoxDiscretizer, Discretize, QTable, TabularConfig, TabularMethod};
 use rlhf_env::envs::cartpole::V1_MAX_EPISODE_STEPS;
-use rlhf_env::{CartPole, CartPoleConfig, Env, EnvId, TimeLimit};
-use rlhf_model::backend::{AutodiffCpu, CPU_BACKEND_NAME, cpu_device};
+use rlhf_env::{BitFlipping, CartPole, CartPoleConfig, Env, EnvId, FourRooms, TimeLimit};
 use rlhf_model::checkpoint::{self, CheckpointInfo};
 use serde::{Deserialize, Serialize};
 
-/// A mean greedy return at or above this over the evaluation episodes solves CartPole-v1.
-const CARTPOLE_SOLVED: f64 = 475.0;
-const METRICS_HEADER: &str =
-    "step,episode_return,episode_length,epsilon,loss,mean_q,eval_mean_return,wall_seconds,steps_per_second";
+use crate::task::{BackendJob, CARTPOLE_SOLVED, Device, Task};
+
+const METRICS_HEADER: &str = "step,episode_return,episode_length,epsilon,success,loss,mean_q,eval_mean_return,eval_success_rate,wall_seconds,steps_per_second";
 
 /// Learning algorithms `train` can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -45,9 +49,17 @@ pub enum Algo {
 /// Arguments of `cargo xtask train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Environment id.
+    /// Environment id: `cartpole`, `bitflip:N` or `fourrooms:N` (on
+    /// `--resume`, the checkpoint's).
     #[arg(long, default_value = "cartpole")]
     pub(crate) env: String,
+    /// Hindsight relabeling on goal environments, `strategy[:k]` with
+    /// strategy `future`, `final` or `episode`, or `none` (overrides the config's `her`).
+    #[arg(long)]
+    pub(crate) her: Option<String>,
+    /// Backend the networks run on.
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub(crate) device: Device,
     /// Learning algorithm.
     #[arg(long, value_enum, default_value_t = Algo::Dqn)]
     pub(crate) algo: Algo,
@@ -65,7 +77,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "runs/dqn-cartpole")]
     pub(crate) out: PathBuf,
     /// Continue the run in this folder from its `checkpoint/`.
-    #[arg(long, conflicts_with_all = ["config", "seed", "steps", "out", "eval_every", "eval_episodes", "final_eval_episodes", "no_early_stop", "gravity", "masscart", "masspole", "length", "force_mag"])]
+    #[arg(long, conflicts_with_all = ["env", "her", "config", "seed", "steps", "out", "eval_every", "eval_episodes", "final_eval_episodes", "no_early_stop", "gravity", "masscart", "masspole", "length", "force_mag"])]
     pub(crate) resume: Option<PathBuf>,
     /// Environment steps between greedy evaluations (and checkpoints).
     #[arg(long, default_value_t = 2_500)]
@@ -109,6 +121,10 @@ pub struct PhysicsArgs {
 }
 
 impl PhysicsArgs {
+    fn is_default(&self) -> bool {
+        [self.gravity, self.masscart, self.masspole, self.length, self.force_mag].iter().all(Option::is_none)
+    }
+
     fn cartpole(&self) -> anyhow::Result<TimeLimit<CartPole>> {
         let v1 = CartPoleConfig::default();
         let config = CartPoleConfig {
@@ -127,7 +143,8 @@ impl PhysicsArgs {
 #[derive(Debug, Serialize)]
 struct RunConfig<'a, A: Serialize> {
     algo: &'a A,
-    env: &'a CartPoleConfig,
+    env_id: &'a str,
+    env: serde_json::Value,
     init_from: Option<&'a Path>,
 }
 
@@ -136,7 +153,9 @@ struct RunConfig<'a, A: Serialize> {
 pub struct Summary {
     pub(crate) env: String,
     pub(crate) algo: &'static str,
-    pub(crate) backend: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) her: Option<String>,
+    pub(crate) backend: String,
     pub(crate) seed: u64,
     pub(crate) total_steps: u64,
     pub(crate) gradient_updates: u64,
@@ -146,6 +165,8 @@ pub struct Summary {
     pub(crate) eval_mean_return: f64,
     pub(crate) eval_std_return: f64,
     pub(crate) eval_episodes: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) eval_success_rate: Option<f64>,
     pub(crate) solved: bool,
     pub(crate) first_solved_step: Option<u64>,
 }
@@ -168,28 +189,70 @@ const TRAINER_FILE: &str = "trainer.json";
 
 /// Trains as `args` say; `None` when Ctrl-C stopped the run (its state is saved).
 pub fn train(args: &TrainArgs) -> anyhow::Result<Option<Summary>> {
-    let env_id: EnvId = args.env.parse()?;
-    anyhow::ensure!(env_id == EnvId::CartPoleV1, "train supports CartPole-v1 so far, not {env_id}");
-    match args.algo {
-        Algo::Dqn => train_dqn(args),
-        Algo::QLearning | Algo::Sarsa => train_tabular(args).map(Some),
+    let env_id: EnvId = match &args.resume {
+        Some(run) => checkpoint::read_meta(&run.join("checkpoint"))?.env_id.parse()?,
+        None => args.env.parse()?,
+    };
+    if matches!(args.algo, Algo::QLearning | Algo::Sarsa) {
+        anyhow::ensure!(env_id == EnvId::CartPoleV1, "tabular training supports CartPole-v1, not {env_id}");
+        return train_tabular(args).map(Some);
+    }
+    anyhow::ensure!(
+        args.her.is_none() || env_id.is_goal_env(),
+        "--her needs a goal environment (bitflip:N, fourrooms:N), not {env_id}"
+    );
+    anyhow::ensure!(
+        args.physics.is_default() || env_id == EnvId::CartPoleV1,
+        "physics flags (--gravity, --length, ...) are CartPole's, not {env_id}'s"
+    );
+    match env_id {
+        // On resume the environment's own settings come back with its snapshot.
+        EnvId::CartPoleV1 => args.device.run(TrainJob { args, env: args.physics.cartpole()? }),
+        EnvId::BitFlipping { n_bits } => args.device.run(TrainJob { args, env: BitFlipping::new(n_bits)? }),
+        EnvId::FourRooms { size } => args.device.run(TrainJob { args, env: FourRooms::new(size)? }),
+        other => anyhow::bail!("train does not know how to run DQN on {other}"),
     }
 }
 
-/// Reads a TOML config file into `T`, naming the file on any error.
-fn read_config<T: serde::de::DeserializeOwned + Default>(path: Option<&Path>) -> anyhow::Result<T> {
-    let Some(path) = path else { return Ok(T::default()) };
-    let text = fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("config {}", path.display()))
+/// Training on one task, to run on the backend `--device` picks.
+struct TrainJob<'a, E> {
+    args: &'a TrainArgs,
+    env: E,
 }
 
-fn train_dqn(args: &TrainArgs) -> anyhow::Result<Option<Summary>> {
-    // On resume the environment's physics come back with its snapshot.
-    let mut env = args.physics.cartpole()?;
+impl<E: Task> BackendJob for TrainJob<'_, E> {
+    type Output = Option<Summary>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<Option<Summary>> {
+        train_dqn::<E, B>(self.args, self.env, device)
+    }
+}
+
+/// Reads a TOML config file over `preset`: the file's keys replace the
+/// preset's. Errors (a bad value, an unknown key) name the file and the key.
+pub(crate) fn read_config<T>(path: Option<&Path>, preset: T) -> anyhow::Result<T>
+where
+    T: Serialize + serde::de::DeserializeOwned + Default,
+{
+    let Some(path) = path else { return Ok(preset) };
+    let text = fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+    // Parsing on its own first gives errors with the file's line and column.
+    toml::from_str::<T>(&text).with_context(|| format!("config {}", path.display()))?;
+    let file: toml::Table = toml::from_str(&text).with_context(|| format!("config {}", path.display()))?;
+    let mut merged = toml::Table::try_from(&preset).context("encoding the preset config")?;
+    merged.extend(file);
+    merged.try_into().with_context(|| format!("config {}", path.display()))
+}
+
+fn train_dqn<E: Task, B: AutodiffBackend>(
+    args: &TrainArgs,
+    mut env: E,
+    device: B::Device,
+) -> anyhow::Result<Option<Summary>> {
     let (out, mut agent, mut trainer, mut metrics) = match &args.resume {
         Some(run) => {
             let dir = run.join("checkpoint");
-            let agent = Dqn::<AutodiffCpu>::load(&dir, &mut env, cpu_device())?;
+            let agent = env.load_agent::<B>(&dir, device.clone())?;
             let meta = checkpoint::read_meta(&dir)?;
             let trainer: TrainerState = serde_json::from_slice(&checkpoint::read_extra(&dir, &meta, TRAINER_FILE)?)
                 .with_context(|| format!("{}", dir.join(TRAINER_FILE).display()))?;
@@ -198,23 +261,30 @@ fn train_dqn(args: &TrainArgs) -> anyhow::Result<Option<Summary>> {
             (run.clone(), agent, trainer, metrics)
         }
         None => {
-            let mut config: DqnConfig = read_config(args.config.as_deref())?;
+            let mut config: DqnConfig = read_config(args.config.as_deref(), E::default_config())?;
             config.seed = args.seed.unwrap_or(config.seed);
             config.total_timesteps = args.steps.unwrap_or(config.total_timesteps);
-            let mut agent = Dqn::<AutodiffCpu>::for_env(config, &env, cpu_device())?;
+            if let Some(her) = &args.her {
+                config.her = if her.eq_ignore_ascii_case("none") { None } else { Some(her.parse::<HerConfig>()?) };
+            }
+            let mut agent = env.new_agent::<B>(config, device.clone())?;
             if let Some(dir) = &args.init_from {
                 let expected = checkpoint::Expectation {
                     env_id: env.id(),
-                    obs_dim: env.observation_space().flat_dim(),
-                    n_actions: env.action_space().n(),
+                    obs_dim: env.network_input_dim(),
+                    n_actions: agent.network_config().n_actions,
                 };
-                let (network, meta) = checkpoint::load::<AutodiffCpu>(dir, &expected, &cpu_device())?;
+                let (network, meta) = checkpoint::load::<B>(dir, &expected, &device)?;
                 agent.init_from(network)?;
                 tracing::info!(step = meta.step, "fine-tuning from {}", dir.display());
             }
             fs::create_dir_all(&args.out).with_context(|| format!("creating run folder {}", args.out.display()))?;
-            let run_config =
-                RunConfig { algo: agent.config(), env: env.inner().config(), init_from: args.init_from.as_deref() };
+            let run_config = RunConfig {
+                algo: agent.config(),
+                env_id: env.id(),
+                env: env.describe(),
+                init_from: args.init_from.as_deref(),
+            };
             write_atomically(&args.out.join("config.json"), serde_json::to_string_pretty(&run_config)?.as_bytes())?;
             let trainer = TrainerState {
                 eval_every: args.eval_every.max(1),
@@ -228,7 +298,7 @@ fn train_dqn(args: &TrainArgs) -> anyhow::Result<Option<Summary>> {
             (args.out.clone(), agent, trainer, format!("{METRICS_HEADER}\n"))
         }
     };
-    let mut eval_env = TimeLimit::new(CartPole::new(*env.inner().config())?, V1_MAX_EPISODE_STEPS);
+    let mut eval_env = env.fresh()?;
     let total = agent.config().total_timesteps;
     let seed = agent.config().seed;
     let eval_seed = seed.wrapping_add(1_000_000);
@@ -257,7 +327,7 @@ fn train_dqn(args: &TrainArgs) -> anyhow::Result<Option<Summary>> {
             };
             let per_second = (step - steps_at_start) as f64 / start.elapsed().as_secs_f64().max(1e-9);
             let row = match event {
-                TrainEvent::Episode { episode_return, length, epsilon, .. } => {
+                TrainEvent::Episode { episode_return, length, epsilon, success, .. } => {
                     if recent_returns.len() == 20 {
                         recent_returns.pop_front();
                     }
@@ -265,19 +335,28 @@ fn train_dqn(args: &TrainArgs) -> anyhow::Result<Option<Summary>> {
                     let mean = recent_returns.iter().sum::<f64>() / recent_returns.len() as f64;
                     progress.set_position(step);
                     progress.set_message(format!("return(20) {mean:.1} eps {epsilon:.3}"));
-                    format!("{episode_return},{length},{epsilon:.4},,,")
+                    let success = success.map_or(String::new(), |s| u8::from(s).to_string());
+                    format!("{episode_return},{length},{epsilon:.4},{success},,,,")
                 }
-                TrainEvent::Train { loss, mean_q, .. } => format!(",,,{loss:.6},{mean_q:.4},"),
+                TrainEvent::Train { loss, mean_q, .. } => format!(",,,,{loss:.6},{mean_q:.4},,"),
                 TrainEvent::Eval { report, .. } => {
-                    tracing::info!(step, mean_return = report.mean_return, "evaluation");
-                    if report.mean_return >= CARTPOLE_SOLVED && trainer.first_solved_step.is_none() {
+                    tracing::info!(
+                        step,
+                        mean_return = report.mean_return,
+                        success_rate = report.success_rate,
+                        "evaluation"
+                    );
+                    if E::solved(report) && trainer.first_solved_step.is_none() {
                         trainer.first_solved_step = Some(step);
                     }
-                    if trainer.best_eval.is_none_or(|best| report.mean_return > best) {
-                        trainer.best_eval = Some(report.mean_return);
+                    // Success first, return second: on goal tasks the return also rewards speed.
+                    let score = report.success_rate.unwrap_or(0.0) * 1e9 + report.mean_return;
+                    if trainer.best_eval.is_none_or(|best| score > best) {
+                        trainer.best_eval = Some(score);
                         improved = true;
                     }
-                    format!(",,,,,{:.2}", report.mean_return)
+                    let rate = report.success_rate.map_or(String::new(), |r| format!("{r:.3}"));
+                    format!(",,,,,,{:.2},{rate}", report.mean_return)
                 }
             };
             metrics.push_str(&format!("{step},{row},{wall:.3},{per_second:.1}\n"));
@@ -288,7 +367,7 @@ fn train_dqn(args: &TrainArgs) -> anyhow::Result<Option<Summary>> {
             save_network(&agent, &out.join("best"), env.id())?;
         }
         write_atomically(&out.join("metrics.csv"), metrics.as_bytes())?;
-        plot_metrics(&metrics, &out.join("learning_curve.png"))?;
+        plot_metrics(&metrics, &format!("DQN on {}", env.id()), &out.join("learning_curve.png"))?;
         let trainer_json = serde_json::to_vec_pretty(&trainer)?;
         agent.save(&out.join("checkpoint"), &env, &[(TRAINER_FILE, &trainer_json)])?;
         if interrupted.load(Ordering::SeqCst) {
@@ -309,7 +388,8 @@ fn train_dqn(args: &TrainArgs) -> anyhow::Result<Option<Summary>> {
     let summary = Summary {
         env: env.id().to_owned(),
         algo: "dqn",
-        backend: CPU_BACKEND_NAME,
+        her: agent.config().her.map(|her| her.to_string()),
+        backend: B::name(&device),
         seed,
         total_steps: agent.num_timesteps(),
         gradient_updates: agent.gradient_updates(),
@@ -319,7 +399,8 @@ fn train_dqn(args: &TrainArgs) -> anyhow::Result<Option<Summary>> {
         eval_mean_return: report.mean_return,
         eval_std_return: report.std_return,
         eval_episodes: report.returns.len(),
-        solved: report.mean_return >= CARTPOLE_SOLVED,
+        eval_success_rate: report.success_rate,
+        solved: E::solved(&report),
         first_solved_step: trainer.first_solved_step,
     };
     write_atomically(&out.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
@@ -340,7 +421,7 @@ fn interrupt_flag() -> anyhow::Result<Arc<AtomicBool>> {
 }
 
 /// Draws `learning_curve.png` from the rows of `metrics.csv`.
-fn plot_metrics(metrics: &str, path: &Path) -> anyhow::Result<()> {
+fn plot_metrics(metrics: &str, title: &str, path: &Path) -> anyhow::Result<()> {
     let (mut episodes, mut evaluations) = (Vec::new(), Vec::new());
     for line in metrics.lines().skip(1) {
         let fields: Vec<&str> = line.split(',').collect();
@@ -349,11 +430,11 @@ fn plot_metrics(metrics: &str, path: &Path) -> anyhow::Result<()> {
         if let Some(episode_return) = number(1) {
             episodes.push((step, episode_return));
         }
-        if let Some(eval_return) = number(6) {
+        if let Some(eval_return) = number(7) {
             evaluations.push((step, eval_return));
         }
     }
-    rlhf_bench::plot_learning_curve(path, "DQN on CartPole-v1", &episodes, &evaluations)?;
+    rlhf_bench::plot_learning_curve(path, title, &episodes, &evaluations)?;
     Ok(())
 }
 
@@ -377,11 +458,11 @@ fn metrics_until(path: &Path, step: u64) -> anyhow::Result<String> {
     Ok(kept)
 }
 
-fn save_network(agent: &Dqn<AutodiffCpu>, dir: &Path, env_id: &str) -> anyhow::Result<()> {
+fn save_network<B: AutodiffBackend>(agent: &Dqn<B>, dir: &Path, env_id: &str) -> anyhow::Result<()> {
     let info = CheckpointInfo {
         env_id: env_id.to_owned(),
         step: agent.num_timesteps(),
-        backend: CPU_BACKEND_NAME.to_owned(),
+        backend: agent.backend_name(),
         run_config: serde_json::to_value(agent.config())?,
     };
     checkpoint::save(dir, agent.online(), agent.network_config(), info)?;
@@ -392,14 +473,14 @@ fn save_network(agent: &Dqn<AutodiffCpu>, dir: &Path, env_id: &str) -> anyhow::R
 /// velocity binned (6 × 12 cells; position and velocity ignored).
 fn train_tabular(args: &TrainArgs) -> anyhow::Result<Summary> {
     anyhow::ensure!(args.resume.is_none() && args.init_from.is_none(), "--resume and --init-from are for DQN runs");
-    let mut config: TabularConfig = read_config(args.config.as_deref())?;
+    let mut config: TabularConfig = read_config(args.config.as_deref(), TabularConfig::default())?;
     config.method = if args.algo == Algo::Sarsa { TabularMethod::Sarsa } else { TabularMethod::QLearning };
     config.seed = args.seed.unwrap_or(config.seed);
     let steps = args.steps.unwrap_or(200_000);
     let bins = BoxDiscretizer::new(vec![1, 1, 6, 12], vec![-2.4, -3.0, -0.21, -3.5], vec![2.4, 3.0, 0.21, 3.5])?;
     let mut env = args.physics.cartpole()?;
     fs::create_dir_all(&args.out).with_context(|| format!("creating run folder {}", args.out.display()))?;
-    let run_config = RunConfig { algo: &config, env: env.inner().config(), init_from: None };
+    let run_config = RunConfig { algo: &config, env_id: env.id(), env: env.describe(), init_from: None };
     write_atomically(&args.out.join("config.json"), serde_json::to_string_pretty(&run_config)?.as_bytes())?;
 
     let start = Instant::now();
@@ -412,7 +493,8 @@ fn train_tabular(args: &TrainArgs) -> anyhow::Result<Summary> {
     let summary = Summary {
         env: env.id().to_owned(),
         algo: if config.method == TabularMethod::Sarsa { "sarsa" } else { "q-learning" },
-        backend: "none",
+        her: None,
+        backend: "none".to_owned(),
         seed: config.seed,
         total_steps: steps,
         gradient_updates: 0,
@@ -422,6 +504,7 @@ fn train_tabular(args: &TrainArgs) -> anyhow::Result<Summary> {
         eval_mean_return: report.mean_return,
         eval_std_return: report.std_return,
         eval_episodes: report.returns.len(),
+        eval_success_rate: None,
         solved: report.mean_return >= CARTPOLE_SOLVED,
         first_solved_step: None,
     };

@@ -1,6 +1,6 @@
 //! Playing whole episodes with a policy and summarising them.
 
-use rlhf_env::Env;
+use rlhf_env::{Env, EpisodeOutcome};
 
 use crate::error::AlgoError;
 use crate::policy::Policy;
@@ -16,14 +16,18 @@ pub struct EvalReport {
     pub mean_return: f64,
     /// Population standard deviation of `returns`.
     pub std_return: f64,
+    /// Fraction of episodes whose last step reported success, for tasks
+    /// that report it (goal environments); `None` otherwise.
+    pub success_rate: Option<f64>,
 }
 
 impl EvalReport {
-    fn new(returns: Vec<f64>, lengths: Vec<usize>) -> Self {
+    fn new(returns: Vec<f64>, lengths: Vec<usize>, successes: Option<usize>) -> Self {
         let n = returns.len().max(1) as f64;
         let mean_return = returns.iter().sum::<f64>() / n;
         let std_return = (returns.iter().map(|r| (r - mean_return).powi(2)).sum::<f64>() / n).sqrt();
-        Self { returns, lengths, mean_return, std_return }
+        let success_rate = successes.map(|s| s as f64 / n);
+        Self { returns, lengths, mean_return, std_return, success_rate }
     }
 }
 
@@ -34,6 +38,7 @@ impl EvalReport {
 pub fn evaluate<E, P>(env: &mut E, policy: &mut P, episodes: usize, seed: u64) -> Result<EvalReport, AlgoError>
 where
     E: Env,
+    E::Info: EpisodeOutcome,
     P: Policy<E::Obs, E::Action>,
 {
     if episodes == 0 {
@@ -41,6 +46,7 @@ where
     }
     let mut returns = Vec::with_capacity(episodes);
     let mut lengths = Vec::with_capacity(episodes);
+    let mut successes = None;
     for episode in 0..episodes {
         let (mut obs, _) = env.reset((episode == 0).then_some(seed));
         let (mut total, mut length) = (0.0, 0);
@@ -49,6 +55,9 @@ where
             total += step.reward;
             length += 1;
             if step.done() {
+                if let Some(success) = step.info.is_success() {
+                    *successes.get_or_insert(0) += usize::from(success);
+                }
                 break;
             }
             obs = step.obs;
@@ -56,7 +65,7 @@ where
         returns.push(total);
         lengths.push(length);
     }
-    Ok(EvalReport::new(returns, lengths))
+    Ok(EvalReport::new(returns, lengths, successes))
 }
 
 #[cfg(test)]
@@ -76,6 +85,21 @@ mod tests {
         assert_eq!(report.mean_return, mean);
         // Pushing one way from near rest topples the pole in well under a second.
         assert!(report.lengths.iter().all(|&l| (5..50).contains(&l)), "{:?}", report.lengths);
+        assert_eq!(report.success_rate, None, "CartPole has no goal");
+    }
+
+    #[test]
+    fn goal_tasks_report_the_success_rate() {
+        // Flipping every differing bit, in order, always succeeds.
+        let mut env = rlhf_env::BitFlipping::new(6).unwrap();
+        let mut solver =
+            |obs: &rlhf_env::GoalObs| (0..6).find(|&i| obs.observation[i] != obs.desired_goal[i]).unwrap_or(0);
+        let report = evaluate(&mut env, &mut solver, 20, 3).unwrap();
+        assert_eq!(report.success_rate, Some(1.0));
+        // Flipping bit 0 back and forth succeeds only when the goal differs in bit 0 alone.
+        let report = evaluate(&mut env, &mut |_: &rlhf_env::GoalObs| 0usize, 200, 3).unwrap();
+        let rate = report.success_rate.unwrap();
+        assert!(rate > 0.0 && rate < 0.1, "{rate}");
     }
 
     #[test]

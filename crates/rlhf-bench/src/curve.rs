@@ -85,6 +85,64 @@ pub fn plot_learning_curve(
     })
 }
 
+/// One line of [`plot_lines`]: a label and its `(x, y)` points.
+pub type Line<'a> = (&'a str, &'a [(f64, f64)]);
+
+/// Writes a chart of labelled lines (e.g. success rate against problem size,
+/// one line per method), each point marked, to `path` atomically.
+pub fn plot_lines(
+    path: &Path,
+    title: &str,
+    (x_label, y_label): (&str, &str),
+    y_range: std::ops::Range<f64>,
+    lines: &[Line<'_>],
+) -> Result<(), PlotError> {
+    let fail = |message: String| PlotError { path: path.to_owned(), message };
+    register_font().map_err(fail)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp{}.png", std::process::id()));
+    let points = || lines.iter().flat_map(|(_, points)| points.iter());
+    let x_min = points().map(|p| p.0).fold(f64::INFINITY, f64::min).min(0.0);
+    let x_max = points().map(|p| p.0).fold(1.0, f64::max);
+    const COLORS: [RGBColor; 4] =
+        [RGBColor(200, 60, 30), RGBColor(40, 90, 180), RGBColor(40, 150, 70), RGBColor(120, 120, 120)];
+    {
+        let root = BitMapBackend::new(&tmp, (900, 540)).into_drawing_area();
+        let draw = || -> Result<(), Box<dyn std::error::Error + '_>> {
+            root.fill(&WHITE)?;
+            let mut chart = ChartBuilder::on(&root)
+                .caption(title, ("sans-serif", 24))
+                .margin(16)
+                .x_label_area_size(44)
+                .y_label_area_size(60)
+                .build_cartesian_2d(x_min..x_max * 1.02, y_range.clone())?;
+            chart.configure_mesh().x_desc(x_label).y_desc(y_label).label_style(("sans-serif", 15)).draw()?;
+            for (i, (label, line)) in lines.iter().enumerate() {
+                let color = COLORS[i % COLORS.len()];
+                chart.draw_series(line.iter().map(|&(x, y)| Circle::new((x, y), 4, color.filled())))?;
+                chart
+                    .draw_series(LineSeries::new(line.iter().copied(), color.stroke_width(2)))?
+                    .label(*label)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 14))
+                .position(SeriesLabelPosition::MiddleRight)
+                .draw()?;
+            root.present()?;
+            Ok(())
+        };
+        draw().map_err(|e| fail(e.to_string()))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        fail(e.to_string())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +157,18 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn lines_chart_is_a_png() {
+        let dir = std::env::temp_dir().join(format!("rlhf-lines-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("lines.png");
+        let a = [(5.0, 1.0), (10.0, 1.0), (50.0, 0.98)];
+        let b = [(5.0, 1.0), (10.0, 0.4), (50.0, 0.0)];
+        plot_lines(&path, "t", ("bits", "success"), 0.0..1.05, &[("with", &a), ("without", &b)]).unwrap();
+        assert_eq!(&std::fs::read(&path).unwrap()[..4], b"\x89PNG");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

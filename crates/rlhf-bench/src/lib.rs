@@ -12,7 +12,7 @@
 
 mod curve;
 
-pub use curve::{PlotError, plot_learning_curve};
+pub use curve::{Line, PlotError, plot_learning_curve, plot_lines};
 
 /// A linear controller that balances CartPole-v1 for the full 500 steps from
 /// most reset states: push towards the side the pole falls to, corrected for

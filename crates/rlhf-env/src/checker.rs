@@ -4,6 +4,7 @@ use std::fmt;
 
 use crate::env::Env;
 use crate::error::EnvError;
+use crate::goal::{GoalEnv, GoalReward};
 use crate::rng::seeded_rng;
 use crate::spaces::Space;
 
@@ -81,6 +82,19 @@ pub enum CheckError {
     StepAfterEndAccepted {
         /// Id of the environment.
         env: String,
+    },
+    /// A goal environment's step disagrees with its own reward function, or
+    /// its desired goal changed within an episode.
+    #[error("{env}: step {step} of episode {episode} breaks the goal-env contract: {what}")]
+    GoalContract {
+        /// Id of the environment.
+        env: String,
+        /// Episode index.
+        episode: usize,
+        /// Step index within the episode.
+        step: usize,
+        /// What disagreed.
+        what: String,
     },
     /// The environment returned an error during a valid call.
     #[error("{env}: a valid step failed: {source}")]
@@ -226,6 +240,86 @@ fn check_obs<E: Env>(env: &E, id: &str, obs: &E::Obs, during: impl FnOnce() -> S
         space: env.observation_space().to_string(),
         obs: format!("{obs:?}"),
     })
+}
+
+/// What [`check_goal_env`] exercised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoalCheckReport {
+    /// Episodes played to their end.
+    pub episodes: usize,
+    /// Steps taken in all.
+    pub steps: usize,
+    /// Episodes that reached their goal.
+    pub successes: usize,
+}
+
+/// Checks the goal-environment contract on `episodes` episodes of random play
+/// (seeded by `seed`): every step's reward equals
+/// `compute_reward(next.achieved_goal, desired_goal)`, `terminated` equals
+/// `compute_terminated` and `info.is_success` agrees with it, the desired goal
+/// stays fixed within an episode, and the batched `compute_rewards` equals the
+/// single calls. Run [`check_env`] too for the general contract.
+pub fn check_goal_env<E: GoalEnv>(env: &mut E, seed: u64, episodes: usize) -> Result<GoalCheckReport, CheckError> {
+    let id = env.id().to_owned();
+    let reward_fn = env.goal_reward().clone();
+    let goal_dim = env.goal_dim();
+    let mut rng = seeded_rng(seed);
+    let mut report = GoalCheckReport { episodes: 0, steps: 0, successes: 0 };
+    let (mut achieved, mut desired, mut rewards) = (Vec::new(), Vec::new(), Vec::new());
+    for episode in 0..episodes {
+        let (obs, _) = env.reset((episode == 0).then_some(seed));
+        let goal = obs.desired_goal;
+        for step_index in 0.. {
+            let broken = |what: String| CheckError::GoalContract { env: id.clone(), episode, step: step_index, what };
+            let action = env.action_space().sample(&mut rng);
+            let step = env.step(action).map_err(|source| CheckError::StepFailed { env: id.clone(), source })?;
+            let next = &step.obs;
+            if next.achieved_goal.len() != goal_dim || next.desired_goal.len() != goal_dim {
+                return Err(broken(format!(
+                    "goals of {} and {} values, goal_dim is {goal_dim}",
+                    next.achieved_goal.len(),
+                    next.desired_goal.len()
+                )));
+            }
+            if next.desired_goal != goal {
+                return Err(broken(format!("the desired goal changed from {goal:?} to {:?}", next.desired_goal)));
+            }
+            let expected = reward_fn.compute_reward(&next.achieved_goal, &goal);
+            if step.reward != expected {
+                return Err(broken(format!("reward {} but compute_reward gives {expected}", step.reward)));
+            }
+            let reached = reward_fn.compute_terminated(&next.achieved_goal, &goal);
+            if step.terminated != reached || step.info.is_success != reached {
+                return Err(broken(format!(
+                    "terminated {} and is_success {} but compute_terminated gives {reached}",
+                    step.terminated, step.info.is_success
+                )));
+            }
+            achieved.extend_from_slice(&next.achieved_goal);
+            desired.extend_from_slice(&goal);
+            rewards.push(expected as f32);
+            report.steps += 1;
+            if step.done() {
+                report.successes += usize::from(reached);
+                break;
+            }
+        }
+        report.episodes += 1;
+    }
+    let mut batched = vec![0.0; rewards.len()];
+    reward_fn.compute_rewards(&achieved, &desired, goal_dim, &mut batched);
+    if let Some(i) = (0..rewards.len()).find(|&i| batched[i] != rewards[i]) {
+        return Err(CheckError::GoalContract {
+            env: id,
+            episode: 0,
+            step: i,
+            what: format!(
+                "compute_rewards gives {} for the {i}th transition overall, compute_reward {}",
+                batched[i], rewards[i]
+            ),
+        });
+    }
+    Ok(report)
 }
 
 impl fmt::Display for CheckReport {

@@ -11,6 +11,8 @@
 //!   same-step auto-reset; the true final observation of each finished episode is kept.
 //! - [`check_env`]: validates an environment the way Stable-Baselines3's `check_env` does.
 //! - [`CartPole`]: CartPole-v1, bit for bit the dynamics of Gymnasium's `cartpole.py`.
+//! - [`goal`]: goal-conditioned environments for hindsight replay ([`GoalEnv`],
+//!   [`check_goal_env`]): [`BitFlipping`] and the [`FourRooms`] grid.
 //!
 //! ```
 //! use rlhf_env::{CartPole, Env};
@@ -39,6 +41,7 @@ mod checker;
 mod env;
 pub mod envs;
 mod error;
+pub mod goal;
 mod registry;
 #[cfg(feature = "render")]
 pub mod render;
@@ -47,10 +50,13 @@ pub mod spaces;
 mod vector;
 pub mod wrappers;
 
-pub use checker::{CheckError, CheckReport, check_env};
+pub use checker::{CheckError, CheckReport, GoalCheckReport, check_env, check_goal_env};
 pub use env::{Env, Snapshot, Step};
+pub use envs::bit_flipping::BitFlipping;
 pub use envs::cartpole::{CartPole, CartPoleConfig, CartPoleState, Integrator};
+pub use envs::four_rooms::FourRooms;
 pub use error::EnvError;
+pub use goal::{EpisodeOutcome, GoalEnv, GoalInfo, GoalObs, GoalReward, GoalSpace, SparseGoalReward};
 pub use registry::EnvId;
 pub use spaces::{BoxSpace, Discrete, MultiBinary, Space};
 pub use vector::{AutoresetMode, EnvSubStep, SubStep, VecEnv};

@@ -5,15 +5,18 @@ use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use std::sync::Arc;
+
 use rlhf_env::rng::{EnvRng, seeded_rng, uniform_f64, uniform_index};
-use rlhf_env::{BoxSpace, Discrete, Env};
+use rlhf_env::{BoxSpace, Discrete, Env, EpisodeOutcome, GoalEnv, GoalReward};
 use rlhf_model::{HostQNetwork, QNetwork, QNetworkConfig};
 
 use super::config::{DqnConfig, LossKind};
+use super::store::{FlatObs, ReplayStore};
 use super::td::td_targets;
 use crate::error::AlgoError;
 use crate::evaluation::{EvalReport, evaluate};
-use crate::replay::{ReplayBatch, ReplayBuffer};
+use crate::replay::{HerBuffer, ReplayBatch, ReplayBuffer};
 
 /// What happened during [`Dqn::learn`], for logging and metrics.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +31,8 @@ pub enum TrainEvent {
         length: usize,
         /// Exploration rate at its end.
         epsilon: f64,
+        /// Whether it reached its goal, for tasks that have one.
+        success: Option<bool>,
     },
     /// A burst of gradient steps finished.
     Train {
@@ -70,6 +75,11 @@ pub struct EvalSchedule<'a, E> {
 /// move the target network towards the online one. Acting uses a host copy
 /// of the online weights ([`HostQNetwork`]), refreshed after every burst of
 /// gradient steps, so the action is the one `forward` would pick.
+///
+/// On a goal environment ([`Dqn::for_goal_env`]) the network reads
+/// `[observation, desired_goal]` and replay is a [`HerBuffer`], which
+/// relabels goals in hindsight when `config.her` is set; the update itself
+/// is the same.
 pub struct Dqn<B: AutodiffBackend> {
     pub(super) config: DqnConfig,
     pub(super) device: B::Device,
@@ -78,28 +88,64 @@ pub struct Dqn<B: AutodiffBackend> {
     pub(super) optimizer: OptimizerAdaptor<Adam, QNetwork<B>, B>,
     pub(super) network_config: QNetworkConfig,
     pub(super) acting: HostQNetwork,
-    pub(super) replay: ReplayBuffer,
+    pub(super) replay: ReplayStore,
     pub(super) batch: ReplayBatch,
     pub(super) rng: EnvRng,
+    /// Values of the network's input.
     pub(super) obs_dim: usize,
     pub(super) n_actions: usize,
     pub(super) num_timesteps: u64,
     pub(super) gradient_updates: u64,
     /// The episode in progress between calls to `learn`.
     pub(super) episode: Option<EpisodeProgress>,
+    /// Reused rows: the network input and the next observation.
+    input: Vec<f32>,
+    next_row: Vec<f32>,
 }
 
 /// Where the training episode stands.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(super) struct EpisodeProgress {
+    /// The current observation as a flat row.
     obs: Vec<f32>,
     episode_return: f64,
     length: usize,
 }
 
 impl<B: AutodiffBackend> Dqn<B> {
-    /// An untrained agent for observations of `obs_dim` floats and `n_actions` actions.
+    /// An untrained agent for flat observations of `obs_dim` floats and `n_actions` actions.
     pub fn new(config: DqnConfig, obs_dim: usize, n_actions: usize, device: B::Device) -> Result<Self, AlgoError> {
+        if config.her.is_some() {
+            return Err(AlgoError::InvalidConfig {
+                field: "her",
+                reason: "hindsight replay needs a goal environment (bitflip, fourrooms)".into(),
+            });
+        }
+        let replay = ReplayStore::Transitions(ReplayBuffer::new(config.buffer_size, obs_dim)?);
+        Self::with_replay(config, obs_dim, n_actions, replay, device)
+    }
+
+    /// An untrained agent for a goal environment with observations of
+    /// `obs_dim` and goals of `goal_dim` values; `reward` relabels.
+    pub fn new_goal_conditioned(
+        config: DqnConfig,
+        obs_dim: usize,
+        goal_dim: usize,
+        n_actions: usize,
+        reward: Arc<dyn GoalReward>,
+        device: B::Device,
+    ) -> Result<Self, AlgoError> {
+        let buffer = HerBuffer::new(config.buffer_size, obs_dim, goal_dim, config.her, reward)?;
+        Self::with_replay(config, obs_dim + goal_dim, n_actions, ReplayStore::Hindsight(buffer), device)
+    }
+
+    pub(super) fn with_replay(
+        config: DqnConfig,
+        obs_dim: usize,
+        n_actions: usize,
+        replay: ReplayStore,
+        device: B::Device,
+    ) -> Result<Self, AlgoError> {
         config.validate()?;
         if obs_dim == 0 || n_actions == 0 {
             return Err(AlgoError::InvalidConfig {
@@ -118,7 +164,6 @@ impl<B: AutodiffBackend> Dqn<B> {
             .with_grad_clipping(Some(GradientClippingConfig::Norm(config.max_grad_norm as f32)))
             .init();
         let acting = online.to_host()?;
-        let replay = ReplayBuffer::new(config.buffer_size, obs_dim)?;
         // The exploration/replay stream is decorrelated from the init stream.
         let rng = seeded_rng(config.seed ^ 0x9E37_79B9_7F4A_7C15);
         Ok(Self {
@@ -137,6 +182,8 @@ impl<B: AutodiffBackend> Dqn<B> {
             num_timesteps: 0,
             gradient_updates: 0,
             episode: None,
+            input: Vec::new(),
+            next_row: Vec::new(),
         })
     }
 
@@ -148,9 +195,30 @@ impl<B: AutodiffBackend> Dqn<B> {
         Self::new(config, env.observation_space().flat_dim(), env.action_space().n(), device)
     }
 
+    /// An agent for the goal environment `env`, relabeling as `config.her` says.
+    pub fn for_goal_env<E>(config: DqnConfig, env: &E, device: B::Device) -> Result<Self, AlgoError>
+    where
+        E: GoalEnv<ActionSpace = Discrete>,
+    {
+        let reward = Arc::new(env.goal_reward().clone());
+        Self::new_goal_conditioned(
+            config,
+            env.observation_dim(),
+            env.goal_dim(),
+            env.action_space().n(),
+            reward,
+            device,
+        )
+    }
+
     /// The hyperparameters.
     pub fn config(&self) -> &DqnConfig {
         &self.config
+    }
+
+    /// The backend's name, for checkpoint metadata.
+    pub fn backend_name(&self) -> String {
+        B::name(&self.device)
     }
 
     /// The online network.
@@ -194,12 +262,18 @@ impl<B: AutodiffBackend> Dqn<B> {
         self.gradient_updates
     }
 
-    /// The greedy action of the current online network.
-    pub fn greedy_action(&mut self, obs: &[f32]) -> Result<usize, AlgoError> {
-        Ok(self.acting.greedy_action(obs)?)
+    /// The greedy action of the current online network on an observation.
+    pub fn greedy_action(&mut self, obs: &impl FlatObs) -> Result<usize, AlgoError> {
+        let mut row = std::mem::take(&mut self.next_row);
+        row.clear();
+        obs.write_flat(&mut row);
+        let action = self.acting.greedy_action(self.replay.network_input(&row, &mut self.input));
+        self.next_row = row;
+        Ok(action?)
     }
 
-    /// A copy of the greedy policy for evaluation.
+    /// A copy of the greedy policy for evaluation: the network reading
+    /// network inputs (for goal environments `[observation, desired_goal]`).
     pub fn greedy_policy(&self) -> HostQNetwork {
         self.acting.clone()
     }
@@ -220,12 +294,25 @@ impl<B: AutodiffBackend> Dqn<B> {
     ) -> Result<(), AlgoError>
     where
         E: Env<Action = usize>,
-        E::Obs: AsRef<[f32]>,
+        E::Obs: FlatObs,
+        E::Info: EpisodeOutcome,
     {
         let schedule = self.config.exploration_schedule();
+        let row_dim = self.replay.row_dim();
+        let flat = |obs: &E::Obs| -> Result<Vec<f32>, AlgoError> {
+            let mut row = Vec::with_capacity(row_dim);
+            obs.write_flat(&mut row);
+            if row.len() != row_dim {
+                return Err(AlgoError::InvalidConfig {
+                    field: "observation",
+                    reason: format!("the environment observes {} values, the agent was built for {row_dim}", row.len()),
+                });
+            }
+            Ok(row)
+        };
         if self.episode.is_none() {
             let (obs, _) = env.reset(Some(self.config.seed));
-            self.episode = Some(EpisodeProgress { obs: obs.as_ref().to_vec(), episode_return: 0.0, length: 0 });
+            self.episode = Some(EpisodeProgress { obs: flat(&obs)?, episode_return: 0.0, length: 0 });
         }
         for _ in 0..steps {
             let Some(episode) = self.episode.as_mut() else { break };
@@ -236,29 +323,34 @@ impl<B: AutodiffBackend> Dqn<B> {
             let action = if explore {
                 uniform_index(&mut self.rng, self.n_actions)
             } else {
-                self.acting.greedy_action(&episode.obs)?
+                self.acting.greedy_action(self.replay.network_input(&episode.obs, &mut self.input))?
             };
             let transition = env.step(action)?;
-            let next_obs = transition.obs.as_ref();
-            self.replay.push(&episode.obs, action, transition.reward as f32, next_obs, transition.terminated)?;
+            self.next_row.clear();
+            transition.obs.write_flat(&mut self.next_row);
+            let done = transition.done();
+            let reward = transition.reward as f32;
+            self.replay.push(&episode.obs, action, reward, &self.next_row, transition.terminated, done)?;
             self.num_timesteps += 1;
             episode.episode_return += transition.reward;
             episode.length += 1;
-            episode.obs.copy_from_slice(next_obs);
-            if transition.done() {
+            episode.obs.copy_from_slice(&self.next_row);
+            if done {
                 observer(&TrainEvent::Episode {
                     step: self.num_timesteps,
                     episode_return: episode.episode_return,
                     length: episode.length,
                     epsilon,
+                    success: transition.info.is_success(),
                 });
                 let (obs, _) = env.reset(None);
-                *episode = EpisodeProgress { obs: obs.as_ref().to_vec(), episode_return: 0.0, length: 0 };
+                *episode = EpisodeProgress { obs: flat(&obs)?, episode_return: 0.0, length: 0 };
             }
 
-            // Update.
+            // Update (a hindsight buffer has nothing to sample until an episode ends).
             if self.num_timesteps > self.config.learning_starts
                 && self.num_timesteps.is_multiple_of(self.config.train_freq)
+                && !self.replay.is_empty()
             {
                 let (mut loss_sum, mut q_sum) = (0.0, 0.0);
                 for _ in 0..self.config.gradient_steps {
@@ -295,12 +387,25 @@ impl<B: AutodiffBackend> Dqn<B> {
     pub fn evaluate<E>(&self, env: &mut E, episodes: usize, seed: u64) -> Result<EvalReport, AlgoError>
     where
         E: Env<Action = usize>,
-        E::Obs: AsRef<[f32]>,
+        E::Obs: FlatObs,
+        E::Info: EpisodeOutcome,
     {
         let mut policy = self.acting.clone();
-        // Observation sizes were checked when the agent was built for this env.
-        let mut act = |obs: &E::Obs| policy.greedy_action(obs.as_ref()).unwrap_or(0);
-        evaluate(env, &mut act, episodes, seed)
+        let (mut row, mut input) = (Vec::new(), Vec::new());
+        let mut mismatch = None;
+        let mut act = |obs: &E::Obs| {
+            row.clear();
+            obs.write_flat(&mut row);
+            policy.greedy_action(self.replay.network_input(&row, &mut input)).unwrap_or_else(|e| {
+                mismatch.get_or_insert(e);
+                0
+            })
+        };
+        let report = evaluate(env, &mut act, episodes, seed)?;
+        match mismatch {
+            Some(e) => Err(e.into()),
+            None => Ok(report),
+        }
     }
 
     /// One gradient step on a batch sampled from the replay buffer; returns

@@ -2,6 +2,7 @@ use rlhf_model::Activation;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AlgoError;
+use crate::replay::{GoalStrategy, HerConfig};
 use crate::schedule::LinearSchedule;
 
 /// The regression loss on the TD error.
@@ -73,6 +74,9 @@ pub struct DqnConfig {
     /// Hidden layers, counted from the input, kept fixed during training
     /// (for fine-tuning a pretrained network).
     pub freeze_layers: usize,
+    /// Hindsight relabeling on goal environments (`[her]` with `strategy`
+    /// and `n_sampled_goal`); none by default.
+    pub her: Option<HerConfig>,
 }
 
 impl Default for DqnConfig {
@@ -99,11 +103,36 @@ impl Default for DqnConfig {
             double_q: false,
             loss: LossKind::Huber,
             freeze_layers: 0,
+            her: None,
         }
     }
 }
 
 impl DqnConfig {
+    /// Tuned for bit flipping with hindsight replay (`future`, k = 4):
+    /// one gradient step per environment step on batches of 256, a 256-unit
+    /// hidden layer as in the hindsight paper, γ = 0.98 so that the value of
+    /// a goal n flips away stays distinguishable, and little exploration
+    /// (relabeled goals, not random actions, supply the successes).
+    pub fn bit_flipping() -> Self {
+        Self {
+            total_timesteps: 50_000,
+            learning_rate: 1e-3,
+            buffer_size: 1_000_000,
+            learning_starts: 200,
+            batch_size: 256,
+            gamma: 0.98,
+            train_freq: 1,
+            gradient_steps: 1,
+            target_update_interval: 100,
+            exploration_fraction: 0.1,
+            exploration_final_eps: 0.02,
+            net_arch: vec![256],
+            her: Some(HerConfig { strategy: GoalStrategy::Future, n_sampled_goal: 4 }),
+            ..Self::default()
+        }
+    }
+
     /// The epsilon schedule these fields describe.
     pub fn exploration_schedule(&self) -> LinearSchedule {
         LinearSchedule {

@@ -1,11 +1,14 @@
 //! Deep Q-networks (Mnih et al. 2015) with target network, double Q-learning
-//! (van Hasselt et al. 2016) and an optional dueling head.
+//! (van Hasselt et al. 2016) and an optional dueling head; on goal
+//! environments with hindsight experience replay (Andrychowicz et al. 2017).
 
 mod agent;
 mod config;
 mod persistence;
+mod store;
 mod td;
 
 pub use agent::{Dqn, EvalSchedule, TrainEvent};
 pub use config::{DqnConfig, LossKind};
+pub use store::FlatObs;
 pub use td::td_targets;

@@ -9,19 +9,21 @@
 //! continue bit for bit as if it had never stopped (same CPU backend).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use burn::optim::Optimizer;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use rlhf_env::rng::EnvRng;
-use rlhf_env::{Env, Snapshot};
+use rlhf_env::{Env, GoalEnv, GoalReward, Snapshot};
 use rlhf_model::checkpoint::{self, CheckpointError, CheckpointInfo, Expectation};
 use serde::{Deserialize, Serialize};
 
 use super::agent::{Dqn, EpisodeProgress};
 use super::config::DqnConfig;
+use super::store::ReplayStore;
 use crate::error::AlgoError;
-use crate::replay::ReplayBuffer;
+use crate::replay::{HerBuffer, ReplayBuffer};
 
 const TARGET_FILE: &str = "target.mpk";
 const OPTIMIZER_FILE: &str = "optimizer.mpk";
@@ -67,7 +69,7 @@ impl<B: AutodiffBackend> Dqn<B> {
         let info = CheckpointInfo {
             env_id: env.id().to_owned(),
             step: self.num_timesteps,
-            backend: B::name(&self.device),
+            backend: self.backend_name(),
             run_config: serde_json::to_value(&self.config).map_err(|e| bad("meta.json", &e))?,
         };
         checkpoint::save_with_extras(dir, &self.online, &self.network_config, info, &files)?;
@@ -80,13 +82,67 @@ impl<B: AutodiffBackend> Dqn<B> {
     where
         E: Env + Snapshot,
     {
+        Self::load_with(dir, env, None, device)
+    }
+
+    /// [`Dqn::load`] for an agent trained on the goal environment `env`.
+    pub fn load_goal<E>(dir: &Path, env: &mut E, device: B::Device) -> Result<Self, AlgoError>
+    where
+        E: GoalEnv + Snapshot,
+    {
+        let goal = GoalLayout {
+            obs_dim: env.observation_dim(),
+            goal_dim: env.goal_dim(),
+            reward: Arc::new(env.goal_reward().clone()),
+        };
+        Self::load_with(dir, env, Some(goal), device)
+    }
+
+    fn load_with<E>(dir: &Path, env: &mut E, goal: Option<GoalLayout>, device: B::Device) -> Result<Self, AlgoError>
+    where
+        E: Env + Snapshot,
+    {
         let meta = checkpoint::read_meta(dir)?;
         let meta_path = dir.join("meta.json");
         let config: DqnConfig = serde_json::from_value(meta.run_config.clone())
             .map_err(|e| AlgoError::BadState { path: meta_path.clone(), reason: format!("run_config: {e}") })?;
-        let mut agent = Self::new(config, meta.obs_dim, meta.n_actions, device)?;
-        let expected = Expectation { env_id: env.id(), obs_dim: meta.obs_dim, n_actions: meta.n_actions };
-        let (online, _) = checkpoint::load::<B>(dir, &expected, &agent.device)?;
+        // The network and metadata first: a checkpoint of another environment
+        // is reported as such, not as a replay of the wrong shape.
+        let obs_dim = goal.as_ref().map_or(meta.obs_dim, |g| g.obs_dim + g.goal_dim);
+        let expected = Expectation { env_id: env.id(), obs_dim, n_actions: meta.n_actions };
+        let (online, _) = checkpoint::load::<B>(dir, &expected, &device)?;
+        let replay_path = dir.join(REPLAY_FILE);
+        let replay_bytes = checkpoint::read_extra(dir, &meta, REPLAY_FILE)?;
+        let bad_replay = |reason: String| AlgoError::BadState { path: replay_path.clone(), reason };
+        let (mut agent, replay) = match goal {
+            None => {
+                let agent = Self::new(config, meta.obs_dim, meta.n_actions, device)?;
+                let replay = ReplayBuffer::from_bytes(&replay_bytes).map_err(bad_replay)?;
+                if replay.capacity() != agent.config.buffer_size || replay.obs_dim() != meta.obs_dim {
+                    return Err(bad_replay(format!(
+                        "holds {} transitions of {} values, the config wants {} of {}",
+                        replay.capacity(),
+                        replay.obs_dim(),
+                        agent.config.buffer_size,
+                        meta.obs_dim
+                    )));
+                }
+                (agent, ReplayStore::Transitions(replay))
+            }
+            Some(GoalLayout { obs_dim, goal_dim, reward }) => {
+                let agent =
+                    Self::new_goal_conditioned(config, obs_dim, goal_dim, meta.n_actions, Arc::clone(&reward), device)?;
+                let replay = HerBuffer::from_bytes(&replay_bytes, agent.config.her, reward).map_err(bad_replay)?;
+                let found = (replay.capacity(), replay.obs_dim(), replay.goal_dim());
+                if found != (agent.config.buffer_size, obs_dim, goal_dim) {
+                    return Err(bad_replay(format!(
+                        "holds (capacity, obs_dim, goal_dim) {found:?}, the config and env want {:?}",
+                        (agent.config.buffer_size, obs_dim, goal_dim)
+                    )));
+                }
+                (agent, ReplayStore::Hindsight(replay))
+            }
+        };
         let target_bytes = checkpoint::read_extra(dir, &meta, TARGET_FILE)?;
         let target: rlhf_model::QNetwork<B::InnerBackend> =
             checkpoint::network_from_bytes(target_bytes, &agent.network_config, &agent.device, &dir.join(TARGET_FILE))?;
@@ -94,21 +150,6 @@ impl<B: AutodiffBackend> Dqn<B> {
         let optimizer_record = NamedMpkBytesRecorder::<FullPrecisionSettings>::new()
             .load(optimizer_bytes, &agent.device)
             .map_err(|e| CheckpointError::Corrupt { path: dir.join(OPTIMIZER_FILE), reason: e.to_string() })?;
-        let replay_path = dir.join(REPLAY_FILE);
-        let replay = ReplayBuffer::from_bytes(&checkpoint::read_extra(dir, &meta, REPLAY_FILE)?)
-            .map_err(|reason| AlgoError::BadState { path: replay_path.clone(), reason })?;
-        if replay.capacity() != agent.config.buffer_size || replay.obs_dim() != meta.obs_dim {
-            return Err(AlgoError::BadState {
-                path: replay_path,
-                reason: format!(
-                    "holds {} transitions of {} values, the config wants {} of {}",
-                    replay.capacity(),
-                    replay.obs_dim(),
-                    agent.config.buffer_size,
-                    meta.obs_dim
-                ),
-            });
-        }
         let state_path = dir.join(STATE_FILE);
         let state: TrainingState<E::State> =
             serde_json::from_slice(&checkpoint::read_extra(dir, &meta, STATE_FILE)?)
@@ -126,4 +167,11 @@ impl<B: AutodiffBackend> Dqn<B> {
         env.restore(state.env);
         Ok(agent)
     }
+}
+
+/// The shape of a goal environment's observations and its reward function.
+struct GoalLayout {
+    obs_dim: usize,
+    goal_dim: usize,
+    reward: Arc<dyn GoalReward>,
 }

@@ -225,26 +225,27 @@ impl ReplayBuffer {
     }
 }
 
-struct ByteReader<'a> {
-    bytes: &'a [u8],
-    at: usize,
+/// Reads little-endian values from a byte slice, erroring at its end.
+pub(super) struct ByteReader<'a> {
+    pub(super) bytes: &'a [u8],
+    pub(super) at: usize,
 }
 
 impl<'a> ByteReader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         let end = self.at.checked_add(n).filter(|&end| end <= self.bytes.len()).ok_or("unexpected end of data")?;
         let slice = &self.bytes[self.at..end];
         self.at = end;
         Ok(slice)
     }
 
-    fn u64(&mut self) -> Result<u64, String> {
+    pub(super) fn u64(&mut self) -> Result<u64, String> {
         let mut word = [0u8; 8];
         word.copy_from_slice(self.take(8)?);
         Ok(u64::from_le_bytes(word))
     }
 
-    fn u32(&mut self) -> Result<u32, String> {
+    pub(super) fn u32(&mut self) -> Result<u32, String> {
         let mut word = [0u8; 4];
         word.copy_from_slice(self.take(4)?);
         Ok(u32::from_le_bytes(word))

@@ -42,6 +42,17 @@ impl Space<Vec<u8>> for MultiBinary {
     }
 }
 
+/// Bits as floats (0.0 or 1.0), the form a network reads (bit-flipping's observations).
+impl Space<Vec<f32>> for MultiBinary {
+    fn contains(&self, value: &Vec<f32>) -> bool {
+        value.len() == self.n && value.iter().all(|&bit| bit == 0.0 || bit == 1.0)
+    }
+
+    fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Vec<f32> {
+        Space::<Vec<u8>>::sample(self, rng).into_iter().map(f32::from).collect()
+    }
+}
+
 impl fmt::Display for MultiBinary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "MultiBinary({})", self.n)
@@ -59,6 +70,8 @@ mod tests {
         assert!(space.contains(&vec![0, 1, 1]));
         assert!(!space.contains(&vec![0, 1]));
         assert!(!space.contains(&vec![0, 2, 1]));
+        assert!(space.contains(&vec![0.0f32, 1.0, 1.0]));
+        assert!(!space.contains(&vec![0.0f32, 0.5, 1.0]));
     }
 
     #[test]
@@ -67,7 +80,7 @@ mod tests {
         let mut rng = seeded_rng(1);
         let mut ones = 0usize;
         for _ in 0..100 {
-            let bits = space.sample(&mut rng);
+            let bits: Vec<u8> = space.sample(&mut rng);
             assert!(space.contains(&bits));
             ones += bits.iter().map(|&b| usize::from(b)).sum::<usize>();
         }

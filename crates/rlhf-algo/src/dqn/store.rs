@@ -1,0 +1,108 @@
+//! What DQN replays from: plain transitions, or goal-conditioned episodes
+//! relabeled in hindsight. The update sees only the sampled [`ReplayBatch`].
+
+use rand::Rng;
+use rlhf_env::GoalObs;
+
+use crate::error::AlgoError;
+use crate::replay::{HerBuffer, ReplayBatch, ReplayBuffer};
+
+/// Observations DQN can learn from, written as one flat row of floats: the
+/// values themselves for a flat observation, `[observation, achieved_goal,
+/// desired_goal]` for a goal observation.
+pub trait FlatObs {
+    /// Appends the row to `out`.
+    fn write_flat(&self, out: &mut Vec<f32>);
+}
+
+impl<const N: usize> FlatObs for [f32; N] {
+    fn write_flat(&self, out: &mut Vec<f32>) {
+        out.extend_from_slice(self);
+    }
+}
+
+impl FlatObs for Vec<f32> {
+    fn write_flat(&self, out: &mut Vec<f32>) {
+        out.extend_from_slice(self);
+    }
+}
+
+impl FlatObs for GoalObs {
+    fn write_flat(&self, out: &mut Vec<f32>) {
+        out.extend_from_slice(&self.observation);
+        out.extend_from_slice(&self.achieved_goal);
+        out.extend_from_slice(&self.desired_goal);
+    }
+}
+
+/// The agent's replay, by kind of environment.
+#[derive(Debug)]
+pub(super) enum ReplayStore {
+    /// Flat observations; the row is the network input.
+    Transitions(ReplayBuffer),
+    /// Goal observations; the network reads `[observation, desired_goal]`.
+    Hindsight(HerBuffer),
+}
+
+impl ReplayStore {
+    /// Values of a flat row.
+    pub(super) fn row_dim(&self) -> usize {
+        match self {
+            ReplayStore::Transitions(buffer) => buffer.obs_dim(),
+            ReplayStore::Hindsight(buffer) => buffer.row_dim(),
+        }
+    }
+
+    /// The network input of a flat row (`scratch` holds it when it must be assembled).
+    pub(super) fn network_input<'a>(&self, row: &'a [f32], scratch: &'a mut Vec<f32>) -> &'a [f32] {
+        match self {
+            ReplayStore::Transitions(_) => row,
+            ReplayStore::Hindsight(buffer) => {
+                buffer.network_input(row, scratch);
+                scratch
+            }
+        }
+    }
+
+    pub(super) fn push(
+        &mut self,
+        row: &[f32],
+        action: usize,
+        reward: f32,
+        next_row: &[f32],
+        terminated: bool,
+        episode_end: bool,
+    ) -> Result<(), AlgoError> {
+        match self {
+            ReplayStore::Transitions(buffer) => buffer.push(row, action, reward, next_row, terminated),
+            ReplayStore::Hindsight(buffer) => buffer.push(row, action, reward, next_row, terminated, episode_end),
+        }
+    }
+
+    pub(super) fn sample_into<R: Rng + ?Sized>(
+        &self,
+        batch_size: usize,
+        rng: &mut R,
+        batch: &mut ReplayBatch,
+    ) -> Result<(), AlgoError> {
+        match self {
+            ReplayStore::Transitions(buffer) => buffer.sample_into(batch_size, rng, batch),
+            ReplayStore::Hindsight(buffer) => buffer.sample_into(batch_size, rng, batch),
+        }
+    }
+
+    /// Whether a batch can be sampled yet.
+    pub(super) fn is_empty(&self) -> bool {
+        match self {
+            ReplayStore::Transitions(buffer) => buffer.is_empty(),
+            ReplayStore::Hindsight(buffer) => buffer.is_empty(),
+        }
+    }
+
+    pub(super) fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            ReplayStore::Transitions(buffer) => buffer.to_bytes(),
+            ReplayStore::Hindsight(buffer) => buffer.to_bytes(),
+        }
+    }
+}
