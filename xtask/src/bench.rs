@@ -74,6 +74,9 @@ struct HerBench {
     /// Folder for the runs and the report.
     #[arg(long, default_value = "runs/bench-her")]
     out: PathBuf,
+    /// Runs trained at the same time (each on one thread).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -167,6 +170,40 @@ fn bench_cartpole(seeds: u64, steps: u64, out: &Path) -> anyhow::Result<()> {
     write_report(out, &table, &report)
 }
 
+/// Trains every run, `jobs` at a time, and returns their summaries in order.
+fn run_all(runs: Vec<&TrainArgs>, jobs: usize) -> anyhow::Result<Vec<Summary>> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<anyhow::Result<Summary>>>> =
+        runs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(run) = runs.get(i) else { break };
+                    let result = train(run).and_then(|s| s.ok_or_else(|| anyhow::anyhow!("interrupted")));
+                    let failed = result.is_err();
+                    if let Ok(mut slot) = results[i].lock() {
+                        *slot = Some(result);
+                    }
+                    if failed {
+                        // Stop handing out work; the error is reported below.
+                        next.store(runs.len(), std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner()
+                .map_err(|_| anyhow::anyhow!("a benchmark thread panicked"))?
+                .unwrap_or_else(|| Err(anyhow::anyhow!("not run: an earlier run failed")))
+        })
+        .collect()
+}
+
 fn write_report(out: &Path, table: &str, report: &impl Serialize) -> anyhow::Result<()> {
     fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     fs::write(out.join("report.md"), table).with_context(|| format!("writing {}", out.join("report.md").display()))?;
@@ -191,29 +228,39 @@ fn bench_her(args: &HerBench) -> anyhow::Result<()> {
         .iter()
         .map(|&n| (format!("bitflip:{n}"), args.steps_per_bit * n as u64))
         .chain(args.grids.iter().map(|&size| (format!("fourrooms:{size}"), args.grid_steps)));
-    let mut rows = Vec::new();
+    // Every (task, method, seed) run, in report order.
+    let mut plan = Vec::new();
     for (env, budget) in tasks {
-        for her in [Some(args.her.as_str()), None] {
-            let mut runs = Vec::new();
+        for her in [Some(args.her.clone()), None] {
             for seed in 0..args.seeds {
-                let name = format!("{}-{}-seed-{seed}", env.replace(':', "-"), her.unwrap_or("none").replace(':', "-"));
-                // Evaluate 20 times per run, on 100 episodes: success ≥ 0.99 must be measured finely.
+                let method = her.as_deref().unwrap_or("none");
+                let name = format!("{}-{}-seed-{seed}", env.replace(':', "-"), method.replace(':', "-"));
+                // 20 evaluations per run, on 100 episodes: success ≥ 0.99 must be measured finely.
                 let every = (budget / 20).max(100);
-                let run = bench_run(&env, Some(her.unwrap_or("none")), seed, budget, (every, 100), args.out.join(name));
-                let Some(summary) = train(&run)? else { anyhow::bail!("interrupted") };
-                eprintln!(
-                    "{env} her {}: seed {seed}: success {:.2}, solved at {:?}, {:.1} s",
-                    her.unwrap_or("none"),
-                    summary.eval_success_rate.unwrap_or(0.0),
-                    summary.first_solved_step,
-                    summary.wall_seconds
-                );
-                runs.push(summary);
+                let run = bench_run(&env, Some(method), seed, budget, (every, 100), args.out.join(name));
+                plan.push((env.clone(), her.clone(), budget, run));
             }
-            let mean_success =
-                runs.iter().map(|r| r.eval_success_rate.unwrap_or(0.0)).sum::<f64>() / runs.len().max(1) as f64;
-            rows.push(HerRow { env: env.clone(), her: her.map(str::to_owned), budget, mean_success, runs });
         }
+    }
+    let summaries = run_all(plan.iter().map(|(.., run)| run).collect(), args.jobs)?;
+    let mut rows: Vec<HerRow> = Vec::new();
+    for ((env, her, budget, _), summary) in plan.into_iter().zip(summaries) {
+        eprintln!(
+            "{env} her {}: seed {}: success {:.2}, solved at {:?}, {:.1} s",
+            her.as_deref().unwrap_or("none"),
+            summary.seed,
+            summary.eval_success_rate.unwrap_or(0.0),
+            summary.first_solved_step,
+            summary.wall_seconds
+        );
+        match rows.last_mut() {
+            Some(row) if row.env == env && row.her == her => row.runs.push(summary),
+            _ => rows.push(HerRow { env, her, budget, mean_success: 0.0, runs: vec![summary] }),
+        }
+    }
+    for row in &mut rows {
+        row.mean_success =
+            row.runs.iter().map(|r| r.eval_success_rate.unwrap_or(0.0)).sum::<f64>() / row.runs.len().max(1) as f64;
     }
 
     let mut table = String::from(

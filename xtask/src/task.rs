@@ -46,6 +46,12 @@ pub trait Task:
 
     /// Whether an evaluation solves the task.
     fn solved(report: &EvalReport) -> bool;
+
+    /// Whether training may stop early after this evaluation (by default
+    /// when it solves the task).
+    fn done_training(report: &EvalReport) -> bool {
+        Self::solved(report)
+    }
 }
 
 impl Task for TimeLimit<CartPole> {
@@ -121,6 +127,13 @@ macro_rules! goal_task {
 
             fn solved(report: &EvalReport) -> bool {
                 report.success_rate.is_some_and(|rate| rate >= GOAL_SOLVED)
+            }
+
+            /// Every evaluation episode succeeded: a policy that only just
+            /// reaches 0.99 on one sample of 100 episodes often scores 0.96
+            /// on the next, so training goes on until it is clearly solved.
+            fn done_training(report: &EvalReport) -> bool {
+                report.success_rate.is_some_and(|rate| rate >= 1.0)
             }
         }
     };

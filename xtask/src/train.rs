@@ -181,6 +181,8 @@ struct TrainerState {
     final_eval_episodes: usize,
     early_stop: bool,
     first_solved_step: Option<u64>,
+    /// An evaluation was good enough to stop early.
+    done: bool,
     best_eval: Option<f64>,
     wall_seconds: f64,
 }
@@ -292,6 +294,7 @@ fn train_dqn<E: Task, B: AutodiffBackend>(
                 final_eval_episodes: args.final_eval_episodes,
                 early_stop: !args.no_early_stop,
                 first_solved_step: None,
+                done: false,
                 best_eval: None,
                 wall_seconds: 0.0,
             };
@@ -315,7 +318,11 @@ fn train_dqn<E: Task, B: AutodiffBackend>(
     let mut recent_returns = std::collections::VecDeque::with_capacity(20);
     let chunk = trainer.eval_every;
     let mut improved = false;
-    while agent.num_timesteps() < total && !(trainer.early_stop && trainer.first_solved_step.is_some()) {
+    // Training bursts are averaged into one row per `row_every` steps (one
+    // gradient step per environment step would otherwise mean a row each).
+    let row_every = (chunk / 25).max(1);
+    let mut bursts = BurstMeans::new(agent.num_timesteps());
+    while agent.num_timesteps() < total && !(trainer.early_stop && trainer.done) {
         let steps = (chunk - agent.num_timesteps() % chunk).min(total - agent.num_timesteps());
         let eval = EvalSchedule { env: &mut eval_env, every: chunk, episodes: trainer.eval_episodes, seed: eval_seed };
         agent.learn(&mut env, steps, Some(eval), |event| {
@@ -326,7 +333,8 @@ fn train_dqn<E: Task, B: AutodiffBackend>(
                 }
             };
             let per_second = (step - steps_at_start) as f64 / start.elapsed().as_secs_f64().max(1e-9);
-            let row = match event {
+            let mut write = |row: String| metrics.push_str(&format!("{step},{row},{wall:.3},{per_second:.1}\n"));
+            match event {
                 TrainEvent::Episode { episode_return, length, epsilon, success, .. } => {
                     if recent_returns.len() == 20 {
                         recent_returns.pop_front();
@@ -336,10 +344,21 @@ fn train_dqn<E: Task, B: AutodiffBackend>(
                     progress.set_position(step);
                     progress.set_message(format!("return(20) {mean:.1} eps {epsilon:.3}"));
                     let success = success.map_or(String::new(), |s| u8::from(s).to_string());
-                    format!("{episode_return},{length},{epsilon:.4},{success},,,,")
+                    write(format!("{episode_return},{length},{epsilon:.4},{success},,,,"));
                 }
-                TrainEvent::Train { loss, mean_q, .. } => format!(",,,,{loss:.6},{mean_q:.4},,"),
+                TrainEvent::Train { loss, mean_q, .. } => {
+                    bursts.add(*loss, *mean_q);
+                    if step - bursts.since >= row_every {
+                        write(bursts.take(step));
+                    }
+                }
                 TrainEvent::Eval { report, .. } => {
+                    // Chunks end with an evaluation: flushing here keeps the rows of a
+                    // resumed run equal to those of a run never stopped.
+                    if bursts.count > 0 {
+                        write(bursts.take(step));
+                    }
+                    bursts.since = step;
                     tracing::info!(
                         step,
                         mean_return = report.mean_return,
@@ -349,6 +368,7 @@ fn train_dqn<E: Task, B: AutodiffBackend>(
                     if E::solved(report) && trainer.first_solved_step.is_none() {
                         trainer.first_solved_step = Some(step);
                     }
+                    trainer.done |= E::done_training(report);
                     // Success first, return second: on goal tasks the return also rewards speed.
                     let score = report.success_rate.unwrap_or(0.0) * 1e9 + report.mean_return;
                     if trainer.best_eval.is_none_or(|best| score > best) {
@@ -356,10 +376,9 @@ fn train_dqn<E: Task, B: AutodiffBackend>(
                         improved = true;
                     }
                     let rate = report.success_rate.map_or(String::new(), |r| format!("{r:.3}"));
-                    format!(",,,,,,{:.2},{rate}", report.mean_return)
+                    write(format!(",,,,,,{:.2},{rate}", report.mean_return));
                 }
-            };
-            metrics.push_str(&format!("{step},{row},{wall:.3},{per_second:.1}\n"));
+            }
         })?;
         trainer.wall_seconds = wall_before + start.elapsed().as_secs_f64();
         // Evaluations end each chunk, so the network now is the one just evaluated.
@@ -405,6 +424,35 @@ fn train_dqn<E: Task, B: AutodiffBackend>(
     };
     write_atomically(&out.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
     Ok(Some(summary))
+}
+
+/// Loss and mean Q of the training bursts since the last metrics row.
+struct BurstMeans {
+    loss: f64,
+    mean_q: f64,
+    count: u32,
+    /// Step of the last row.
+    since: u64,
+}
+
+impl BurstMeans {
+    fn new(step: u64) -> Self {
+        Self { loss: 0.0, mean_q: 0.0, count: 0, since: step }
+    }
+
+    fn add(&mut self, loss: f64, mean_q: f64) {
+        self.loss += loss;
+        self.mean_q += mean_q;
+        self.count += 1;
+    }
+
+    /// The row's loss and mean-Q columns, resetting the sums.
+    fn take(&mut self, step: u64) -> String {
+        let n = f64::from(self.count.max(1));
+        let row = format!(",,,,{:.6},{:.4},,", self.loss / n, self.mean_q / n);
+        *self = Self::new(step);
+        row
+    }
 }
 
 /// Set by Ctrl-C; the handler is installed once per process (the benchmark
@@ -519,4 +567,78 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let mut file = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     file.write_all(bytes).and_then(|()| file.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
     fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(out: &Path) -> TrainArgs {
+        TrainArgs {
+            env: "bitflip:6".into(),
+            her: Some("future:4".into()),
+            device: Device::Cpu,
+            algo: Algo::Dqn,
+            seed: Some(3),
+            steps: Some(1_200),
+            config: None,
+            out: out.to_owned(),
+            resume: None,
+            eval_every: 400,
+            eval_episodes: 20,
+            final_eval_episodes: 50,
+            no_early_stop: true,
+            init_from: None,
+            physics: PhysicsArgs::default(),
+        }
+    }
+
+    /// The metrics without the wall-clock columns.
+    fn metrics_without_time(run: &Path) -> Vec<String> {
+        let text = fs::read_to_string(run.join("metrics.csv")).unwrap();
+        text.lines().map(|line| line.split(',').take(9).collect::<Vec<_>>().join(",")).collect()
+    }
+
+    #[test]
+    fn a_goal_run_stopped_by_ctrl_c_and_resumed_equals_one_never_stopped() {
+        let root = std::env::temp_dir().join(format!("rlhf-xtask-train-{}", std::process::id()));
+        let (whole, split) = (root.join("whole"), root.join("split"));
+        let summary = train(&args(&whole)).unwrap().unwrap();
+        assert_eq!(summary.env, "bitflip:6");
+        assert_eq!(summary.her.as_deref(), Some("future:4"));
+        assert!(summary.eval_success_rate.is_some());
+        for file in
+            ["config.json", "metrics.csv", "learning_curve.png", "summary.json", "best/meta.json", "last/meta.json"]
+        {
+            assert!(whole.join(file).exists(), "{file}");
+        }
+
+        // Ctrl-C during the first chunk: the run saves at its end and returns.
+        let flag = interrupt_flag().unwrap();
+        flag.store(true, Ordering::SeqCst);
+        let stopped = train(&args(&split));
+        flag.store(false, Ordering::SeqCst);
+        assert!(stopped.unwrap().is_none(), "an interrupted run returns no summary");
+        let resume = TrainArgs { resume: Some(split.clone()), ..args(Path::new("unused")) };
+        let resumed = train(&TrainArgs { env: "cartpole".into(), her: None, ..resume }).unwrap().unwrap();
+
+        assert_eq!(metrics_without_time(&whole), metrics_without_time(&split));
+        assert_eq!(resumed.eval_success_rate, summary.eval_success_rate);
+        assert_eq!(resumed.gradient_updates, summary.gradient_updates);
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn her_on_cartpole_and_unknown_config_keys_are_errors() {
+        let dir = std::env::temp_dir().join(format!("rlhf-xtask-bad-{}", std::process::id()));
+        let err = train(&TrainArgs { env: "cartpole".into(), ..args(&dir) }).unwrap_err();
+        assert!(err.to_string().contains("--her needs a goal environment"), "{err}");
+        fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("bad.toml");
+        fs::write(&config, "learning_rate = 1e-3\nlearning_rat = 2\n").unwrap();
+        let err = train(&TrainArgs { config: Some(config), ..args(&dir) }).unwrap_err();
+        let message = format!("{err:#}");
+        assert!(message.contains("bad.toml") && message.contains("learning_rat"), "{message}");
+        fs::remove_dir_all(dir).unwrap();
+    }
 }

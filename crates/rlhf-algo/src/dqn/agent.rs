@@ -431,6 +431,10 @@ impl<B: AutodiffBackend> Dqn<B> {
             next_q_online,
             self.config.gamma,
         );
+        let targets = match self.config.target_bounds {
+            Some([low, high]) => targets.clamp(low, high),
+            None => targets,
+        };
         let targets = Tensor::<B, 1>::from_inner(targets);
 
         // Q(s, a) with gradients.
@@ -515,6 +519,26 @@ mod tests {
             agent.gradient_step().unwrap();
         }
         (agent, before)
+    }
+
+    #[test]
+    fn clipped_targets_pull_q_into_the_bounds() {
+        // CartPole's rewards are +1, so unclipped targets are at least 1;
+        // clipping every target to -1 must drive Q(s, a) to -1 instead.
+        let config = DqnConfig {
+            target_bounds: Some([-1.0, -1.0]),
+            learning_starts: u64::MAX,
+            learning_rate: 1e-2,
+            ..DqnConfig::default()
+        };
+        let mut env = CartPole::v1();
+        let mut agent = Dqn::<AutodiffCpu>::for_env(config, &env, cpu_device()).unwrap();
+        agent.learn(&mut env, 300, None, |_| {}).unwrap();
+        let mut mean_q = 0.0;
+        for _ in 0..300 {
+            mean_q = agent.gradient_step().unwrap().1;
+        }
+        assert!((mean_q + 1.0).abs() < 0.05, "mean Q(s, a) {mean_q}");
     }
 
     #[test]

@@ -74,6 +74,11 @@ pub struct DqnConfig {
     /// Hidden layers, counted from the input, kept fixed during training
     /// (for fine-tuning a pretrained network).
     pub freeze_layers: usize,
+    /// Clip the TD targets to `[low, high]`, the range returns can take (the
+    /// hindsight paper clips to `[−1/(1−γ), 0]` for its −1/0 rewards). It
+    /// stops the max over many actions from driving Q above any possible
+    /// return; none by default.
+    pub target_bounds: Option<[f64; 2]>,
     /// Hindsight relabeling on goal environments (`[her]` with `strategy`
     /// and `n_sampled_goal`); none by default.
     pub her: Option<HerConfig>,
@@ -103,24 +108,26 @@ impl Default for DqnConfig {
             double_q: false,
             loss: LossKind::Huber,
             freeze_layers: 0,
+            target_bounds: None,
             her: None,
         }
     }
 }
 
 impl DqnConfig {
-    /// Tuned for bit flipping with hindsight replay (`future`, k = 4):
-    /// one gradient step per environment step on batches of 256, a 256-unit
-    /// hidden layer as in the hindsight paper, γ = 0.98 so that the value of
-    /// a goal n flips away stays distinguishable, and little exploration
-    /// (relabeled goals, not random actions, supply the successes).
+    /// Tuned for goal tasks with hindsight replay (`future`, k = 4): one
+    /// gradient step per environment step on batches of 128, one 256-unit
+    /// hidden layer as in the hindsight paper, γ = 0.98, a target copied
+    /// every 100 steps, and little exploration (relabeled goals, not random
+    /// actions, supply the successes). Batches of 256 learned as fast per
+    /// step at 2.6 times the cost per update.
     pub fn bit_flipping() -> Self {
         Self {
             total_timesteps: 50_000,
             learning_rate: 1e-3,
             buffer_size: 1_000_000,
             learning_starts: 200,
-            batch_size: 256,
+            batch_size: 128,
             gamma: 0.98,
             train_freq: 1,
             gradient_steps: 1,
@@ -128,6 +135,8 @@ impl DqnConfig {
             exploration_fraction: 0.1,
             exploration_final_eps: 0.02,
             net_arch: vec![256],
+            // Rewards are −1 or 0, so returns lie in [−1/(1−γ), 0].
+            target_bounds: Some([-50.0, 0.0]),
             her: Some(HerConfig { strategy: GoalStrategy::Future, n_sampled_goal: 4 }),
             ..Self::default()
         }
@@ -186,6 +195,11 @@ impl DqnConfig {
         if self.freeze_layers > self.net_arch.len() {
             return bad("freeze_layers", "cannot exceed the number of hidden layers in net_arch");
         }
+        if let Some([low, high]) = self.target_bounds
+            && !(low.is_finite() && high.is_finite() && low <= high)
+        {
+            return bad("target_bounds", "must be finite with low <= high");
+        }
         if self.net_arch.contains(&0) {
             return bad("net_arch", "layer widths must be at least 1");
         }
@@ -207,6 +221,7 @@ mod tests {
             (DqnConfig { train_freq: 0, ..Default::default() }, "train_freq"),
             (DqnConfig { exploration_final_eps: -0.1, ..Default::default() }, "exploration_final_eps"),
             (DqnConfig { net_arch: vec![64, 0], ..Default::default() }, "net_arch"),
+            (DqnConfig { target_bounds: Some([0.0, -1.0]), ..Default::default() }, "target_bounds"),
         ];
         for (config, field) in cases {
             let err = config.validate().unwrap_err();
