@@ -27,6 +27,36 @@ fn register_font() -> Result<(), String> {
         .clone()
 }
 
+/// A drawing area on a bitmap, as the plotting closures receive it.
+type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
+/// Draws a 900×540 PNG with `draw` into a temporary file beside `path`, then
+/// renames it over `path`, so a reader never sees half a picture.
+fn write_png<F>(path: &Path, draw: F) -> Result<(), PlotError>
+where
+    F: for<'a> FnOnce(&Area<'a>) -> Result<(), Box<dyn std::error::Error + 'a>>,
+{
+    let fail = |message: String| PlotError { path: path.to_owned(), message };
+    register_font().map_err(fail)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp{}.png", std::process::id()));
+    {
+        let root = BitMapBackend::new(&tmp, (900, 540)).into_drawing_area();
+        let drawn = root.fill(&WHITE).map_err(|e| e.to_string()).and_then(|()| {
+            draw(&root).map_err(|e| e.to_string())?;
+            root.present().map_err(|e| e.to_string())
+        });
+        if let Err(message) = drawn {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(fail(message));
+        }
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        fail(e.to_string())
+    })
+}
+
 /// Writes a learning curve: the return of every training episode (light
 /// points) and the mean return of every greedy evaluation (a line), against
 /// environment steps. The file is written to a temporary name and renamed.
@@ -36,52 +66,33 @@ pub fn plot_learning_curve(
     episodes: &[(u64, f64)],
     evaluations: &[(u64, f64)],
 ) -> Result<(), PlotError> {
-    let fail = |message: String| PlotError { path: path.to_owned(), message };
-    register_font().map_err(fail)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp{}.png", std::process::id()));
     let max_step = episodes.iter().chain(evaluations).map(|p| p.0).max().unwrap_or(1).max(1);
     let (low, high) =
         episodes.iter().chain(evaluations).map(|p| p.1).fold((0.0f64, 1.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    {
-        let root = BitMapBackend::new(&tmp, (900, 540)).into_drawing_area();
-        let draw = || -> Result<(), Box<dyn std::error::Error + '_>> {
-            root.fill(&WHITE)?;
-            let mut chart = ChartBuilder::on(&root)
-                .caption(title, ("sans-serif", 24))
-                .margin(16)
-                .x_label_area_size(44)
-                .y_label_area_size(60)
-                .build_cartesian_2d(0u64..max_step, low..high * 1.05)?;
-            chart
-                .configure_mesh()
-                .x_desc("environment steps")
-                .y_desc("return")
-                .label_style(("sans-serif", 15))
-                .draw()?;
-            chart
-                .draw_series(episodes.iter().map(|&(x, y)| Circle::new((x, y), 2, RGBColor(150, 170, 210).filled())))?
-                .label("training episode")
-                .legend(|(x, y)| Circle::new((x, y), 3, RGBColor(150, 170, 210).filled()));
-            chart
-                .draw_series(LineSeries::new(evaluations.iter().copied(), RGBColor(200, 60, 30).stroke_width(2)))?
-                .label("greedy evaluation (mean)")
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RGBColor(200, 60, 30).stroke_width(2)));
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 14))
-                .position(SeriesLabelPosition::LowerRight)
-                .draw()?;
-            root.present()?;
-            Ok(())
-        };
-        draw().map_err(|e| fail(e.to_string()))?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        fail(e.to_string())
+    write_png(path, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 24))
+            .margin(16)
+            .x_label_area_size(44)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0u64..max_step, low..high * 1.05)?;
+        chart.configure_mesh().x_desc("environment steps").y_desc("return").label_style(("sans-serif", 15)).draw()?;
+        chart
+            .draw_series(episodes.iter().map(|&(x, y)| Circle::new((x, y), 2, RGBColor(150, 170, 210).filled())))?
+            .label("training episode")
+            .legend(|(x, y)| Circle::new((x, y), 3, RGBColor(150, 170, 210).filled()));
+        chart
+            .draw_series(LineSeries::new(evaluations.iter().copied(), RGBColor(200, 60, 30).stroke_width(2)))?
+            .label("greedy evaluation (mean)")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RGBColor(200, 60, 30).stroke_width(2)));
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()?;
+        Ok(())
     })
 }
 
@@ -97,49 +108,35 @@ pub fn plot_lines(
     y_range: std::ops::Range<f64>,
     lines: &[Line<'_>],
 ) -> Result<(), PlotError> {
-    let fail = |message: String| PlotError { path: path.to_owned(), message };
-    register_font().map_err(fail)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp{}.png", std::process::id()));
     let points = || lines.iter().flat_map(|(_, points)| points.iter());
     let x_min = points().map(|p| p.0).fold(f64::INFINITY, f64::min).min(0.0);
     let x_max = points().map(|p| p.0).fold(1.0, f64::max);
     const COLORS: [RGBColor; 4] =
         [RGBColor(200, 60, 30), RGBColor(40, 90, 180), RGBColor(40, 150, 70), RGBColor(120, 120, 120)];
-    {
-        let root = BitMapBackend::new(&tmp, (900, 540)).into_drawing_area();
-        let draw = || -> Result<(), Box<dyn std::error::Error + '_>> {
-            root.fill(&WHITE)?;
-            let mut chart = ChartBuilder::on(&root)
-                .caption(title, ("sans-serif", 24))
-                .margin(16)
-                .x_label_area_size(44)
-                .y_label_area_size(60)
-                .build_cartesian_2d(x_min..x_max * 1.02, y_range.clone())?;
-            chart.configure_mesh().x_desc(x_label).y_desc(y_label).label_style(("sans-serif", 15)).draw()?;
-            for (i, (label, line)) in lines.iter().enumerate() {
-                let color = COLORS[i % COLORS.len()];
-                chart.draw_series(line.iter().map(|&(x, y)| Circle::new((x, y), 4, color.filled())))?;
-                chart
-                    .draw_series(LineSeries::new(line.iter().copied(), color.stroke_width(2)))?
-                    .label(*label)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-            }
+    write_png(path, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 24))
+            .margin(16)
+            .x_label_area_size(44)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x_min..x_max * 1.02, y_range.clone())?;
+        chart.configure_mesh().x_desc(x_label).y_desc(y_label).label_style(("sans-serif", 15)).draw()?;
+        for (i, (label, line)) in lines.iter().enumerate() {
+            let color = COLORS[i % COLORS.len()];
+            chart.draw_series(line.iter().map(|&(x, y)| Circle::new((x, y), 4, color.filled())))?;
             chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 14))
-                .position(SeriesLabelPosition::MiddleRight)
-                .draw()?;
-            root.present()?;
-            Ok(())
-        };
-        draw().map_err(|e| fail(e.to_string()))?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        fail(e.to_string())
+                .draw_series(LineSeries::new(line.iter().copied(), color.stroke_width(2)))?
+                .label(*label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .position(SeriesLabelPosition::MiddleRight)
+            .draw()?;
+        Ok(())
     })
 }
 

@@ -16,8 +16,10 @@ use std::fmt;
 
 use rand::Rng;
 
-use crate::env::Env;
-use crate::spaces::Space;
+use crate::env::{Env, EpisodePhase, Step};
+use crate::error::EnvError;
+use crate::rng::{EnvRng, seeded_rng};
+use crate::spaces::{Discrete, Space};
 
 /// What a goal environment observes.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
@@ -136,6 +138,58 @@ impl<S: Space<Vec<f32>>> Space<GoalObs> for GoalSpace<S> {
 impl<S: fmt::Display> fmt::Display for GoalSpace<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Dict(observation: {}, achieved_goal: {g}, desired_goal: {g})", self.observation, g = self.goal)
+    }
+}
+
+/// The episode bookkeeping the goal tasks share: their generator, the step
+/// count and limit, and whether a step is allowed now.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct GoalEpisode {
+    pub(crate) rng: EnvRng,
+    pub(crate) max_steps: usize,
+    steps: usize,
+    phase: EpisodePhase,
+}
+
+impl GoalEpisode {
+    pub(crate) fn new(max_steps: usize) -> Self {
+        Self { rng: seeded_rng(0), max_steps, steps: 0, phase: EpisodePhase::NotStarted }
+    }
+
+    /// Starts an episode, re-seeding first when `seed` is given.
+    pub(crate) fn start(&mut self, seed: Option<u64>) {
+        if let Some(seed) = seed {
+            self.rng = seeded_rng(seed);
+        }
+        self.steps = 0;
+        self.phase = EpisodePhase::Running;
+    }
+
+    /// Refuses an action outside `space` or a step outside an episode.
+    pub(crate) fn check_step(&self, env: &str, action: usize, space: &Discrete) -> Result<(), EnvError> {
+        if !space.contains(&action) {
+            return Err(EnvError::InvalidAction {
+                env: env.to_owned(),
+                action: format!("{action:?}"),
+                space: space.to_string(),
+            });
+        }
+        self.phase.check_step(env)
+    }
+
+    /// Counts a step that led to `obs` and builds its result: the sparse
+    /// reward and termination of `obs`'s goals, and truncation at the limit
+    /// (Gymnasium's `TimeLimit` semantics: the limit truncates even a step
+    /// that also terminates).
+    pub(crate) fn finish(&mut self, obs: GoalObs) -> Step<GoalObs, GoalInfo> {
+        self.steps += 1;
+        let reward = SparseGoalReward.compute_reward(&obs.achieved_goal, &obs.desired_goal);
+        let terminated = SparseGoalReward.compute_terminated(&obs.achieved_goal, &obs.desired_goal);
+        let truncated = self.steps >= self.max_steps;
+        if terminated || truncated {
+            self.phase = EpisodePhase::Ended;
+        }
+        Step { obs, reward, terminated, truncated, info: GoalInfo { is_success: terminated } }
     }
 }
 

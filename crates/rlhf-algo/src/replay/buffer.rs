@@ -51,6 +51,15 @@ impl ReplayBatch {
     pub fn is_empty(&self) -> bool {
         self.actions.is_empty()
     }
+
+    /// Empties every column, keeping their memory for the next batch.
+    pub fn clear(&mut self) {
+        self.obs.clear();
+        self.next_obs.clear();
+        self.actions.clear();
+        self.rewards.clear();
+        self.terminated.clear();
+    }
 }
 
 impl ReplayBuffer {
@@ -104,10 +113,7 @@ impl ReplayBuffer {
                 });
             }
         }
-        let action = u32::try_from(action).map_err(|_| AlgoError::InvalidConfig {
-            field: "action",
-            reason: format!("{action} does not fit in u32"),
-        })?;
+        let action = stored_action(action)?;
         let d = self.obs_dim;
         if self.len < self.capacity {
             self.obs.extend_from_slice(obs);
@@ -143,11 +149,7 @@ impl ReplayBuffer {
             });
         }
         let d = self.obs_dim;
-        batch.obs.clear();
-        batch.next_obs.clear();
-        batch.actions.clear();
-        batch.rewards.clear();
-        batch.terminated.clear();
+        batch.clear();
         for _ in 0..batch_size {
             let i = uniform_index(rng, self.len);
             batch.obs.extend_from_slice(&self.obs[i * d..(i + 1) * d]);
@@ -158,6 +160,12 @@ impl ReplayBuffer {
         }
         Ok(())
     }
+}
+
+/// An action index as the buffers store it (u32, half the memory of usize).
+pub(super) fn stored_action(action: usize) -> Result<u32, AlgoError> {
+    u32::try_from(action)
+        .map_err(|_| AlgoError::InvalidConfig { field: "action", reason: format!("{action} does not fit in u32") })
 }
 
 const MAGIC: &[u8; 8] = b"RLHFRB01";

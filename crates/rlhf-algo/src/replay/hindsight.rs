@@ -11,7 +11,7 @@ use rlhf_env::rng::uniform_index;
 use serde::{Deserialize, Serialize};
 
 use super::ReplayBatch;
-use super::buffer::ByteReader;
+use super::buffer::{ByteReader, stored_action};
 use crate::error::AlgoError;
 
 /// Which achieved goal replaces the desired one of a relabeled transition.
@@ -241,10 +241,7 @@ impl HerBuffer {
                 });
             }
         }
-        let action = u32::try_from(action).map_err(|_| AlgoError::InvalidConfig {
-            field: "action",
-            reason: format!("{action} does not fit in u32"),
-        })?;
+        let action = stored_action(action)?;
         if self.current_len == self.capacity {
             return Err(AlgoError::InvalidConfig {
                 field: "buffer_size",
@@ -323,11 +320,7 @@ impl HerBuffer {
             });
         }
         let (o, g) = (self.obs_dim, self.goal_dim);
-        batch.obs.clear();
-        batch.next_obs.clear();
-        batch.actions.clear();
-        batch.rewards.clear();
-        batch.terminated.clear();
+        batch.clear();
         let relabeled = self.her.map_or(0, |her| her.relabeled(batch_size));
         for k in 0..batch_size {
             let i = (self.oldest + uniform_index(rng, self.finished)) % self.capacity;

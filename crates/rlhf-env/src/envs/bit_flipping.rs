@@ -9,22 +9,19 @@
 
 use rand::Rng as _;
 
-use crate::env::{Env, EpisodePhase, Snapshot, Step};
+use crate::env::{Env, Snapshot, Step};
 use crate::error::EnvError;
-use crate::goal::{GoalEnv, GoalInfo, GoalObs, GoalReward, GoalSpace, SparseGoalReward};
-use crate::rng::{EnvRng, seeded_rng};
-use crate::spaces::{Discrete, MultiBinary, Space};
+use crate::goal::{GoalEnv, GoalEpisode, GoalInfo, GoalObs, GoalSpace, SparseGoalReward};
+use crate::rng::EnvRng;
+use crate::spaces::{Discrete, MultiBinary};
 
 /// The bit-flipping task with `n_bits` bits.
 #[derive(Debug, Clone)]
 pub struct BitFlipping {
     id: String,
-    max_steps: usize,
+    episode: GoalEpisode,
     state: Vec<f32>,
     goal: Vec<f32>,
-    steps: usize,
-    rng: EnvRng,
-    phase: EpisodePhase,
     observation_space: GoalSpace<MultiBinary>,
     action_space: Discrete,
 }
@@ -32,12 +29,9 @@ pub struct BitFlipping {
 /// The complete state of a [`BitFlipping`] (see [`Snapshot`]).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BitFlippingState {
-    max_steps: usize,
+    episode: GoalEpisode,
     state: Vec<f32>,
     goal: Vec<f32>,
-    steps: usize,
-    rng: EnvRng,
-    phase: EpisodePhase,
 }
 
 impl BitFlipping {
@@ -47,12 +41,9 @@ impl BitFlipping {
             .map_err(|_| EnvError::InvalidConfig { field: "n_bits", reason: "must be at least 1".into() })?;
         Ok(Self {
             id: format!("bitflip:{n_bits}"),
-            max_steps: n_bits,
+            episode: GoalEpisode::new(n_bits),
             state: vec![0.0; n_bits],
             goal: vec![0.0; n_bits],
-            steps: 0,
-            rng: seeded_rng(0),
-            phase: EpisodePhase::NotStarted,
             observation_space: GoalSpace { observation: space, goal: space },
             action_space: Discrete::new(n_bits)?,
         })
@@ -63,7 +54,7 @@ impl BitFlipping {
         if max_steps == 0 {
             return Err(EnvError::InvalidConfig { field: "max_steps", reason: "must be at least 1".into() });
         }
-        self.max_steps = max_steps;
+        self.episode.max_steps = max_steps;
         Ok(self)
     }
 
@@ -74,7 +65,7 @@ impl BitFlipping {
 
     /// Steps after which an episode is truncated.
     pub fn max_steps(&self) -> usize {
-        self.max_steps
+        self.episode.max_steps
     }
 
     fn observation(&self) -> GoalObs {
@@ -111,43 +102,23 @@ impl Env for BitFlipping {
     }
 
     fn reset(&mut self, seed: Option<u64>) -> (GoalObs, GoalInfo) {
-        if let Some(seed) = seed {
-            self.rng = seeded_rng(seed);
-        }
-        Self::draw_bits(&mut self.rng, &mut self.state);
+        self.episode.start(seed);
+        Self::draw_bits(&mut self.episode.rng, &mut self.state);
         // The paper draws the goal different from the start; equal draws have
         // probability 2^-n, so the loop ends at once in practice.
         loop {
-            Self::draw_bits(&mut self.rng, &mut self.goal);
+            Self::draw_bits(&mut self.episode.rng, &mut self.goal);
             if self.goal != self.state {
                 break;
             }
         }
-        self.steps = 0;
-        self.phase = EpisodePhase::Running;
         (self.observation(), GoalInfo::default())
     }
 
     fn step(&mut self, action: usize) -> Result<Step<GoalObs, GoalInfo>, EnvError> {
-        if !self.action_space.contains(&action) {
-            return Err(EnvError::InvalidAction {
-                env: self.id.clone(),
-                action: format!("{action:?}"),
-                space: self.action_space.to_string(),
-            });
-        }
-        self.phase.check_step(&self.id)?;
+        self.episode.check_step(&self.id, action, &self.action_space)?;
         self.state[action] = 1.0 - self.state[action];
-        self.steps += 1;
-        let reward = SparseGoalReward.compute_reward(&self.state, &self.goal);
-        let terminated = SparseGoalReward.compute_terminated(&self.state, &self.goal);
-        // Gymnasium's TimeLimit semantics: the step limit truncates even when
-        // the same step also terminates.
-        let truncated = self.steps >= self.max_steps;
-        if terminated || truncated {
-            self.phase = EpisodePhase::Ended;
-        }
-        Ok(Step { obs: self.observation(), reward, terminated, truncated, info: GoalInfo { is_success: terminated } })
+        Ok(self.episode.finish(self.observation()))
     }
 }
 
@@ -171,23 +142,13 @@ impl Snapshot for BitFlipping {
     type State = BitFlippingState;
 
     fn snapshot(&self) -> BitFlippingState {
-        BitFlippingState {
-            max_steps: self.max_steps,
-            state: self.state.clone(),
-            goal: self.goal.clone(),
-            steps: self.steps,
-            rng: self.rng.clone(),
-            phase: self.phase,
-        }
+        BitFlippingState { episode: self.episode.clone(), state: self.state.clone(), goal: self.goal.clone() }
     }
 
     fn restore(&mut self, state: BitFlippingState) {
-        self.max_steps = state.max_steps;
+        self.episode = state.episode;
         self.state = state.state;
         self.goal = state.goal;
-        self.steps = state.steps;
-        self.rng = state.rng;
-        self.phase = state.phase;
     }
 }
 

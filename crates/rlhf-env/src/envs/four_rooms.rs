@@ -15,11 +15,11 @@
 //! the achieved goal is the position, so relabeling a goal means "suppose
 //! the agent had been sent to the cell it reached".
 
-use crate::env::{Env, EpisodePhase, Snapshot, Step};
+use crate::env::{Env, Snapshot, Step};
 use crate::error::EnvError;
-use crate::goal::{GoalEnv, GoalInfo, GoalObs, GoalReward, GoalSpace, SparseGoalReward};
-use crate::rng::{EnvRng, seeded_rng, uniform_index};
-use crate::spaces::{BoxSpace, Discrete, Space};
+use crate::goal::{GoalEnv, GoalEpisode, GoalInfo, GoalObs, GoalSpace, SparseGoalReward};
+use crate::rng::uniform_index;
+use crate::spaces::{BoxSpace, Discrete};
 
 /// Moves of the actions 0..4: up, right, down, left, as (row, column) deltas.
 const MOVES: [(isize, isize); 4] = [(-1, 0), (0, 1), (1, 0), (0, -1)];
@@ -29,15 +29,12 @@ const MOVES: [(isize, isize); 4] = [(-1, 0), (0, 1), (1, 0), (0, -1)];
 pub struct FourRooms {
     id: String,
     size: usize,
-    max_steps: usize,
+    episode: GoalEpisode,
     /// `true` where a cell is wall, row-major.
     walls: Vec<bool>,
     free_cells: Vec<(usize, usize)>,
     position: (usize, usize),
     goal: (usize, usize),
-    steps: usize,
-    rng: EnvRng,
-    phase: EpisodePhase,
     observation_space: GoalSpace<BoxSpace>,
     action_space: Discrete,
 }
@@ -45,12 +42,9 @@ pub struct FourRooms {
 /// The complete state of a [`FourRooms`] (see [`Snapshot`]).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FourRoomsState {
-    max_steps: usize,
+    episode: GoalEpisode,
     position: (usize, usize),
     goal: (usize, usize),
-    steps: usize,
-    rng: EnvRng,
-    phase: EpisodePhase,
 }
 
 impl FourRooms {
@@ -73,14 +67,11 @@ impl FourRooms {
         Ok(Self {
             id: format!("fourrooms:{size}"),
             size,
-            max_steps: 4 * size,
+            episode: GoalEpisode::new(4 * size),
             free_cells: free_cells.collect(),
             walls,
             position: (0, 0),
             goal: (0, 0),
-            steps: 0,
-            rng: seeded_rng(0),
-            phase: EpisodePhase::NotStarted,
             observation_space: GoalSpace { observation: goal_space.clone(), goal: goal_space },
             action_space: Discrete::new(MOVES.len())?,
         })
@@ -91,7 +82,7 @@ impl FourRooms {
         if max_steps == 0 {
             return Err(EnvError::InvalidConfig { field: "max_steps", reason: "must be at least 1".into() });
         }
-        self.max_steps = max_steps;
+        self.episode.max_steps = max_steps;
         Ok(self)
     }
 
@@ -102,7 +93,7 @@ impl FourRooms {
 
     /// Steps after which an episode is truncated.
     pub fn max_steps(&self) -> usize {
-        self.max_steps
+        self.episode.max_steps
     }
 
     /// Whether `(row, column)` is a wall.
@@ -178,41 +169,22 @@ impl Env for FourRooms {
     }
 
     fn reset(&mut self, seed: Option<u64>) -> (GoalObs, GoalInfo) {
-        if let Some(seed) = seed {
-            self.rng = seeded_rng(seed);
-        }
+        self.episode.start(seed);
         let n = self.free_cells.len();
-        self.position = self.free_cells[uniform_index(&mut self.rng, n)];
+        self.position = self.free_cells[uniform_index(&mut self.episode.rng, n)];
         // Uniform over the other free cells.
-        let mut goal_index = uniform_index(&mut self.rng, n - 1);
+        let mut goal_index = uniform_index(&mut self.episode.rng, n - 1);
         if self.free_cells[goal_index] == self.position {
             goal_index = n - 1;
         }
         self.goal = self.free_cells[goal_index];
-        self.steps = 0;
-        self.phase = EpisodePhase::Running;
         (self.observation(), GoalInfo::default())
     }
 
     fn step(&mut self, action: usize) -> Result<Step<GoalObs, GoalInfo>, EnvError> {
-        if !self.action_space.contains(&action) {
-            return Err(EnvError::InvalidAction {
-                env: self.id.clone(),
-                action: format!("{action:?}"),
-                space: self.action_space.to_string(),
-            });
-        }
-        self.phase.check_step(&self.id)?;
+        self.episode.check_step(&self.id, action, &self.action_space)?;
         self.position = self.moved(self.position, action);
-        self.steps += 1;
-        let obs = self.observation();
-        let reward = SparseGoalReward.compute_reward(&obs.achieved_goal, &obs.desired_goal);
-        let terminated = SparseGoalReward.compute_terminated(&obs.achieved_goal, &obs.desired_goal);
-        let truncated = self.steps >= self.max_steps;
-        if terminated || truncated {
-            self.phase = EpisodePhase::Ended;
-        }
-        Ok(Step { obs, reward, terminated, truncated, info: GoalInfo { is_success: terminated } })
+        Ok(self.episode.finish(self.observation()))
     }
 }
 
@@ -236,23 +208,13 @@ impl Snapshot for FourRooms {
     type State = FourRoomsState;
 
     fn snapshot(&self) -> FourRoomsState {
-        FourRoomsState {
-            max_steps: self.max_steps,
-            position: self.position,
-            goal: self.goal,
-            steps: self.steps,
-            rng: self.rng.clone(),
-            phase: self.phase,
-        }
+        FourRoomsState { episode: self.episode.clone(), position: self.position, goal: self.goal }
     }
 
     fn restore(&mut self, state: FourRoomsState) {
-        self.max_steps = state.max_steps;
+        self.episode = state.episode;
         self.position = state.position;
         self.goal = state.goal;
-        self.steps = state.steps;
-        self.rng = state.rng;
-        self.phase = state.phase;
     }
 }
 
