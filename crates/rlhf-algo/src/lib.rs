@@ -4,11 +4,14 @@
 //!   samples the action space with its own seeded generator.
 //! - [`evaluate`]: plays episodes with a policy and summarises their returns
 //!   ([`EvalReport`]).
-//! - [`replay::ReplayBuffer`]: a seeded ring buffer of transitions.
+//! - [`replay::ReplayBuffer`]: a seeded ring buffer of transitions;
+//!   [`replay::HerBuffer`]: whole goal-conditioned episodes, relabeled in
+//!   hindsight when sampled (Andrychowicz et al. 2017).
 //! - [`tabular::QTable`]: tabular Q-learning and SARSA, with
 //!   [`tabular::BoxDiscretizer`] for continuous observations.
 //! - [`dqn::Dqn`]: deep Q-learning with target network, double Q and dueling
-//!   options, configured by [`dqn::DqnConfig`] (Stable-Baselines3's names).
+//!   options, configured by [`dqn::DqnConfig`] (Stable-Baselines3's names);
+//!   on goal environments it replays through a `HerBuffer` ([`dqn::Dqn::for_goal_env`]).
 //!
 //! ```
 //! use rlhf_algo::{evaluate, RandomPolicy};

@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param};
 use burn::nn::loss::{HuberLossConfig, MseLoss, Reduction};
 use burn::optim::adaptor::OptimizerAdaptor;
@@ -5,8 +7,6 @@ use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
-use std::sync::Arc;
-
 use rlhf_env::rng::{EnvRng, seeded_rng, uniform_f64, uniform_index};
 use rlhf_env::{BoxSpace, Discrete, Env, EpisodeOutcome, GoalEnv, GoalReward};
 use rlhf_model::{HostQNetwork, QNetwork, QNetworkConfig};
@@ -139,7 +139,7 @@ impl<B: AutodiffBackend> Dqn<B> {
         Self::with_replay(config, obs_dim + goal_dim, n_actions, ReplayStore::Hindsight(buffer), device)
     }
 
-    pub(super) fn with_replay(
+    fn with_replay(
         config: DqnConfig,
         obs_dim: usize,
         n_actions: usize,
