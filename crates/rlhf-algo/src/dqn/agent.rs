@@ -267,6 +267,11 @@ impl<B: AutodiffBackend> Dqn<B> {
         let mut row = std::mem::take(&mut self.next_row);
         row.clear();
         obs.write_flat(&mut row);
+        if row.len() != self.replay.row_dim() {
+            let reason = format!("{} values, the agent was built for {}", row.len(), self.replay.row_dim());
+            self.next_row = row;
+            return Err(AlgoError::InvalidConfig { field: "observation", reason });
+        }
         let action = self.acting.greedy_action(self.replay.network_input(&row, &mut self.input));
         self.next_row = row;
         Ok(action?)
@@ -392,18 +397,24 @@ impl<B: AutodiffBackend> Dqn<B> {
     {
         let mut policy = self.acting.clone();
         let (mut row, mut input) = (Vec::new(), Vec::new());
-        let mut mismatch = None;
+        let row_dim = self.replay.row_dim();
+        let mut mismatch: Option<AlgoError> = None;
         let mut act = |obs: &E::Obs| {
             row.clear();
             obs.write_flat(&mut row);
+            if row.len() != row_dim {
+                let reason = format!("{} values, the agent was built for {row_dim}", row.len());
+                mismatch.get_or_insert(AlgoError::InvalidConfig { field: "observation", reason });
+                return 0;
+            }
             policy.greedy_action(self.replay.network_input(&row, &mut input)).unwrap_or_else(|e| {
-                mismatch.get_or_insert(e);
+                mismatch.get_or_insert(e.into());
                 0
             })
         };
         let report = evaluate(env, &mut act, episodes, seed)?;
         match mismatch {
-            Some(e) => Err(e.into()),
+            Some(e) => Err(e),
             None => Ok(report),
         }
     }
@@ -519,6 +530,17 @@ mod tests {
             agent.gradient_step().unwrap();
         }
         (agent, before)
+    }
+
+    #[test]
+    fn an_observation_of_the_wrong_size_is_an_error_not_a_panic() {
+        let env = rlhf_env::BitFlipping::new(4).unwrap();
+        let mut agent = Dqn::<AutodiffCpu>::for_goal_env(DqnConfig::bit_flipping(), &env, cpu_device()).unwrap();
+        let short =
+            rlhf_env::GoalObs { observation: vec![0.0; 2], achieved_goal: vec![0.0; 4], desired_goal: vec![1.0] };
+        assert!(matches!(agent.greedy_action(&short), Err(AlgoError::InvalidConfig { field: "observation", .. })));
+        let err = agent.evaluate(&mut rlhf_env::BitFlipping::new(5).unwrap(), 2, 0).unwrap_err();
+        assert!(err.to_string().contains("15 values, the agent was built for 12"), "{err}");
     }
 
     #[test]
