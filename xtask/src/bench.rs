@@ -60,7 +60,7 @@ struct HerBench {
     seeds: u64,
     /// Environment-step budget per run on n bits: this many per bit (the
     /// same with and without HER; runs stop early once solved).
-    #[arg(long, default_value_t = 1_000)]
+    #[arg(long, default_value_t = 1_500)]
     steps_per_bit: u64,
     /// Relabeling of the HER runs.
     #[arg(long, default_value = "future:4")]
