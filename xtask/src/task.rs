@@ -174,8 +174,15 @@ impl Device {
         match self {
             Device::Cpu => job.run::<Autodiff<burn::backend::Flex>>(Default::default()),
             Device::Ndarray => job.run::<Autodiff<burn::backend::NdArray>>(Default::default()),
+            // Without a GPU (or a Vulkan driver), cubecl panics while looking
+            // for an adapter; that becomes an error here.
             #[cfg(feature = "wgpu")]
-            Device::Wgpu => job.run::<Autodiff<burn::backend::Wgpu>>(Default::default()),
+            Device::Wgpu => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                job.run::<Autodiff<burn::backend::Wgpu>>(Default::default())
+            }))
+            .unwrap_or_else(|_| {
+                anyhow::bail!("the wgpu backend failed (no GPU adapter or Vulkan driver found?); see the message above")
+            }),
             #[cfg(not(feature = "wgpu"))]
             Device::Wgpu => anyhow::bail!(
                 "this build has no wgpu backend; rebuild with the feature: `cargo run -p xtask --features wgpu -- ...`"
