@@ -5,6 +5,7 @@
 mod bench;
 mod env_info;
 mod eval;
+mod intents;
 mod task;
 mod train;
 
@@ -30,6 +31,12 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Validate an environment against the Env contract (spaces, determinism, episode ends).
     CheckEnv(env_info::CheckEnvArgs),
+    /// The voice assistant's pipeline: pretrain, Q-learning from rewards, fine-tune to new domains, evaluate.
+    Pipeline(intents::PipelineArgs),
+    /// Accuracy, macro recall and F1 of an intent model on labelled utterances (JSON on stdout).
+    EvalIntents(intents::EvalIntentsArgs),
+    /// The intent an intent model chooses for a text, with its top-3 Q-values.
+    Predict(intents::PredictArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,6 +49,9 @@ fn main() -> anyhow::Result<()> {
         Command::CheckEnv(args) => env_info::check_env(&args),
         Command::Eval(args) => eval::eval(&args),
         Command::Bench(args) => bench::bench(&args),
+        Command::Pipeline(args) => intents::pipeline(&args),
+        Command::EvalIntents(args) => intents::eval_intents(&args),
+        Command::Predict(args) => intents::predict(&args),
         Command::Train(args) => train::train(&args).and_then(|summary| {
             if let Some(summary) = summary {
                 println!("{}", serde_json::to_string(&summary)?);

@@ -12,6 +12,8 @@
 //! - [`dqn::Dqn`]: deep Q-learning with target network, double Q and dueling
 //!   options, configured by [`dqn::DqnConfig`] (Stable-Baselines3's names);
 //!   on goal environments it replays through a `HerBuffer` ([`dqn::Dqn::for_goal_env`]).
+//! - [`intent`]: the voice assistant: supervised pretraining, learning from
+//!   rewards, fine-tuning to new intents, classification metrics.
 //!
 //! ```
 //! use rlhf_algo::{evaluate, RandomPolicy};
@@ -31,6 +33,7 @@
 pub mod dqn;
 mod error;
 mod evaluation;
+pub mod intent;
 mod policy;
 pub mod replay;
 pub mod schedule;

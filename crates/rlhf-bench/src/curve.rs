@@ -27,12 +27,15 @@ fn register_font() -> Result<(), String> {
         .clone()
 }
 
+/// Width and height of line charts.
+const CHART_SIZE: (u32, u32) = (900, 540);
+
 /// A drawing area on a bitmap, as the plotting closures receive it.
 type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
 
-/// Draws a 900×540 PNG with `draw` into a temporary file beside `path`, then
+/// Draws a PNG of `size` pixels with `draw` into a temporary file beside `path`, then
 /// renames it over `path`, so a reader never sees half a picture.
-fn write_png<F>(path: &Path, draw: F) -> Result<(), PlotError>
+fn write_png<F>(path: &Path, size: (u32, u32), draw: F) -> Result<(), PlotError>
 where
     F: for<'a> FnOnce(&Area<'a>) -> Result<(), Box<dyn std::error::Error + 'a>>,
 {
@@ -41,7 +44,7 @@ where
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp{}.png", std::process::id()));
     {
-        let root = BitMapBackend::new(&tmp, (900, 540)).into_drawing_area();
+        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
         let drawn = root.fill(&WHITE).map_err(|e| e.to_string()).and_then(|()| {
             draw(&root).map_err(|e| e.to_string())?;
             root.present().map_err(|e| e.to_string())
@@ -69,7 +72,7 @@ pub fn plot_learning_curve(
     let max_step = episodes.iter().chain(evaluations).map(|p| p.0).max().unwrap_or(1).max(1);
     let (low, high) =
         episodes.iter().chain(evaluations).map(|p| p.1).fold((0.0f64, 1.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    write_png(path, |root| {
+    write_png(path, CHART_SIZE, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 24))
             .margin(16)
@@ -113,7 +116,7 @@ pub fn plot_lines(
     let x_max = points().map(|p| p.0).fold(1.0, f64::max);
     const COLORS: [RGBColor; 4] =
         [RGBColor(200, 60, 30), RGBColor(40, 90, 180), RGBColor(40, 150, 70), RGBColor(120, 120, 120)];
-    write_png(path, |root| {
+    write_png(path, CHART_SIZE, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 24))
             .margin(16)
@@ -136,6 +139,58 @@ pub fn plot_lines(
             .label_font(("sans-serif", 14))
             .position(SeriesLabelPosition::MiddleRight)
             .draw()?;
+        Ok(())
+    })
+}
+
+/// Writes a confusion matrix as a heatmap: row `i` is the true label
+/// `labels[i]`, column `j` the predicted one; each cell is shaded by the
+/// share of row `i` it holds (so rare and frequent intents read alike) and
+/// shows its count when non-zero.
+pub fn plot_confusion(path: &Path, title: &str, labels: &[String], confusion: &[Vec<u64>]) -> Result<(), PlotError> {
+    let n = labels.len();
+    if confusion.len() != n || confusion.iter().any(|row| row.len() != n) {
+        return Err(PlotError { path: path.to_owned(), message: format!("the matrix is not {n}×{n}") });
+    }
+    let cell = (760 / n.max(1)).clamp(12, 60) as u32;
+    let side = cell * n as u32;
+    let margin = 170u32;
+    write_png(path, (side + margin + 30, side + margin + 40), |root| {
+        let (title_area, body) = root.split_vertically(40);
+        title_area.titled(title, ("sans-serif", 22))?;
+        let font = ("sans-serif", (cell as f64 * 0.5).clamp(9.0, 15.0));
+        for (i, row) in confusion.iter().enumerate() {
+            let total = row.iter().sum::<u64>().max(1) as f64;
+            for (j, &count) in row.iter().enumerate() {
+                let share = count as f64 / total;
+                let (x, y) = ((margin + j as u32 * cell) as i32, (i as u32 * cell) as i32);
+                let shade = (255.0 * (1.0 - share)) as u8;
+                let color =
+                    if i == j { RGBColor(shade, 255 - (255 - shade) / 3, shade) } else { RGBColor(255, shade, shade) };
+                body.draw(&Rectangle::new([(x, y), (x + cell as i32, y + cell as i32)], color.filled()))?;
+                body.draw(&Rectangle::new([(x, y), (x + cell as i32, y + cell as i32)], RGBColor(220, 220, 220)))?;
+                if count > 0 {
+                    let text_color = if share > 0.6 { WHITE } else { BLACK };
+                    let style = TextStyle::from(font.into_font()).color(&text_color).pos(
+                        plotters::style::text_anchor::Pos::new(
+                            plotters::style::text_anchor::HPos::Center,
+                            plotters::style::text_anchor::VPos::Center,
+                        ),
+                    );
+                    body.draw_text(&count.to_string(), &style, (x + cell as i32 / 2, y + cell as i32 / 2))?;
+                }
+            }
+            let style = TextStyle::from(font.into_font()).pos(plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Right,
+                plotters::style::text_anchor::VPos::Center,
+            ));
+            body.draw_text(&labels[i], &style, (margin as i32 - 6, (i as u32 * cell + cell / 2) as i32))?;
+        }
+        // Column labels, rotated, under the matrix.
+        let style = TextStyle::from(font.into_font()).transform(FontTransform::Rotate90);
+        for (j, label) in labels.iter().enumerate() {
+            body.draw_text(label, &style, ((margin + j as u32 * cell + cell / 2 + 6) as i32, side as i32 + 6))?;
+        }
         Ok(())
     })
 }
@@ -167,5 +222,17 @@ mod tests {
         plot_lines(&path, "t", ("bits", "success"), 0.0..1.05, &[("with", &a), ("without", &b)]).unwrap();
         assert_eq!(&std::fs::read(&path).unwrap()[..4], b"\x89PNG");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn confusion_heatmaps_are_written_and_bad_shapes_refused() {
+        let dir = std::env::temp_dir().join(format!("rlhf-confusion-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.png");
+        let labels = vec!["light_on".to_owned(), "light_off".to_owned()];
+        plot_confusion(&path, "test", &labels, &[vec![5, 1], vec![0, 6]]).unwrap();
+        assert_eq!(&std::fs::read(&path).unwrap()[1..4], b"PNG");
+        assert!(plot_confusion(&path, "test", &labels, &[vec![5, 1]]).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

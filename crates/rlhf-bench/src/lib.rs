@@ -5,14 +5,15 @@
 //!   measures raw `CartPole::step` and `VecEnv` with 8 and 64 environments,
 //!   reported as steps (elements) per second.
 //! - Reports: [`plot_learning_curve`] draws a run's episode returns and
-//!   evaluations to a PNG (with an embedded font, so it renders anywhere).
+//!   evaluations to a PNG (with an embedded font, so it renders anywhere);
+//!   [`plot_lines`] labelled lines; [`plot_confusion`] a confusion-matrix heatmap.
 //! - Learning: [`cartpole_controller`] is the fixed policy the speed benchmarks
 //!   drive CartPole with, so episodes are long and resets rare, as under a
 //!   trained agent. Learning-curve benchmarks join it with the DQN issue.
 
 mod curve;
 
-pub use curve::{Line, PlotError, plot_learning_curve, plot_lines};
+pub use curve::{Line, PlotError, plot_confusion, plot_learning_curve, plot_lines};
 
 /// A linear controller that balances CartPole-v1 for the full 500 steps from
 /// most reset states: push towards the side the pole falls to, corrected for

@@ -13,6 +13,8 @@
 //! - [`CartPole`]: CartPole-v1, bit for bit the dynamics of Gymnasium's `cartpole.py`.
 //! - [`goal`]: goal-conditioned environments for hindsight replay ([`GoalEnv`],
 //!   [`check_goal_env`]): [`BitFlipping`] and the [`FourRooms`] grid.
+//! - [`intent`]: the voice assistant: intent corpora (built-in Chinese and
+//!   English, or your own), recogniser noise, [`IntentEnv`] and [`DialogEnv`].
 //!
 //! ```
 //! use rlhf_env::{CartPole, Env};
@@ -42,6 +44,7 @@ mod env;
 pub mod envs;
 mod error;
 pub mod goal;
+pub mod intent;
 mod registry;
 #[cfg(feature = "render")]
 pub mod render;
@@ -57,6 +60,7 @@ pub use envs::cartpole::{CartPole, CartPoleConfig, CartPoleState, Integrator};
 pub use envs::four_rooms::FourRooms;
 pub use error::EnvError;
 pub use goal::{EpisodeOutcome, GoalEnv, GoalInfo, GoalObs, GoalReward, GoalSpace, SparseGoalReward};
+pub use intent::{DialogEnv, IntentCorpus, IntentEnv, TextFeaturizer};
 pub use registry::EnvId;
 pub use spaces::{BoxSpace, Discrete, MultiBinary, Space};
 pub use vector::{AutoresetMode, EnvSubStep, SubStep, VecEnv};

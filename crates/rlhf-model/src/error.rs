@@ -22,4 +22,12 @@ pub enum ModelError {
         /// The size given.
         found: usize,
     },
+    /// A configuration value out of its allowed range.
+    #[error("invalid value for `{field}`: {reason}")]
+    InvalidConfig {
+        /// The configuration field.
+        field: &'static str,
+        /// What is wrong with the value.
+        reason: String,
+    },
 }

@@ -70,30 +70,90 @@ impl HostQNetwork {
         if obs.len() != self.obs_dim() {
             return Err(ModelError::ShapeMismatch { what: "observation", expected: self.obs_dim(), found: obs.len() });
         }
-        let [a, b] = &mut self.scratch;
+        let a = &mut self.scratch[0];
         a.clear();
         a.extend_from_slice(obs);
-        for layer in &self.hidden {
-            layer.forward(a, b);
-            match self.activation {
-                Activation::Relu => b.iter_mut().for_each(|v| *v = v.max(0.0)),
-                Activation::Tanh => b.iter_mut().for_each(|v| *v = v.tanh()),
-            }
-            std::mem::swap(a, b);
+        self.forward_from(0)
+    }
+
+    /// The Q-values for a sparse observation: `values[k]` at index
+    /// `indices[k]`, zero elsewhere. The first layer then costs one weight row
+    /// per non-zero instead of the whole matrix, which is what makes text
+    /// features (a few dozen non-zeros out of thousands) cheap to act on.
+    pub fn q_values_sparse(&mut self, indices: &[u32], values: &[f32]) -> Result<&[f32], ModelError> {
+        let dim = self.obs_dim();
+        if indices.len() != values.len() {
+            return Err(ModelError::ShapeMismatch {
+                what: "sparse values",
+                expected: indices.len(),
+                found: values.len(),
+            });
         }
+        if let Some(&bad) = indices.iter().find(|&&i| i as usize >= dim) {
+            return Err(ModelError::ShapeMismatch {
+                what: "sparse index bound",
+                expected: dim,
+                found: bad as usize + 1,
+            });
+        }
+        let Some(first) = self.hidden.first() else {
+            // No hidden layer: the dueling value head reads the input itself, so densify.
+            let a = &mut self.scratch[0];
+            a.clear();
+            a.resize(dim, 0.0);
+            indices.iter().zip(values).for_each(|(&i, &v)| a[i as usize] += v);
+            return self.forward_from(0);
+        };
+        let out = &mut self.scratch[0];
+        out.clear();
+        out.extend_from_slice(&first.bias);
+        for (&i, &v) in indices.iter().zip(values) {
+            let row = &first.weight[i as usize * first.d_out..][..first.d_out];
+            for (o, w) in out.iter_mut().zip(row) {
+                *o += v * w;
+            }
+        }
+        activate(self.activation, &mut self.scratch[0]);
+        self.forward_from(1)
+    }
+
+    /// Runs hidden layers `first..` and the head on `scratch[0]`.
+    fn forward_from(&mut self, first: usize) -> Result<&[f32], ModelError> {
+        for layer in &self.hidden[first.min(self.hidden.len())..] {
+            let [a, b] = &mut self.scratch;
+            layer.forward(a, b);
+            std::mem::swap(a, b);
+            activate(self.activation, a);
+        }
+        let [a, _] = &self.scratch;
         self.head.forward(a, &mut self.q);
+        self.apply_dueling();
+        Ok(&self.q)
+    }
+
+    /// With a dueling head, turns the advantages in `q` into Q-values using the
+    /// last hidden activations in `scratch[0]`.
+    fn apply_dueling(&mut self) {
         if let Some(value) = &self.value {
+            let [a, b] = &mut self.scratch;
             value.forward(a, b);
             let mean = self.q.iter().sum::<f32>() / self.q.len() as f32;
             let v = b[0];
             self.q.iter_mut().for_each(|q| *q = v + *q - mean);
         }
-        Ok(&self.q)
     }
 
     /// The action with the largest Q-value (the first one on ties).
     pub fn greedy_action(&mut self, obs: &[f32]) -> Result<usize, ModelError> {
         Ok(argmax(self.q_values(obs)?))
+    }
+}
+
+/// Applies `activation` to a hidden layer's output in place.
+fn activate(activation: Activation, values: &mut [f32]) {
+    match activation {
+        Activation::Relu => values.iter_mut().for_each(|v| *v = v.max(0.0)),
+        Activation::Tanh => values.iter_mut().for_each(|v| *v = v.tanh()),
     }
 }
 
@@ -139,6 +199,27 @@ mod tests {
             // Actions can differ only where two Q-values tie to within rounding.
             assert!(agree >= batch - 1, "{agree} of {batch} greedy actions agree");
         }
+    }
+
+    #[test]
+    fn the_sparse_path_equals_the_dense_one() {
+        let mut rng = seeded_rng(4);
+        for (hidden, dueling) in [(vec![16], false), (vec![16, 8], true), (vec![], true), (vec![], false)] {
+            let net = QNetworkConfig::new(50, 4).with_hidden(hidden).with_dueling(dueling);
+            let mut host = net.init::<CpuBackend>(&cpu_device(), 3).to_host().unwrap();
+            let indices = [0u32, 7, 8, 31, 49];
+            let values: Vec<f32> = indices.iter().map(|_| uniform_f64(&mut rng, -1.0, 1.0) as f32).collect();
+            let mut dense = vec![0.0f32; 50];
+            indices.iter().zip(&values).for_each(|(&i, &v)| dense[i as usize] = v);
+            let expected = host.q_values(&dense).unwrap().to_vec();
+            let sparse = host.q_values_sparse(&indices, &values).unwrap();
+            for (a, b) in sparse.iter().zip(&expected) {
+                assert!((a - b).abs() < 1e-5, "{sparse:?} vs {expected:?}");
+            }
+        }
+        let mut host = QNetworkConfig::new(4, 2).init::<CpuBackend>(&cpu_device(), 0).to_host().unwrap();
+        assert!(host.q_values_sparse(&[4], &[1.0]).is_err());
+        assert!(host.q_values_sparse(&[1, 2], &[1.0]).is_err());
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //!   computes Q-values and greedy actions for one observation in about a
 //!   microsecond, for the hot path of acting in an environment, where burn's
 //!   per-call overhead would dominate.
+//! - [`text`]: hashed character n-gram features of any text ([`text::HashedNgrams`]),
+//!   the voice assistant's input.
 //! - [`checkpoint`]: save and load a network with its metadata, atomically
 //!   and with every mismatch or corruption reported as a typed error.
 //! - [`backend`]: the concrete backends, each behind a cargo feature
@@ -32,6 +34,7 @@ pub mod checkpoint;
 mod error;
 mod host;
 mod qnetwork;
+pub mod text;
 
 pub use error::ModelError;
 pub use host::{HostQNetwork, argmax};

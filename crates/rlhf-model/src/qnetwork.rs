@@ -117,6 +117,63 @@ impl<B: Backend> QNetwork<B> {
         self
     }
 
+    /// The same network with a new action set: output `j` of the result is
+    /// output `keep[j]` of this one (its weights and bias copied) or, where
+    /// `keep[j]` is `None`, a fresh output drawn from `seed` as
+    /// [`QNetworkConfig::init`] draws them. Hidden layers (and a dueling
+    /// value head) are kept; without a dueling head the kept outputs give
+    /// exactly the old Q-values (with one, the advantage mean changes). This is how a network fine-tunes to a new domain
+    /// while keeping what it knew of intents both domains share. Errors when
+    /// `keep` names an output this network does not have.
+    pub fn with_actions(&self, keep: &[Option<usize>], seed: u64) -> Result<Self, ModelError> {
+        let n_old = self.n_actions();
+        if let Some(bad) = keep.iter().flatten().find(|&&k| k >= n_old) {
+            return Err(ModelError::ShapeMismatch { what: "kept action index bound", expected: n_old, found: bad + 1 });
+        }
+        let [d_in, _] = self.head.weight.dims();
+        let device = self.head.weight.device();
+        let read = |data: TensorData, what: &str| {
+            data.to_vec::<f32>()
+                .map_err(|e| ModelError::TensorRead { what: what.to_owned(), message: format!("{e:?}") })
+        };
+        let old_weight = read(self.head.weight.val().into_data(), "head.weight")?;
+        let old_bias = match &self.head.bias {
+            Some(bias) => read(bias.val().into_data(), "head.bias")?,
+            None => vec![0.0; n_old],
+        };
+        let mut rng = seeded_rng(seed);
+        let bound = 1.0 / (d_in.max(1) as f64).sqrt();
+        let mut fresh = || uniform_f64(&mut rng, -bound, bound) as f32;
+        let n_new = keep.len();
+        let mut weight = vec![0.0f32; d_in * n_new];
+        let mut bias = vec![0.0f32; n_new];
+        for (j, kept) in keep.iter().enumerate() {
+            for i in 0..d_in {
+                weight[i * n_new + j] = match kept {
+                    Some(k) => old_weight[i * n_old + k],
+                    None => fresh(),
+                };
+            }
+            bias[j] = match kept {
+                Some(k) => old_bias[*k],
+                None => fresh(),
+            };
+        }
+        let head = Linear {
+            weight: Param::from_tensor(Tensor::from_data(TensorData::new(weight, [d_in, n_new]), &device)),
+            bias: Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [n_new]), &device))),
+        };
+        Ok(Self { hidden: self.hidden.clone(), head, value: self.value.clone(), activation: self.activation })
+    }
+
+    /// The configuration that builds a network of this shape.
+    pub fn config(&self) -> QNetworkConfig {
+        QNetworkConfig::new(self.obs_dim(), self.n_actions())
+            .with_hidden(self.hidden.iter().map(|l| l.weight.dims()[1]).collect())
+            .with_activation(self.activation)
+            .with_dueling(self.value.is_some())
+    }
+
     /// The number of hidden layers.
     pub fn hidden_layers(&self) -> usize {
         self.hidden.len()
@@ -185,6 +242,19 @@ mod tests {
     fn q_of(net: &QNetwork<B>, obs: &[f32]) -> Vec<f32> {
         let input = Tensor::<B, 2>::from_data(TensorData::new(obs.to_vec(), [1, obs.len()]), &cpu_device());
         net.forward(input).into_data().to_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn a_new_action_set_keeps_the_shared_outputs_exactly() {
+        let net = QNetworkConfig::new(5, 4).with_hidden(vec![8]).init::<B>(&cpu_device(), 1);
+        // New actions: old 2, a fresh one, old 0.
+        let remapped = net.with_actions(&[Some(2), None, Some(0)], 9).unwrap();
+        assert_eq!(remapped.n_actions(), 3);
+        for obs in [[0.1f32, -0.3, 0.5, 1.0, 0.0], [1.0, 1.0, -1.0, 0.2, 0.7]] {
+            let (old, new) = (q_of(&net, &obs), q_of(&remapped, &obs));
+            assert_eq!((new[0], new[2]), (old[2], old[0]));
+        }
+        assert!(net.with_actions(&[Some(4)], 0).is_err());
     }
 
     #[test]

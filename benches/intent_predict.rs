@@ -1,0 +1,52 @@
+//! Voice-assistant latency: featurise one utterance and choose its intent
+//! (hashed n-grams, sparse first layer, batch 1, one core), for the default
+//! pipeline network (2048 features, one hidden layer of 256, 24 intents), in
+//! Chinese, English and a long mixed utterance; and the featuriser alone.
+//!
+//! `RAYON_NUM_THREADS=1 cargo bench -p rlhf-bench --bench intent_predict`
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use rlhf_algo::intent::{IntentClassifier, PipelineConfig};
+use rlhf_env::intent::BUILTIN_INTENTS;
+use rlhf_model::QNetworkConfig;
+use rlhf_model::backend::{CpuBackend, cpu_device};
+use rlhf_model::text::{HashedNgrams, SparseFeatures};
+
+const UTTERANCES: [(&str, &str); 3] = [
+    ("zh", "把灯打开"),
+    ("en", "could you turn the volume up a bit please"),
+    ("mixed_long", "嗯那个 please 帮我把客厅的 light 打开然后 turn the volume down a little bit 谢谢"),
+];
+
+fn predict(c: &mut Criterion) {
+    let config = PipelineConfig::default();
+    let featurizer = HashedNgrams::new(config.featurizer).unwrap_or_else(|e| panic!("{e}"));
+    let labels: Vec<String> = BUILTIN_INTENTS.iter().map(|(name, _)| (*name).to_owned()).collect();
+    let network = QNetworkConfig::new(config.featurizer.dim, labels.len())
+        .with_hidden(config.net_arch.clone())
+        .init::<CpuBackend>(&cpu_device(), 0)
+        .to_host()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut classifier = IntentClassifier::new(labels, featurizer.clone(), network).unwrap_or_else(|e| panic!("{e}"));
+    let mut group = c.benchmark_group("intent_predict");
+    for (name, text) in UTTERANCES {
+        group.bench_function(name, |b| b.iter(|| black_box(classifier.predict(black_box(text)).unwrap_or(0))));
+    }
+    group.finish();
+    let mut group = c.benchmark_group("featurize");
+    let mut sparse = SparseFeatures::default();
+    for (name, text) in UTTERANCES {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                featurizer.sparse(black_box(text), &mut sparse);
+                black_box(sparse.indices.len())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, predict);
+criterion_main!(benches);

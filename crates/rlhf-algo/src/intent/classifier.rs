@@ -1,0 +1,87 @@
+//! A trained intent network ready to answer: featuriser, weights, labels.
+
+use rlhf_env::intent::{AsrNoise, Utterance};
+use rlhf_env::rng::seeded_rng;
+use rlhf_model::text::{HashedNgrams, SparseFeatures};
+use rlhf_model::{HostQNetwork, argmax};
+
+use crate::error::AlgoError;
+use crate::intent::metrics::ClassificationReport;
+
+/// Maps text to one of its labels by the largest Q-value.
+///
+/// Acting reads the features sparsely ([`HostQNetwork::q_values_sparse`]):
+/// an utterance has a few dozen non-zero features out of thousands.
+#[derive(Debug, Clone)]
+pub struct IntentClassifier {
+    labels: Vec<String>,
+    featurizer: HashedNgrams,
+    network: HostQNetwork,
+    features: SparseFeatures,
+}
+
+impl IntentClassifier {
+    /// A classifier; errors when the network's input or output size does not
+    /// match the featuriser or the labels.
+    pub fn new(labels: Vec<String>, featurizer: HashedNgrams, network: HostQNetwork) -> Result<Self, AlgoError> {
+        let dim = featurizer.config().dim;
+        if network.obs_dim() != dim {
+            let reason = format!("the network reads {} features, the featuriser writes {dim}", network.obs_dim());
+            return Err(AlgoError::InvalidConfig { field: "featurizer.dim", reason });
+        }
+        if network.n_actions() < labels.len() {
+            let reason = format!("{} labels for a network with {} outputs", labels.len(), network.n_actions());
+            return Err(AlgoError::InvalidConfig { field: "labels", reason });
+        }
+        Ok(Self { labels, featurizer, network, features: SparseFeatures::default() })
+    }
+
+    /// The labels, in output order.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// The Q-value of every intent for `text` (outputs beyond the labels,
+    /// such as a dialogue's *clarify*, are left out).
+    pub fn q_values(&mut self, text: &str) -> Result<&[f32], AlgoError> {
+        self.featurizer.sparse(text, &mut self.features);
+        let q = self.network.q_values_sparse(&self.features.indices, &self.features.values)?;
+        Ok(&q[..self.labels.len()])
+    }
+
+    /// The index of the intent with the largest Q-value.
+    pub fn predict(&mut self, text: &str) -> Result<usize, AlgoError> {
+        Ok(argmax(self.q_values(text)?))
+    }
+
+    /// Accuracy and the rest on `utterances`, each passed through `noise`
+    /// (drawn from `seed`, so the same call gives the same report).
+    pub fn evaluate(
+        &mut self,
+        utterances: &[Utterance],
+        noise: AsrNoise,
+        seed: u64,
+    ) -> Result<ClassificationReport, AlgoError> {
+        let predictions = self.predict_all(utterances, noise, seed)?;
+        let pairs = utterances.iter().zip(predictions).map(|(u, p)| (u.intent, p));
+        Ok(ClassificationReport::new(&self.labels, pairs))
+    }
+
+    /// The predicted intent of each utterance passed through `noise` (drawn from `seed`).
+    pub fn predict_all(
+        &mut self,
+        utterances: &[Utterance],
+        noise: AsrNoise,
+        seed: u64,
+    ) -> Result<Vec<usize>, AlgoError> {
+        let mut rng = seeded_rng(seed);
+        let mut heard = String::new();
+        utterances
+            .iter()
+            .map(|utterance| {
+                noise.apply(&utterance.text, &mut rng, &mut heard);
+                self.predict(&heard)
+            })
+            .collect()
+    }
+}

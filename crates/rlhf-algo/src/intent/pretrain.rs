@@ -1,0 +1,108 @@
+//! Step 1 of the pipeline: supervised pretraining of a Q-network on labelled
+//! utterances.
+//!
+//! The loss is the mean squared error between the network's Q-values and the
+//! vector that is +1 at the labelled intent and −1 elsewhere, over every
+//! output: θ ← θ − α∇L with L = mean((Q(s) − y)²). Regression to the
+//! reward scale, rather than cross-entropy, is chosen so that the pretrained
+//! outputs *are* Q-values of the bandit (reward +1 right, −1 wrong): the RL
+//! stage that follows continues from them without a change of scale.
+
+use burn::module::Module;
+use burn::nn::loss::{MseLoss, Reduction};
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{ElementConversion, Tensor, TensorData};
+use rlhf_env::intent::{AsrNoise, IntentCorpus, TextFeaturizer};
+use rlhf_env::rng::seeded_rng;
+use rlhf_model::QNetwork;
+use serde::{Deserialize, Serialize};
+
+use crate::error::AlgoError;
+
+/// Settings of [`pretrain`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PretrainConfig {
+    /// Gradient steps.
+    pub steps: usize,
+    /// Utterances per step, each freshly sampled (class-balanced) with noise.
+    pub batch_size: usize,
+    /// Adam's step size.
+    pub learning_rate: f64,
+    /// Recogniser noise rate of the training utterances.
+    pub noise: f64,
+    /// Seed of the utterance stream.
+    pub seed: u64,
+}
+
+impl Default for PretrainConfig {
+    fn default() -> Self {
+        Self { steps: 1500, batch_size: 64, learning_rate: 1e-3, noise: 0.1, seed: 0 }
+    }
+}
+
+impl PretrainConfig {
+    /// Checks every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), AlgoError> {
+        let bad = |field: &'static str, reason: &str| Err(AlgoError::InvalidConfig { field, reason: reason.into() });
+        if self.batch_size == 0 {
+            return bad("pretrain.batch_size", "must be at least 1");
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return bad("pretrain.learning_rate", "must be positive and finite");
+        }
+        if !(0.0..=1.0).contains(&self.noise) {
+            return bad("pretrain.noise", "must be in [0, 1]");
+        }
+        Ok(())
+    }
+}
+
+/// Trains `network` to output +1 for each utterance's intent and −1 for the
+/// others; calls `observer(step, loss)` after every step. The network's
+/// outputs are the corpus's labels, in order (extra outputs, if any, are
+/// regressed to −1 too).
+pub fn pretrain<B: AutodiffBackend>(
+    mut network: QNetwork<B>,
+    corpus: &IntentCorpus,
+    featurizer: &impl TextFeaturizer,
+    config: &PretrainConfig,
+    mut observer: impl FnMut(usize, f64),
+) -> Result<QNetwork<B>, AlgoError> {
+    config.validate()?;
+    let (dim, n_out) = (featurizer.dim(), network.n_actions());
+    if network.obs_dim() != dim || n_out < corpus.labels().len() {
+        let reason = format!(
+            "the network maps {} inputs to {n_out} outputs; the data has {dim} features and {} labels",
+            network.obs_dim(),
+            corpus.labels().len()
+        );
+        return Err(AlgoError::InvalidConfig { field: "net_arch", reason });
+    }
+    let device = network.devices().into_iter().next().unwrap_or_default();
+    let mut optimizer = AdamConfig::new().init::<B, QNetwork<B>>();
+    let noise = AsrNoise::new(config.noise);
+    let mut rng = seeded_rng(config.seed);
+    let (mut clean, mut heard, mut row) = (String::new(), String::new(), Vec::new());
+    let batch = config.batch_size;
+    for step in 0..config.steps {
+        let mut inputs = Vec::with_capacity(batch * dim);
+        let mut targets = vec![-1.0f32; batch * n_out];
+        for b in 0..batch {
+            let intent = corpus.sample(&mut rng, &mut clean);
+            noise.apply(&clean, &mut rng, &mut heard);
+            featurizer.featurize(&heard, &mut row);
+            inputs.extend_from_slice(&row);
+            targets[b * n_out + intent] = 1.0;
+        }
+        let inputs = Tensor::<B, 2>::from_data(TensorData::new(inputs, [batch, dim]), &device);
+        let targets = Tensor::<B, 2>::from_data(TensorData::new(targets, [batch, n_out]), &device);
+        let loss = MseLoss::new().forward(network.forward(inputs), targets, Reduction::Mean);
+        let loss_value = f64::from(loss.clone().into_scalar().elem::<f32>());
+        let grads = GradientsParams::from_grads(loss.backward(), &network);
+        network = optimizer.step(config.learning_rate, network, grads);
+        observer(step + 1, loss_value);
+    }
+    Ok(network)
+}

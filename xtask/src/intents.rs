@@ -1,0 +1,528 @@
+//! `cargo xtask pipeline`, `eval-intents` and `predict`: the voice assistant.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use rlhf_algo::dqn::{Dqn, TrainEvent};
+use rlhf_algo::intent::dialog::{ClarifyRule, DialogReport, play_dialog};
+use rlhf_algo::intent::pipeline::{
+    IntentModelSpec, classifier_of, domain_corpora, intent_env, learn_from_rewards, load_intent_model, new_network,
+    save_intent_model, shared_outputs,
+};
+use rlhf_algo::intent::{ClassificationReport, IntentClassifier, PipelineConfig, pretrain};
+use rlhf_env::intent::{AsrNoise, DialogEnv, IntentCorpus, IntentRewards, Language, Split, Utterance};
+use rlhf_model::QNetwork;
+use rlhf_model::backend::{AutodiffCpu, cpu_device};
+use rlhf_model::text::HashedNgrams;
+use serde::Serialize;
+
+use crate::train::read_config;
+
+/// Arguments of `cargo xtask pipeline`.
+#[derive(Debug, Args)]
+pub(crate) struct PipelineArgs {
+    /// TOML file overriding the built-in pipeline settings (any subset of fields).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Run folder (created; files of an earlier run there are replaced).
+    #[arg(long, default_value = "runs/pipeline")]
+    out: PathBuf,
+    /// Seed (overrides the config's).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Seeds of the transfer comparison (fine-tuning against training from scratch); 0 skips it.
+    #[arg(long, default_value_t = 5)]
+    transfer_seeds: u64,
+    /// Interactions of each transfer run.
+    #[arg(long, default_value_t = 6000)]
+    transfer_steps: u64,
+    /// Interactions between two test evaluations of a transfer run.
+    #[arg(long, default_value_t = 250)]
+    transfer_every: u64,
+}
+
+/// Test accuracy to reach in the transfer comparison.
+const TRANSFER_TARGET: f64 = 0.9;
+
+/// What `pipeline` measured, written to `report.json`.
+#[derive(Debug, Serialize)]
+struct PipelineReport {
+    config: PipelineConfig,
+    source_labels: Vec<String>,
+    target_labels: Vec<String>,
+    /// Stage name → evaluation on the test split.
+    stages: Vec<StageReport>,
+    transfer: Option<TransferReport>,
+    /// Per noise rate: the learned dialogue policy against the fixed rules.
+    dialog: Vec<DialogComparison>,
+}
+
+#[derive(Debug, Serialize)]
+struct DialogComparison {
+    noise: f64,
+    policies: Vec<DialogReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct StageReport {
+    stage: &'static str,
+    domains: &'static str,
+    interactions: u64,
+    accuracy_zh: f64,
+    accuracy_en: f64,
+    report: ClassificationReport,
+}
+
+#[derive(Debug, Serialize)]
+struct TransferReport {
+    target_accuracy: f64,
+    seeds: u64,
+    /// Per seed: interactions until test accuracy first reached the target (None: never).
+    finetune_steps_to_target: Vec<Option<u64>>,
+    scratch_steps_to_target: Vec<Option<u64>>,
+    finetune_median: Option<u64>,
+    scratch_median: Option<u64>,
+    /// Median test accuracy against interactions.
+    finetune_curve: Vec<(u64, f64)>,
+    scratch_curve: Vec<(u64, f64)>,
+}
+
+/// The test utterances of `test`, fixed by `seed`: the Chinese ones first, then the English.
+struct TestSet {
+    utterances: Vec<Utterance>,
+    chinese: usize,
+}
+
+impl TestSet {
+    fn new(test: &IntentCorpus, per_phrase: usize, seed: u64) -> anyhow::Result<Self> {
+        let mut utterances = test.language(Language::Zh)?.utterances(per_phrase, seed);
+        let chinese = utterances.len();
+        utterances.extend(test.language(Language::En)?.utterances(per_phrase, seed ^ 1));
+        Ok(Self { utterances, chinese })
+    }
+
+    /// The report on every utterance, and the accuracy in Chinese and in English.
+    fn evaluate(
+        &self,
+        classifier: &mut IntentClassifier,
+        noise: f64,
+        seed: u64,
+    ) -> anyhow::Result<(ClassificationReport, f64, f64)> {
+        let predicted = classifier.predict_all(&self.utterances, AsrNoise::new(noise), seed)?;
+        let accuracy = |range: std::ops::Range<usize>| {
+            let n = range.len().max(1) as f64;
+            range.filter(|&i| predicted[i] == self.utterances[i].intent).count() as f64 / n
+        };
+        let (zh, en) = (accuracy(0..self.chinese), accuracy(self.chinese..self.utterances.len()));
+        let pairs = self.utterances.iter().zip(&predicted).map(|(u, &p)| (u.intent, p));
+        Ok((ClassificationReport::new(classifier.labels(), pairs), zh, en))
+    }
+}
+
+fn progress(total: u64, what: &str) -> ProgressBar {
+    let style = ProgressStyle::with_template(&format!("{{bar:30}} {{pos}}/{{len}} {what} {{per_sec}} {{msg}}"))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    ProgressBar::new(total).with_style(style)
+}
+
+fn tick(bar: &ProgressBar) -> impl FnMut(&TrainEvent) + '_ {
+    move |event| {
+        if let TrainEvent::Episode { step, .. } = event {
+            bar.set_position(*step);
+        }
+    }
+}
+
+/// `cargo xtask pipeline`: pretrain → RL → fine-tune → evaluate, and the transfer comparison.
+pub(crate) fn pipeline(args: &PipelineArgs) -> anyhow::Result<()> {
+    let mut config = read_config(args.config.as_deref(), PipelineConfig::default())?;
+    if let Some(seed) = args.seed {
+        config.seed = seed;
+    }
+    config.validate()?;
+    fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let device = cpu_device();
+    let featurizer = HashedNgrams::new(config.featurizer)?;
+    let (source_train, source_test) = domain_corpora(&config.source_domains)?;
+    let (target_train, target_test) = domain_corpora(&config.target_domains)?;
+    let source_labels = source_train.labels().to_vec();
+    let target_labels = target_train.labels().to_vec();
+    let source_tests = TestSet::new(&source_test, config.eval_per_phrase, config.seed)?;
+    let target_tests = TestSet::new(&target_test, config.eval_per_phrase, config.seed)?;
+    let eval_seed = config.seed.wrapping_add(17);
+    let mut stages = Vec::new();
+    let mut record = |stage,
+                      domains,
+                      interactions,
+                      network: &QNetwork<AutodiffCpu>,
+                      labels: &[String],
+                      tests: &TestSet| {
+        let spec = IntentModelSpec { labels: labels.to_vec(), featurizer: config.featurizer };
+        let mut classifier = classifier_of(network, &spec)?;
+        let (report, accuracy_zh, accuracy_en) = tests.evaluate(&mut classifier, config.noise, eval_seed)?;
+        println!(
+            "{stage:<10} {domains:<7} after {interactions:>6} interactions: accuracy {:.3} (zh {accuracy_zh:.3}, en {accuracy_en:.3}), macro recall {:.3}, macro F1 {:.3}",
+            report.accuracy, report.macro_recall, report.macro_f1
+        );
+        stages.push(StageReport { stage, domains, interactions, accuracy_zh, accuracy_en, report });
+        anyhow::Ok(())
+    };
+
+    // 1. Pretrain on the source domains' labelled training utterances.
+    let pretrain_config = rlhf_algo::intent::PretrainConfig { seed: config.seed, ..config.pretrain.clone() };
+    let bar = progress(pretrain_config.steps as u64, "pretraining steps");
+    let mut losses = String::from("step,loss\n");
+    let network = new_network::<AutodiffCpu>(&config, &featurizer, source_labels.len(), &device, config.seed);
+    let network = pretrain(network, &source_train, &featurizer, &pretrain_config, |step, loss| {
+        bar.set_position(step as u64);
+        losses.push_str(&format!("{step},{loss}\n"));
+    })?;
+    bar.finish_and_clear();
+    crate::train::write_atomically(&args.out.join("pretrain_loss.csv"), losses.as_bytes())?;
+    record("pretrain", "source", 0, &network, &source_labels, &source_tests)?;
+
+    // 2. Q-learning from the environment's rewards on the source domains.
+    let source_corpus = Arc::new(source_train);
+    let reinforce = |start: QNetwork<AutodiffCpu>, corpus: &Arc<IntentCorpus>, steps: u64, learning_rate: f64| {
+        if steps == 0 {
+            return anyhow::Ok(start);
+        }
+        let mut env = intent_env(corpus.clone(), &featurizer, config.noise)?;
+        let dqn = config.bandit_dqn(steps, learning_rate, true, config.seed);
+        let bar = progress(steps, "interactions");
+        let agent = learn_from_rewards(start, &mut env, dqn, steps, |_, _| Ok(false), tick(&bar))?;
+        bar.finish_and_clear();
+        Ok(agent.online().clone())
+    };
+    let source_network = reinforce(network, &source_corpus, config.rl_steps, config.rl_learning_rate)?;
+    record("rl", "source", config.rl_steps, &source_network, &source_labels, &source_tests)?;
+    let run_config = serde_json::to_value(&config)?;
+    let backend = <AutodiffCpu as burn::tensor::backend::Backend>::name(&device);
+    let source_spec = IntentModelSpec { labels: source_labels.clone(), featurizer: config.featurizer };
+    save_intent_model(
+        &args.out.join("source"),
+        &source_network,
+        &source_spec,
+        config.rl_steps,
+        backend.clone(),
+        run_config.clone(),
+    )?;
+
+    // 3. Fine-tune to the target domains: new output layer, shared intents kept.
+    let keep = shared_outputs(&source_labels, &target_labels);
+    let start = source_network.with_actions(&keep, config.seed.wrapping_add(1))?;
+    record("transfer", "target", 0, &start, &target_labels, &target_tests)?;
+    let target_corpus = Arc::new(target_train);
+    let target_network = reinforce(start, &target_corpus, config.finetune_steps, config.finetune_learning_rate)?;
+    record("finetune", "target", config.finetune_steps, &target_network, &target_labels, &target_tests)?;
+    let target_spec = IntentModelSpec { labels: target_labels.clone(), featurizer: config.featurizer };
+    save_intent_model(
+        &args.out.join("target"),
+        &target_network,
+        &target_spec,
+        config.finetune_steps,
+        backend,
+        run_config,
+    )?;
+
+    // 4. Reports: per-intent tables, confusion matrices.
+    let mut markdown = String::new();
+    for stage in &stages {
+        markdown.push_str(&format!(
+            "## {} ({} domains, {} interactions)\n\naccuracy {:.3} (zh {:.3}, en {:.3}), macro recall {:.3}, macro F1 {:.3}\n\n{}\n",
+            stage.stage,
+            stage.domains,
+            stage.interactions,
+            stage.report.accuracy,
+            stage.accuracy_zh,
+            stage.accuracy_en,
+            stage.report.macro_recall,
+            stage.report.macro_f1,
+            stage.report.table()
+        ));
+    }
+    for (stage, labels) in [("rl", &source_labels), ("finetune", &target_labels)] {
+        if let Some(s) = stages.iter().find(|s| s.stage == stage) {
+            let path = args.out.join(format!("confusion_{}.png", s.domains));
+            let title = format!("{} domains after {stage}: accuracy {:.3}", s.domains, s.report.accuracy);
+            rlhf_bench::plot_confusion(&path, &title, labels, &s.report.confusion)?;
+            eprintln!(
+                "{} test split, confusion (rows true, columns predicted):\n{}",
+                s.domains,
+                s.report.confusion_text()
+            );
+        }
+    }
+
+    // 5. Transfer: fine-tuning from the source network against training from scratch.
+    let transfer = if args.transfer_seeds > 0 {
+        let transfer = transfer(
+            args,
+            &config,
+            &featurizer,
+            &source_network,
+            &keep,
+            &target_corpus,
+            &target_labels,
+            &target_tests,
+        )?;
+        let lines = [
+            (
+                "fine-tuned from the source network (median)",
+                transfer.finetune_curve.iter().map(|&(x, y)| (x as f64, y)).collect::<Vec<_>>(),
+            ),
+            ("from scratch (median)", transfer.scratch_curve.iter().map(|&(x, y)| (x as f64, y)).collect()),
+        ];
+        let lines: Vec<rlhf_bench::Line<'_>> = lines.iter().map(|(l, p)| (*l, p.as_slice())).collect();
+        rlhf_bench::plot_lines(
+            &args.out.join("transfer.png"),
+            &format!("Target domains, test accuracy ({} seeds)", transfer.seeds),
+            ("environment interactions", "test accuracy"),
+            0.0..1.02,
+            &lines,
+        )?;
+        println!(
+            "transfer: interactions to {TRANSFER_TARGET} test accuracy, median of {} seeds: fine-tuned {}, from scratch {}",
+            transfer.seeds,
+            transfer.finetune_median.map_or("never".into(), |s| s.to_string()),
+            transfer.scratch_median.map_or("never".into(), |s| s.to_string()),
+        );
+        markdown.push_str(&format!(
+            "## transfer\n\ninteractions to {TRANSFER_TARGET} test accuracy (median of {} seeds): fine-tuned {:?}, from scratch {:?}\n",
+            transfer.seeds, transfer.finetune_median, transfer.scratch_median
+        ));
+        Some(transfer)
+    } else {
+        None
+    };
+    // 6. Dialogue: when to ask for a rephrasing, at each noise rate.
+    let mut dialog = Vec::new();
+    if config.dialog_steps > 0 {
+        markdown.push_str("\n## dialogue (source domains)\n\n| noise | policy | mean return | accuracy | actions per episode |\n|---|---|---:|---:|---:|\n");
+        for &noise in &config.dialog_noise {
+            let comparison = dialog_stage(&config, &featurizer, &source_corpus, &source_test, noise)?;
+            for p in &comparison.policies {
+                println!(
+                    "dialogue, noise {noise}: {:<8} mean return {:+.3}, accuracy {:.3}, {:.2} actions per episode",
+                    format!("{:?}", p.rule),
+                    p.mean_return,
+                    p.accuracy,
+                    p.mean_length
+                );
+                markdown.push_str(&format!(
+                    "| {noise} | {:?} | {:+.3} | {:.3} | {:.2} |\n",
+                    p.rule, p.mean_return, p.accuracy, p.mean_length
+                ));
+            }
+            dialog.push(comparison);
+        }
+    }
+    crate::train::write_atomically(&args.out.join("report.md"), markdown.as_bytes())?;
+    let report = PipelineReport { config, source_labels, target_labels, stages, transfer, dialog };
+    crate::train::write_atomically(&args.out.join("report.json"), &serde_json::to_vec_pretty(&report)?)?;
+    println!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// Trains DQN on the dialogue task at `noise` and plays it against the fixed
+/// clarify rules on the test phrasings.
+fn dialog_stage(
+    config: &PipelineConfig,
+    featurizer: &HashedNgrams,
+    train: &Arc<IntentCorpus>,
+    test: &IntentCorpus,
+    noise: f64,
+) -> anyhow::Result<DialogComparison> {
+    let dialog_env = |corpus: Arc<IntentCorpus>| {
+        DialogEnv::new(
+            corpus,
+            featurizer.clone(),
+            AsrNoise::new(noise),
+            IntentRewards::default(),
+            config.dialog_max_turns,
+        )
+    };
+    let mut env = dialog_env(train.clone())?;
+    let mut agent = Dqn::<AutodiffCpu>::for_env(config.dialog_dqn(config.seed), &env, cpu_device())?;
+    let bar = progress(config.dialog_steps, &format!("dialogue interactions (noise {noise})"));
+    agent.learn(&mut env, config.dialog_steps, None, tick(&bar))?;
+    bar.finish_and_clear();
+    let policy = agent.greedy_policy();
+    let mut test_env = dialog_env(Arc::new(test.clone()))?;
+    let seed = config.seed.wrapping_add(31);
+    let policies = [ClarifyRule::Learned, ClarifyRule::Never, ClarifyRule::Once]
+        .into_iter()
+        .map(|rule| play_dialog(&policy, &mut test_env, rule, config.dialog_eval_episodes, seed))
+        .collect::<Result<_, _>>()?;
+    Ok(DialogComparison { noise, policies })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn transfer(
+    args: &PipelineArgs,
+    config: &PipelineConfig,
+    featurizer: &HashedNgrams,
+    source_network: &QNetwork<AutodiffCpu>,
+    keep: &[Option<usize>],
+    target_corpus: &Arc<IntentCorpus>,
+    target_labels: &[String],
+    tests: &TestSet,
+) -> anyhow::Result<TransferReport> {
+    let device = cpu_device();
+    let spec = IntentModelSpec { labels: target_labels.to_vec(), featurizer: config.featurizer };
+    let run = |start: QNetwork<AutodiffCpu>, pretrained: bool, seed: u64| -> anyhow::Result<Vec<(u64, f64)>> {
+        let lr = if pretrained { config.finetune_learning_rate } else { 1e-3 };
+        let dqn = config.bandit_dqn(args.transfer_steps, lr, pretrained, seed);
+        let mut env = intent_env(target_corpus.clone(), featurizer, config.noise)?;
+        let mut curve = Vec::new();
+        let mut classifier = classifier_of(&start, &spec)?;
+        curve.push((0, classifier.evaluate(&tests.utterances, AsrNoise::new(config.noise), seed)?.accuracy));
+        learn_from_rewards(
+            start,
+            &mut env,
+            dqn,
+            args.transfer_every,
+            |step, network| {
+                let mut classifier = IntentClassifier::new(spec.labels.clone(), featurizer.clone(), network)?;
+                curve.push((step, classifier.evaluate(&tests.utterances, AsrNoise::new(config.noise), seed)?.accuracy));
+                Ok(false)
+            },
+            |_| {},
+        )?;
+        Ok(curve)
+    };
+    let bar = progress(args.transfer_seeds * 2, "transfer runs");
+    let (mut finetune, mut scratch) = (Vec::new(), Vec::new());
+    for seed in 0..args.transfer_seeds {
+        let seed = config.seed.wrapping_add(100 + seed);
+        finetune.push(run(source_network.with_actions(keep, seed)?, true, seed)?);
+        bar.inc(1);
+        scratch.push(run(
+            new_network::<AutodiffCpu>(config, featurizer, target_labels.len(), &device, seed),
+            false,
+            seed,
+        )?);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let reach = |curves: &[Vec<(u64, f64)>]| -> Vec<Option<u64>> {
+        curves.iter().map(|c| c.iter().find(|(_, acc)| *acc >= TRANSFER_TARGET).map(|(s, _)| *s)).collect()
+    };
+    let (finetune_steps_to_target, scratch_steps_to_target) = (reach(&finetune), reach(&scratch));
+    Ok(TransferReport {
+        target_accuracy: TRANSFER_TARGET,
+        seeds: args.transfer_seeds,
+        finetune_median: median_steps(&finetune_steps_to_target),
+        scratch_median: median_steps(&scratch_steps_to_target),
+        finetune_steps_to_target,
+        scratch_steps_to_target,
+        finetune_curve: median_curve(&finetune),
+        scratch_curve: median_curve(&scratch),
+    })
+}
+
+/// The median of per-seed step counts, a seed that never reached the target
+/// counting as more than any that did (`None` when the median one never did).
+fn median_steps(steps: &[Option<u64>]) -> Option<u64> {
+    let mut sorted: Vec<u64> = steps.iter().map(|s| s.unwrap_or(u64::MAX)).collect();
+    sorted.sort_unstable();
+    sorted.get(sorted.len().saturating_sub(1) / 2).copied().filter(|&s| s != u64::MAX)
+}
+
+/// Point-wise median of curves sampled at the same steps.
+fn median_curve(curves: &[Vec<(u64, f64)>]) -> Vec<(u64, f64)> {
+    let len = curves.iter().map(Vec::len).min().unwrap_or(0);
+    (0..len)
+        .map(|i| {
+            let mut ys: Vec<f64> = curves.iter().map(|c| c[i].1).collect();
+            ys.sort_by(f64::total_cmp);
+            (curves[0][i].0, ys[(ys.len() - 1) / 2])
+        })
+        .collect()
+}
+
+/// Arguments of `cargo xtask eval-intents`.
+#[derive(Debug, Args)]
+pub(crate) struct EvalIntentsArgs {
+    /// Checkpoint directory of an intent model (e.g. `runs/pipeline/target`).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Labelled utterances, JSON lines (`{"text": ..., "intent": ...}`) or CSV (`text,intent`);
+    /// without it, the built-in test split of the model's intents.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Recogniser noise applied to every utterance.
+    #[arg(long, default_value_t = 0.0)]
+    noise: f64,
+    /// Seed of the noise (and of slot values for the built-in split).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// `cargo xtask eval-intents`: accuracy, macro recall and F1 as JSON on stdout, the table on stderr.
+pub(crate) fn eval_intents(args: &EvalIntentsArgs) -> anyhow::Result<()> {
+    let (network, spec, _) = load_intent_model::<rlhf_model::backend::CpuBackend>(&args.checkpoint, &cpu_device())?;
+    let utterances = match &args.data {
+        Some(path) => IntentCorpus::from_path(path, Some(&spec.labels))?.utterances(1, args.seed),
+        None => IntentCorpus::builtin(Split::Test)?.restrict(&spec.labels)?.utterances(5, args.seed),
+    };
+    let mut classifier = classifier_of(&network, &spec)?;
+    let report = classifier.evaluate(&utterances, AsrNoise::new(args.noise), args.seed)?;
+    eprintln!("{}", report.table());
+    let summary = serde_json::json!({
+        "accuracy": report.accuracy,
+        "macro_recall": report.macro_recall,
+        "macro_f1": report.macro_f1,
+        "utterances": report.total,
+    });
+    println!("{summary}");
+    Ok(())
+}
+
+/// Arguments of `cargo xtask predict`.
+#[derive(Debug, Args)]
+pub(crate) struct PredictArgs {
+    /// Checkpoint directory of an intent model.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// What the user said.
+    text: String,
+}
+
+/// `cargo xtask predict`: the chosen intent and the top-3 Q-values.
+pub(crate) fn predict(args: &PredictArgs) -> anyhow::Result<()> {
+    let mut classifier = load_classifier(&args.checkpoint)?;
+    let q = classifier.q_values(&args.text)?.to_vec();
+    let mut order: Vec<usize> = (0..q.len()).collect();
+    order.sort_by(|&a, &b| q[b].total_cmp(&q[a]));
+    let labels = classifier.labels();
+    println!("{}", labels[order[0]]);
+    for &i in order.iter().take(3) {
+        println!("  {:<20} Q = {:+.3}", labels[i], q[i]);
+    }
+    Ok(())
+}
+
+/// The classifier of the intent checkpoint in `dir`.
+pub(crate) fn load_classifier(dir: &Path) -> anyhow::Result<IntentClassifier> {
+    let (network, spec, _) = load_intent_model::<rlhf_model::backend::CpuBackend>(dir, &cpu_device())?;
+    Ok(classifier_of(&network, &spec)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_count_seeds_that_never_reach_the_target_as_slowest() {
+        assert_eq!(median_steps(&[Some(300), None, Some(100)]), Some(300));
+        assert_eq!(median_steps(&[Some(300), None, None]), None);
+        assert_eq!(median_steps(&[Some(5), Some(1), Some(3), Some(2)]), Some(2));
+        let curves = vec![vec![(0, 0.1), (10, 0.5)], vec![(0, 0.3), (10, 0.9)], vec![(0, 0.2), (10, 0.7)]];
+        assert_eq!(median_curve(&curves), vec![(0, 0.2), (10, 0.7)]);
+    }
+}
