@@ -202,15 +202,11 @@ pub(crate) fn pipeline(args: &PipelineArgs) -> anyhow::Result<()> {
     record("rl", "source", config.rl_steps, &source_network, &source_labels, &source_tests)?;
     let run_config = serde_json::to_value(&config)?;
     let backend = <AutodiffCpu as burn::tensor::backend::Backend>::name(&device);
-    let source_spec = IntentModelSpec { labels: source_labels.clone(), featurizer: config.featurizer };
-    save_intent_model(
-        &args.out.join("source"),
-        &source_network,
-        &source_spec,
-        config.rl_steps,
-        backend.clone(),
-        run_config.clone(),
-    )?;
+    let save = |name: &str, network: &QNetwork<AutodiffCpu>, labels: &[String], steps: u64| {
+        let spec = IntentModelSpec { labels: labels.to_vec(), featurizer: config.featurizer };
+        save_intent_model(&args.out.join(name), network, &spec, steps, backend.clone(), run_config.clone())
+    };
+    save("source", &source_network, &source_labels, config.rl_steps)?;
 
     // 3. Fine-tune to the target domains: new output layer, shared intents kept.
     let keep = shared_outputs(&source_labels, &target_labels);
@@ -219,15 +215,7 @@ pub(crate) fn pipeline(args: &PipelineArgs) -> anyhow::Result<()> {
     let target_corpus = Arc::new(target_train);
     let target_network = reinforce(start, &target_corpus, config.finetune_steps, config.finetune_learning_rate)?;
     record("finetune", "target", config.finetune_steps, &target_network, &target_labels, &target_tests)?;
-    let target_spec = IntentModelSpec { labels: target_labels.clone(), featurizer: config.featurizer };
-    save_intent_model(
-        &args.out.join("target"),
-        &target_network,
-        &target_spec,
-        config.finetune_steps,
-        backend,
-        run_config,
-    )?;
+    save("target", &target_network, &target_labels, config.finetune_steps)?;
 
     // 4. Reports: per-intent tables, confusion matrices.
     let mut markdown = String::new();
@@ -461,6 +449,9 @@ pub(crate) struct EvalIntentsArgs {
     /// Seed of the noise (and of slot values for the built-in split).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Also list every misclassified utterance (as heard) on stderr.
+    #[arg(long)]
+    errors: bool,
 }
 
 /// `cargo xtask eval-intents`: accuracy, macro recall and F1 as JSON on stdout, the table on stderr.
@@ -471,7 +462,20 @@ pub(crate) fn eval_intents(args: &EvalIntentsArgs) -> anyhow::Result<()> {
         None => IntentCorpus::builtin(Split::Test)?.restrict(&spec.labels)?.utterances(5, args.seed),
     };
     let mut classifier = classifier_of(&network, &spec)?;
-    let report = classifier.evaluate(&utterances, AsrNoise::new(args.noise), args.seed)?;
+    let noise = AsrNoise::new(args.noise);
+    let predicted = classifier.predict_all(&utterances, noise, args.seed)?;
+    if args.errors {
+        // The same noise draws as `predict_all` made, to show what was heard.
+        let mut rng = rlhf_env::rng::seeded_rng(args.seed);
+        let mut heard = String::new();
+        for (utterance, &guess) in utterances.iter().zip(&predicted) {
+            noise.apply(&utterance.text, &mut rng, &mut heard);
+            if guess != utterance.intent {
+                eprintln!("{:<18} → {:<18} {heard}", spec.labels[utterance.intent], spec.labels[guess]);
+            }
+        }
+    }
+    let report = ClassificationReport::new(&spec.labels, utterances.iter().zip(predicted).map(|(u, p)| (u.intent, p)));
     eprintln!("{}", report.table());
     let summary = serde_json::json!({
         "accuracy": report.accuracy,
@@ -516,6 +520,44 @@ pub(crate) fn load_classifier(dir: &Path) -> anyhow::Result<IntentClassifier> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A small untrained intent model over `labels`, saved to a fresh folder.
+    fn saved_model(labels: &[&str]) -> PathBuf {
+        let config = PipelineConfig::default();
+        let featurizer = HashedNgrams::new(config.featurizer).unwrap();
+        let network = new_network::<AutodiffCpu>(&config, &featurizer, labels.len(), &cpu_device(), 0);
+        let dir = std::env::temp_dir().join(format!("rlhf-xtask-intents-{}-{}", std::process::id(), labels.len()));
+        let spec =
+            IntentModelSpec { labels: labels.iter().map(|l| (*l).to_owned()).collect(), featurizer: config.featurizer };
+        save_intent_model(&dir.join("model"), &network, &spec, 0, "flex".into(), serde_json::json!({})).unwrap();
+        dir
+    }
+
+    #[test]
+    fn eval_intents_reads_user_files_and_names_a_bad_line() {
+        let dir = saved_model(&["greet", "leave"]);
+        let good = dir.join("good.jsonl");
+        fs::write(&good, "{\"text\": \"hello\", \"intent\": \"greet\"}\n{\"text\": \"bye\", \"intent\": \"leave\"}\n")
+            .unwrap();
+        let args = |data: &Path| EvalIntentsArgs {
+            checkpoint: dir.join("model"),
+            data: Some(data.to_owned()),
+            noise: 0.0,
+            seed: 0,
+            errors: true,
+        };
+        eval_intents(&args(&good)).unwrap();
+        let bad = dir.join("bad.jsonl");
+        fs::write(&bad, "{\"text\": \"hello\", \"intent\": \"greet\"}\n{\"text\": \"fly\", \"intent\": \"soar\"}\n")
+            .unwrap();
+        let err = format!("{:#}", eval_intents(&args(&bad)).unwrap_err());
+        assert!(err.contains("bad.jsonl:2") && err.contains("`soar`"), "{err}");
+        let predict_args = PredictArgs { checkpoint: dir.join("model"), text: "hello there".into() };
+        predict(&predict_args).unwrap();
+        let missing = PredictArgs { checkpoint: dir.join("nothing"), text: "x".into() };
+        assert!(format!("{:#}", predict(&missing).unwrap_err()).contains("nothing"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn medians_count_seeds_that_never_reach_the_target_as_slowest() {
