@@ -38,7 +38,7 @@ pub(crate) struct PipelineArgs {
     #[arg(long, default_value_t = 5)]
     transfer_seeds: u64,
     /// Interactions of each transfer run.
-    #[arg(long, default_value_t = 6000)]
+    #[arg(long, default_value_t = 4000)]
     transfer_steps: u64,
     /// Interactions between two test evaluations of a transfer run.
     #[arg(long, default_value_t = 250)]

@@ -12,7 +12,7 @@ use crate::intent::noise::AsrNoise;
 use crate::rng::{EnvRng, seeded_rng};
 use crate::spaces::{BoxSpace, Discrete, Space};
 
-/// Rewards and noise of the intent environments.
+/// Rewards of the intent environments.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IntentRewards {
