@@ -269,7 +269,10 @@ impl<F: TextFeaturizer> Snapshot for IntentEnv<F> {
 /// evidence accumulates (a cut-off first utterance plus a clean second one is
 /// read as both), followed by a one-hot of the turn number `1..=max_turns` so
 /// the policy knows how many rephrasings it has left. Clarifying on the last
-/// turn truncates the episode. A good policy therefore clarifies when the
+/// turn ends the episode as a failure: the user gives up, reward
+/// [`IntentRewards::wrong`], `terminated` (not `truncated`: the turn is part of
+/// the observation, so this end is a state of the task, and a learner that
+/// bootstrapped past it learned to ask forever). A good policy therefore clarifies when the
 /// transcript is ambiguous or garbled and answers at once otherwise.
 #[derive(Debug, Clone)]
 pub struct DialogEnv<F> {
@@ -356,14 +359,30 @@ impl<F: TextFeaturizer> Env for DialogEnv<F> {
             let (reward, info) = self.talk.answer(action);
             return Ok(Step { obs: self.obs.clone(), reward, terminated: true, truncated: false, info });
         }
-        let truncated = self.talk.info.turns >= self.max_turns;
-        if truncated {
+        if self.talk.info.turns >= self.max_turns {
+            // The user gives up: the command failed, and the episode truly
+            // ends (the turn is observed, so this is a terminal state of the
+            // MDP, not a time limit to bootstrap past).
             self.talk.phase = EpisodePhase::Ended;
-        } else {
-            self.talk.rephrase();
+            self.talk.info.correct = Some(false);
+            let obs = self.observe();
+            return Ok(Step {
+                obs,
+                reward: self.talk.rewards.wrong,
+                terminated: true,
+                truncated: false,
+                info: self.talk.info.clone(),
+            });
         }
+        self.talk.rephrase();
         let obs = self.observe();
-        Ok(Step { obs, reward: self.talk.rewards.clarify, terminated: false, truncated, info: self.talk.info.clone() })
+        Ok(Step {
+            obs,
+            reward: self.talk.rewards.clarify,
+            terminated: false,
+            truncated: false,
+            info: self.talk.info.clone(),
+        })
     }
 }
 
@@ -442,7 +461,7 @@ mod tests {
     }
 
     #[test]
-    fn clarifying_adds_an_utterance_until_the_turn_limit_truncates() {
+    fn clarifying_adds_an_utterance_until_the_user_gives_up() {
         let mut env = DialogEnv::new(corpus(), CharBag, AsrNoise::new(0.2), IntentRewards::default(), 3).unwrap();
         let clarify = env.clarify_action();
         let (obs, info) = env.reset(Some(4));
@@ -457,7 +476,8 @@ mod tests {
         let step = env.step(clarify).unwrap();
         assert_eq!((step.truncated, step.info.turns, &step.obs[64..]), (false, 3, &[0.0, 0.0, 1.0][..]));
         let step = env.step(clarify).unwrap();
-        assert!(step.truncated && !step.terminated && step.info.correct.is_none());
+        assert!(step.terminated && !step.truncated && step.info.correct == Some(false));
+        assert_eq!(step.reward, -1.0);
         assert!(env.step(0).is_err());
     }
 
