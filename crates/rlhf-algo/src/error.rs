@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use rlhf_env::EnvError;
+use rlhf_env::intent::DatasetError;
 use rlhf_model::ModelError;
 use rlhf_model::checkpoint::CheckpointError;
 
@@ -16,6 +17,9 @@ pub enum AlgoError {
     /// The model layer failed.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// An intent corpus could not be read (the error names file and line).
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
     /// A checkpoint could not be written or trusted.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),

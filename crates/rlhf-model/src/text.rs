@@ -99,6 +99,17 @@ impl HashedNgrams {
 
     /// The features of `text` as a sparse vector (what a first network layer needs).
     pub fn sparse(&self, text: &str, out: &mut SparseFeatures) {
+        out.indices.clear();
+        out.values.clear();
+        self.emit(text, |i, v| {
+            out.indices.push(i);
+            out.values.push(v);
+        });
+    }
+
+    /// Accumulates the signed feature counts of `text` and calls `emit(bucket,
+    /// value)` for each non-zero bucket, in ascending order, L2-normalised.
+    fn emit(&self, text: &str, mut emit: impl FnMut(u32, f32)) {
         let mut scratch = self.scratch.borrow_mut();
         let Scratch { chars, dense, touched, word } = &mut *scratch;
         dense.resize(self.config.dim, 0.0);
@@ -111,14 +122,11 @@ impl HashedNgrams {
         touched.sort_unstable();
         touched.dedup();
         let norm = touched.iter().map(|&i| dense[i as usize].powi(2)).sum::<f32>().sqrt();
-        out.indices.clear();
-        out.values.clear();
         for &i in touched.iter() {
             // Taking the value also leaves the accumulator zeroed for the next call.
             let v = std::mem::take(&mut dense[i as usize]);
             if v != 0.0 {
-                out.indices.push(i);
-                out.values.push(v / norm);
+                emit(i, v / norm);
             }
         }
         touched.clear();
@@ -158,13 +166,9 @@ impl TextFeaturizer for HashedNgrams {
     }
 
     fn featurize(&self, text: &str, out: &mut Vec<f32>) {
-        let mut sparse = SparseFeatures::default();
-        self.sparse(text, &mut sparse);
         out.clear();
         out.resize(self.config.dim, 0.0);
-        for (&i, &v) in sparse.indices.iter().zip(&sparse.values) {
-            out[i as usize] = v;
-        }
+        self.emit(text, |i, v| out[i as usize] = v);
     }
 }
 

@@ -170,13 +170,9 @@ impl PipelineConfig {
 
 /// The built-in corpus of some domains: (train, test) splits.
 pub fn domain_corpora(domains: &[Domain]) -> Result<(IntentCorpus, IntentCorpus), AlgoError> {
-    let train = IntentCorpus::builtin_domains(Split::Train, domains).map_err(dataset_error)?;
-    let test = IntentCorpus::builtin_domains(Split::Test, domains).map_err(dataset_error)?;
+    let train = IntentCorpus::builtin_domains(Split::Train, domains)?;
+    let test = IntentCorpus::builtin_domains(Split::Test, domains)?;
     Ok((train, test))
-}
-
-pub(crate) fn dataset_error(e: rlhf_env::intent::DatasetError) -> AlgoError {
-    AlgoError::InvalidConfig { field: "data", reason: e.to_string() }
 }
 
 /// An [`IntentEnv`] over `corpus` with the pipeline's noise and features.

@@ -308,6 +308,8 @@ pub struct IntentCorpus {
     phrases: Vec<Phrase>,
     /// Indices of `phrases` per intent, for class-balanced sampling.
     by_intent: Vec<Vec<usize>>,
+    /// The intents that have at least one phrase.
+    spoken: Vec<usize>,
     slots: SlotTable,
 }
 
@@ -408,7 +410,8 @@ impl IntentCorpus {
         for (i, phrase) in phrases.iter().enumerate() {
             by_intent[phrase.intent].push(i);
         }
-        Ok(Self { labels, phrases, by_intent, slots })
+        let spoken = (0..labels.len()).filter(|&i| !by_intent[i].is_empty()).collect();
+        Ok(Self { labels, phrases, by_intent, spoken, slots })
     }
 
     /// The same corpus over the labels `labels` (in that order), keeping only
@@ -459,9 +462,7 @@ impl IntentCorpus {
 
     /// Draws an intent uniformly among those with phrases, then an utterance of it.
     pub fn sample(&self, rng: &mut EnvRng, out: &mut String) -> usize {
-        let present = self.by_intent.iter().filter(|v| !v.is_empty()).count();
-        let nth = uniform_index(rng, present);
-        let intent = self.by_intent.iter().enumerate().filter(|(_, v)| !v.is_empty()).nth(nth).map_or(0, |(i, _)| i);
+        let intent = self.spoken[uniform_index(rng, self.spoken.len())];
         self.sample_text(intent, rng, out);
         intent
     }

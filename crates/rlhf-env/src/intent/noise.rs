@@ -126,20 +126,16 @@ impl AsrNoise {
 /// A character that sounds or types like `c`, if the tables know one.
 fn substitute(c: char, rng: &mut EnvRng) -> Option<char> {
     if let Some(group) = HOMOPHONES.iter().find(|g| g.contains(c)) {
-        let others: Vec<char> = group.chars().filter(|&o| o != c).collect();
-        return others.get(uniform_index(rng, others.len())).copied();
+        let others = group.chars().filter(|&o| o != c);
+        return others.clone().nth(uniform_index(rng, others.count()));
     }
     let lower = c.to_ascii_lowercase();
-    for row in KEY_ROWS {
-        if let Some(i) = row.find(lower) {
-            let bytes = row.as_bytes();
-            let neighbours: Vec<u8> =
-                [i.checked_sub(1), Some(i + 1)].into_iter().flatten().filter_map(|j| bytes.get(j).copied()).collect();
-            let pick = char::from(neighbours[uniform_index(rng, neighbours.len())]);
-            return Some(if c.is_ascii_uppercase() { pick.to_ascii_uppercase() } else { pick });
-        }
-    }
-    None
+    let row = KEY_ROWS.iter().find(|row| row.contains(lower))?.as_bytes();
+    let i = row.iter().position(|&b| char::from(b) == lower)?;
+    let neighbours = [i.checked_sub(1), (i + 1 < row.len()).then_some(i + 1)];
+    let neighbours = neighbours.iter().flatten();
+    let pick = char::from(row[*neighbours.clone().nth(uniform_index(rng, neighbours.count()))?]);
+    Some(if c.is_ascii_uppercase() { pick.to_ascii_uppercase() } else { pick })
 }
 
 #[cfg(test)]
@@ -203,8 +199,12 @@ mod tests {
         let mut out = String::new();
         let mut rng = seeded_rng(1);
         for rate in [0.0, 0.3, 1.0, f64::NAN, -2.0, 7.0] {
+            let noise = AsrNoise::new(rate);
+            assert!((0.0..=1.0).contains(&noise.rate), "{rate} → {}", noise.rate);
             for text in ["", "灯", "😀🎉 ok", "\u{0}\u{FFFF}"] {
-                AsrNoise::new(rate).apply(text, &mut rng, &mut out);
+                noise.apply(text, &mut rng, &mut out);
+                // Each character becomes at most two.
+                assert!(out.chars().count() <= 2 * text.chars().count(), "{text:?} → {out:?}");
             }
         }
     }
