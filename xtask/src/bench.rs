@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use rlhf_algo::dqn::BIT_FLIPPING_LARGE_N;
 use serde::Serialize;
 
 use crate::task::Device;
@@ -62,6 +63,10 @@ struct HerBench {
     /// same with and without HER; runs stop early once solved).
     #[arg(long, default_value_t = 1_500)]
     steps_per_bit: u64,
+    /// The budget per bit from `BIT_FLIPPING_LARGE_N` (40) bits on, where
+    /// the preset takes one gradient step per 16 environment steps.
+    #[arg(long, default_value_t = 50_000)]
+    large_steps_per_bit: u64,
     /// Relabeling of the HER runs.
     #[arg(long, default_value = "future:4")]
     her: String,
@@ -226,7 +231,10 @@ fn bench_her(args: &HerBench) -> anyhow::Result<()> {
     let tasks = args
         .bits
         .iter()
-        .map(|&n| (format!("bitflip:{n}"), args.steps_per_bit * n as u64))
+        .map(|&n| {
+            let per_bit = if n >= BIT_FLIPPING_LARGE_N { args.large_steps_per_bit } else { args.steps_per_bit };
+            (format!("bitflip:{n}"), per_bit * n as u64)
+        })
         .chain(args.grids.iter().map(|&size| (format!("fourrooms:{size}"), args.grid_steps)));
     // Every (task, method, seed) run, in report order.
     let mut plan = Vec::new();
@@ -235,8 +243,8 @@ fn bench_her(args: &HerBench) -> anyhow::Result<()> {
             for seed in 0..args.seeds {
                 let method = her.as_deref().unwrap_or("none");
                 let name = format!("{}-{}-seed-{seed}", env.replace(':', "-"), method.replace(':', "-"));
-                // 20 evaluations per run, on 100 episodes: success ≥ 0.99 must be measured finely.
-                let every = (budget / 20).max(100);
+                // 50 evaluations per run, on 100 episodes: success ≥ 0.99 must be measured finely.
+                let every = (budget / 50).max(100);
                 let run = bench_run(&env, Some(method), seed, budget, (every, 100), args.out.join(name));
                 plan.push((env.clone(), her.clone(), budget, run));
             }

@@ -24,7 +24,7 @@ pub trait Task:
     Env<Action = usize, ActionSpace = Discrete, Obs: FlatObs, Info: EpisodeOutcome> + Snapshot + Sized
 {
     /// The config used when no `--config` is given.
-    fn default_config() -> DqnConfig;
+    fn default_config(&self) -> DqnConfig;
 
     /// A fresh copy with the same configuration (for evaluation).
     fn fresh(&self) -> anyhow::Result<Self>;
@@ -55,7 +55,7 @@ pub trait Task:
 }
 
 impl Task for TimeLimit<CartPole> {
-    fn default_config() -> DqnConfig {
+    fn default_config(&self) -> DqnConfig {
         DqnConfig::default()
     }
 
@@ -91,10 +91,11 @@ impl Task for TimeLimit<CartPole> {
 
 /// Goal tasks share everything but how they are built.
 macro_rules! goal_task {
-    ($env:ty, $describe:expr, $fresh:expr) => {
+    ($env:ty, $config:expr, $describe:expr, $fresh:expr) => {
         impl Task for $env {
-            fn default_config() -> DqnConfig {
-                DqnConfig::bit_flipping()
+            fn default_config(&self) -> DqnConfig {
+                let config: fn(&Self) -> DqnConfig = $config;
+                config(self)
             }
 
             fn fresh(&self) -> anyhow::Result<Self> {
@@ -139,12 +140,18 @@ macro_rules! goal_task {
     };
 }
 
-goal_task!(BitFlipping, |env| serde_json::json!({ "n_bits": env.n_bits(), "max_steps": env.max_steps() }), |env| {
-    BitFlipping::new(env.n_bits())?.with_max_steps(env.max_steps())
-});
-goal_task!(FourRooms, |env| serde_json::json!({ "size": env.size(), "max_steps": env.max_steps() }), |env| {
-    FourRooms::new(env.size())?.with_max_steps(env.max_steps())
-});
+goal_task!(
+    BitFlipping,
+    |env| DqnConfig::bit_flipping_for(env.n_bits()),
+    |env| serde_json::json!({ "n_bits": env.n_bits(), "max_steps": env.max_steps() }),
+    |env| { BitFlipping::new(env.n_bits())?.with_max_steps(env.max_steps()) }
+);
+goal_task!(
+    FourRooms,
+    |_| DqnConfig::bit_flipping(),
+    |env| serde_json::json!({ "size": env.size(), "max_steps": env.max_steps() }),
+    |env| { FourRooms::new(env.size())?.with_max_steps(env.max_steps()) }
+);
 
 /// Where networks run (`--device`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]

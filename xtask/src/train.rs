@@ -263,7 +263,7 @@ fn train_dqn<E: Task, B: AutodiffBackend>(
             (run.clone(), agent, trainer, metrics)
         }
         None => {
-            let mut config: DqnConfig = read_config(args.config.as_deref(), E::default_config())?;
+            let mut config: DqnConfig = read_config(args.config.as_deref(), env.default_config())?;
             config.seed = args.seed.unwrap_or(config.seed);
             config.total_timesteps = args.steps.unwrap_or(config.total_timesteps);
             if let Some(her) = &args.her {

@@ -31,6 +31,24 @@ pub enum AlgoError {
         /// What is wrong.
         reason: String,
     },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// A line of a log that cannot be used.
+    #[error("{path}:{line}: {reason}")]
+    LogLine {
+        /// The log file.
+        path: PathBuf,
+        /// The line, counting from 1.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A configuration value out of its allowed range.
     #[error("invalid value for `{field}`: {reason}")]
     InvalidConfig {

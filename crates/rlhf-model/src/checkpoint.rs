@@ -32,6 +32,7 @@ use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, NamedMpkFileRec
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
+use crate::hash::fnv1a_hex;
 use crate::qnetwork::{QNetwork, QNetworkConfig, QNetworkRecord};
 
 /// Version of the checkpoint layout written by this crate.
@@ -83,7 +84,7 @@ pub struct FileDigest {
 
 impl FileDigest {
     fn of(bytes: &[u8]) -> Self {
-        Self { bytes: bytes.len() as u64, fnv1a64: fnv1a64(bytes) }
+        Self { bytes: bytes.len() as u64, fnv1a64: fnv1a_hex(bytes) }
     }
 
     /// `Ok` when `bytes` match this digest; otherwise why not.
@@ -94,7 +95,7 @@ impl FileDigest {
                 reason: format!("{} bytes, meta.json records {} (truncated?)", bytes.len(), self.bytes),
             });
         }
-        if fnv1a64(bytes) != self.fnv1a64 {
+        if fnv1a_hex(bytes) != self.fnv1a64 {
             return Err(CheckpointError::Corrupt {
                 path: path.to_owned(),
                 reason: "content hash differs from meta.json".into(),
@@ -177,12 +178,6 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ 
     move |source| CheckpointError::Io { path: path.to_owned(), source }
 }
 
-/// 64-bit FNV-1a, enough to notice a damaged file (not an adversary).
-fn fnv1a64(bytes: &[u8]) -> String {
-    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    format!("{hash:016x}")
-}
-
 /// Fields of [`CheckpointMeta`] that the caller provides.
 #[derive(Debug, Clone)]
 pub struct CheckpointInfo {
@@ -254,7 +249,7 @@ pub fn save_with_extras<B: Backend>(
         step: info.step,
         backend: info.backend,
         weights_bytes: weights.len() as u64,
-        weights_fnv1a64: fnv1a64(&weights),
+        weights_fnv1a64: fnv1a_hex(&weights),
         run_config: info.run_config,
         extra_files,
     };
@@ -338,7 +333,7 @@ pub fn load<B: Backend>(
             reason: format!("{} bytes, meta.json records {} (truncated?)", weights.len(), meta.weights_bytes),
         });
     }
-    if fnv1a64(&weights) != meta.weights_fnv1a64 {
+    if fnv1a_hex(&weights) != meta.weights_fnv1a64 {
         return Err(CheckpointError::Corrupt {
             path: weights_path,
             reason: "content hash differs from meta.json".into(),

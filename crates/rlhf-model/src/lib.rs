@@ -32,6 +32,7 @@
 pub mod backend;
 pub mod checkpoint;
 mod error;
+pub mod hash;
 mod host;
 mod qnetwork;
 pub mod text;

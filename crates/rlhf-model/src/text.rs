@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 
 use crate::error::ModelError;
+use crate::hash::{FNV_OFFSET, fnv1a};
 
 /// Configuration of [`HashedNgrams`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +57,15 @@ pub struct SparseFeatures {
     pub indices: Vec<u32>,
     /// The value of each index.
     pub values: Vec<f32>,
+}
+
+impl SparseFeatures {
+    /// A 64-bit fingerprint of the vector (its indices and the bits of its
+    /// values): equal for texts the network cannot tell apart.
+    pub fn fingerprint(&self) -> u64 {
+        let hash = self.indices.iter().fold(FNV_OFFSET, |h, i| fnv1a(h, &i.to_le_bytes()));
+        self.values.iter().fold(hash, |h, v| fnv1a(h, &v.to_bits().to_le_bytes()))
+    }
 }
 
 /// Hashed character n-grams plus word unigrams (see the module docs).
@@ -203,16 +213,6 @@ pub fn normalize(text: &str) -> String {
 /// CJK ideographs and kana, scripts written without spaces between words.
 fn is_cjk(c: char) -> bool {
     matches!(c as u32, 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
-}
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-
-fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
 }
 
 #[cfg(test)]

@@ -9,6 +9,6 @@ mod store;
 mod td;
 
 pub use agent::{Dqn, EvalSchedule, TrainEvent};
-pub use config::{DqnConfig, LossKind};
+pub use config::{BIT_FLIPPING_LARGE_N, DqnConfig, LossKind};
 pub use store::FlatObs;
 pub use td::td_targets;

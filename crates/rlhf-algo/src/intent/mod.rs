@@ -4,6 +4,8 @@
 //! - [`pretrain`]: supervised regression of Q-values to ±1 on labelled utterances.
 //! - [`pipeline`]: the stages (`learn_from_rewards`, output-layer surgery
 //!   with [`pipeline::shared_outputs`]), and saving and loading intent models.
+//! - [`feedback`]: the human-feedback log and the lessons of each answer.
+//! - [`online`]: learning from feedback as it comes, with replay and rehearsal.
 //! - [`dialog`]: when to ask for a rephrasing: the learned policy and fixed rules.
 //! - [`IntentClassifier`]: featuriser + network + labels, answering text.
 //! - [`ClassificationReport`]: accuracy, macro recall and F1, per-intent
@@ -11,7 +13,9 @@
 
 mod classifier;
 pub mod dialog;
+pub mod feedback;
 mod metrics;
+pub mod online;
 pub mod pipeline;
 pub mod pretrain;
 

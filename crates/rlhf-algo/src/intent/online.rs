@@ -1,0 +1,415 @@
+//! Learning from feedback one answer at a time, without wrecking the model.
+//!
+//! Each answer's lessons ((action, reward) pairs, see
+//! [`feedback::lessons`](super::feedback::lessons)) are bandit transitions:
+//! the target of Q(s, a) is the reward itself (γ = 0, the episode ends with
+//! the answer). One update regresses, with the mean squared error,
+//!
+//! - the newest lessons (every one, every update),
+//! - `feedback_batch` lessons drawn again from a replay of recent feedback,
+//! - `rehearsal_batch` labelled utterances from the pretraining data, all of
+//!   whose Q-values are regressed to ±1 as in pretraining,
+//!
+//! each row weighted equally (a rehearsal row's error is averaged over its
+//! outputs). The rehearsal is what keeps one answer, or a hundred answers
+//! about one new domain, from erasing what the model knew.
+
+use std::collections::VecDeque;
+
+use burn::module::Module;
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{ElementConversion, Tensor, TensorData};
+use rlhf_env::intent::{AsrNoise, IntentCorpus, TextFeaturizer};
+use rlhf_env::rng::{EnvRng, seeded_rng, uniform_index};
+use rlhf_model::text::{HashedNgrams, SparseFeatures};
+use rlhf_model::{HostQNetwork, QNetwork};
+use serde::{Deserialize, Serialize};
+
+use crate::error::AlgoError;
+
+/// Settings of [`OnlineLearner`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OnlineConfig {
+    /// Adam's step size.
+    pub learning_rate: f64,
+    /// Gradient steps per answer.
+    pub updates_per_feedback: usize,
+    /// Lessons kept for replay (the oldest go first).
+    pub replay_capacity: usize,
+    /// Replayed lessons per gradient step.
+    pub feedback_batch: usize,
+    /// Pretraining utterances per gradient step (0: no rehearsal).
+    pub rehearsal_batch: usize,
+    /// Recogniser noise of the rehearsal utterances.
+    pub rehearsal_noise: f64,
+    /// How many answers `undo` can take back.
+    pub undo_depth: usize,
+    /// Seed of the replay and rehearsal draws.
+    pub seed: u64,
+}
+
+impl Default for OnlineConfig {
+    fn default() -> Self {
+        Self {
+            learning_rate: 1e-3,
+            updates_per_feedback: 4,
+            replay_capacity: 2_000,
+            feedback_batch: 32,
+            rehearsal_batch: 32,
+            rehearsal_noise: 0.1,
+            undo_depth: 16,
+            seed: 0,
+        }
+    }
+}
+
+impl OnlineConfig {
+    /// Checks every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), AlgoError> {
+        let bad = |field: &'static str, reason: &str| Err(AlgoError::InvalidConfig { field, reason: reason.into() });
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return bad("learning_rate", "must be positive and finite");
+        }
+        if self.replay_capacity == 0 {
+            return bad("replay_capacity", "must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.rehearsal_noise) {
+            return bad("rehearsal_noise", "must be in [0, 1]");
+        }
+        Ok(())
+    }
+}
+
+/// One (utterance, action, reward) transition.
+#[derive(Debug, Clone)]
+struct Lesson {
+    features: SparseFeatures,
+    action: usize,
+    reward: f32,
+}
+
+/// Pretraining data replayed during updates, its labels mapped to outputs.
+#[derive(Debug, Clone)]
+struct Rehearsal {
+    corpus: IntentCorpus,
+    /// Output index of each of the corpus's labels.
+    outputs: Vec<usize>,
+    noise: AsrNoise,
+}
+
+/// Everything an update changes, kept whole so `undo` can restore it.
+#[derive(Clone)]
+struct State<B: AutodiffBackend> {
+    network: QNetwork<B>,
+    optimizer: OptimizerAdaptor<Adam, QNetwork<B>, B>,
+    replay: VecDeque<Lesson>,
+    rng: EnvRng,
+    updates: u64,
+}
+
+/// A Q-network that learns from feedback as it comes (see the module docs).
+pub struct OnlineLearner<B: AutodiffBackend> {
+    state: State<B>,
+    history: VecDeque<State<B>>,
+    featurizer: HashedNgrams,
+    labels: Vec<String>,
+    rehearsal: Option<Rehearsal>,
+    config: OnlineConfig,
+    features: SparseFeatures,
+}
+
+impl<B: AutodiffBackend> OnlineLearner<B> {
+    /// A learner starting from `network`, whose outputs are `labels`.
+    /// `rehearsal`, when given, must use some of those labels.
+    pub fn new(
+        network: QNetwork<B>,
+        labels: Vec<String>,
+        featurizer: HashedNgrams,
+        rehearsal: Option<IntentCorpus>,
+        config: OnlineConfig,
+    ) -> Result<Self, AlgoError> {
+        config.validate()?;
+        if network.obs_dim() != featurizer.dim() || network.n_actions() != labels.len() {
+            let reason = format!(
+                "the network maps {} inputs to {} outputs; the featuriser writes {} and there are {} labels",
+                network.obs_dim(),
+                network.n_actions(),
+                featurizer.dim(),
+                labels.len()
+            );
+            return Err(AlgoError::InvalidConfig { field: "labels", reason });
+        }
+        let rehearsal = match rehearsal {
+            None => None,
+            Some(corpus) => {
+                let outputs = corpus
+                    .labels()
+                    .iter()
+                    .map(|l| {
+                        labels.iter().position(|m| m == l).ok_or_else(|| AlgoError::InvalidConfig {
+                            field: "rehearsal",
+                            reason: format!("rehearsal intent `{l}` is not one of the model's labels"),
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
+                Some(Rehearsal { corpus, outputs, noise: AsrNoise::new(config.rehearsal_noise) })
+            }
+        };
+        let state = State {
+            network,
+            optimizer: AdamConfig::new().init(),
+            replay: VecDeque::new(),
+            rng: seeded_rng(config.seed),
+            updates: 0,
+        };
+        Ok(Self {
+            state,
+            history: VecDeque::new(),
+            featurizer,
+            labels,
+            rehearsal,
+            config,
+            features: SparseFeatures::default(),
+        })
+    }
+
+    /// The labels, in output order.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// The network as it is now.
+    pub fn network(&self) -> &QNetwork<B> {
+        &self.state.network
+    }
+
+    /// A copy of the network for fast answers.
+    pub fn host_network(&self) -> Result<HostQNetwork, AlgoError> {
+        Ok(self.state.network.to_host()?)
+    }
+
+    /// Gradient steps taken so far.
+    pub fn updates(&self) -> u64 {
+        self.state.updates
+    }
+
+    /// Lessons in the replay.
+    pub fn replay_len(&self) -> usize {
+        self.state.replay.len()
+    }
+
+    /// Learns the `lessons` ((action, reward) pairs) about `text`: they join
+    /// the replay and `updates_per_feedback` gradient steps follow. Nothing
+    /// happens for no lessons. [`undo`](Self::undo) takes the call back.
+    pub fn learn(&mut self, text: &str, lessons: &[(usize, f32)]) -> Result<(), AlgoError> {
+        if lessons.is_empty() {
+            return Ok(());
+        }
+        self.check(lessons)?;
+        if self.config.undo_depth > 0 {
+            if self.history.len() == self.config.undo_depth {
+                self.history.pop_front();
+            }
+            self.history.push_back(self.state.clone());
+        }
+        self.featurizer.sparse(text, &mut self.features);
+        let newest: Vec<Lesson> = lessons
+            .iter()
+            .map(|&(action, reward)| Lesson { features: self.features.clone(), action, reward })
+            .collect();
+        for _ in 0..self.config.updates_per_feedback {
+            self.step(&newest)?;
+        }
+        for lesson in newest {
+            if self.state.replay.len() == self.config.replay_capacity {
+                self.state.replay.pop_front();
+            }
+            self.state.replay.push_back(lesson);
+        }
+        Ok(())
+    }
+
+    /// Adds lessons to the replay without training (for offline fine-tuning,
+    /// followed by [`train`](Self::train)).
+    pub fn remember(&mut self, text: &str, lessons: &[(usize, f32)]) -> Result<(), AlgoError> {
+        self.check(lessons)?;
+        self.featurizer.sparse(text, &mut self.features);
+        for &(action, reward) in lessons {
+            if self.state.replay.len() == self.config.replay_capacity {
+                self.state.replay.pop_front();
+            }
+            self.state.replay.push_back(Lesson { features: self.features.clone(), action, reward });
+        }
+        Ok(())
+    }
+
+    /// `steps` gradient steps on the replay (and rehearsal) alone.
+    pub fn train(&mut self, steps: usize) -> Result<(), AlgoError> {
+        for _ in 0..steps {
+            self.step(&[])?;
+        }
+        Ok(())
+    }
+
+    /// Restores the state before the last [`learn`](Self::learn); `false`
+    /// when there is nothing left to undo.
+    pub fn undo(&mut self) -> bool {
+        match self.history.pop_back() {
+            Some(state) => {
+                self.state = state;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn check(&self, lessons: &[(usize, f32)]) -> Result<(), AlgoError> {
+        match lessons.iter().find(|(a, r)| *a >= self.labels.len() || !r.is_finite()) {
+            Some((action, reward)) => Err(AlgoError::InvalidConfig {
+                field: "lessons",
+                reason: format!("action {action} with reward {reward} for {} labels", self.labels.len()),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// One gradient step on `newest` plus draws from the replay and the rehearsal.
+    fn step(&mut self, newest: &[Lesson]) -> Result<(), AlgoError> {
+        let (dim, n) = (self.featurizer.dim(), self.labels.len());
+        let state = &mut self.state;
+        let replayed = if state.replay.is_empty() { 0 } else { self.config.feedback_batch };
+        let rehearsed = if self.rehearsal.is_some() { self.config.rehearsal_batch } else { 0 };
+        let rows = newest.len() + replayed + rehearsed;
+        if rows == 0 {
+            return Ok(());
+        }
+        let mut inputs = vec![0.0f32; rows * dim];
+        let mut targets = vec![0.0f32; rows * n];
+        // Row weights: 1 on a lesson's action, 1/n on each output of a rehearsal row.
+        let mut weights = vec![0.0f32; rows * n];
+        let mut row = 0;
+        let mut put_lesson = |row: usize, lesson: &Lesson| {
+            for (&i, &v) in lesson.features.indices.iter().zip(&lesson.features.values) {
+                inputs[row * dim + i as usize] = v;
+            }
+            targets[row * n + lesson.action] = lesson.reward;
+            weights[row * n + lesson.action] = 1.0;
+        };
+        for lesson in newest {
+            put_lesson(row, lesson);
+            row += 1;
+        }
+        for _ in 0..replayed {
+            let lesson = &state.replay[uniform_index(&mut state.rng, state.replay.len())];
+            put_lesson(row, lesson);
+            row += 1;
+        }
+        if let Some(rehearsal) = &self.rehearsal {
+            let (mut clean, mut heard, mut dense) = (String::new(), String::new(), Vec::new());
+            for _ in 0..rehearsed {
+                let intent = rehearsal.corpus.sample(&mut state.rng, &mut clean);
+                rehearsal.noise.apply(&clean, &mut state.rng, &mut heard);
+                self.featurizer.featurize(&heard, &mut dense);
+                inputs[row * dim..(row + 1) * dim].copy_from_slice(&dense);
+                let out = rehearsal.outputs[intent];
+                for j in 0..n {
+                    targets[row * n + j] = if j == out { 1.0 } else { -1.0 };
+                    weights[row * n + j] = 1.0 / n as f32;
+                }
+                row += 1;
+            }
+        }
+        let device = state.network.devices().into_iter().next().unwrap_or_default();
+        let tensor =
+            |data: Vec<f32>, cols: usize| Tensor::<B, 2>::from_data(TensorData::new(data, [rows, cols]), &device);
+        let (inputs, targets, weights) = (tensor(inputs, dim), tensor(targets, n), tensor(weights, n));
+        let q = state.network.forward(inputs);
+        let loss = ((q - targets).powi_scalar(2) * weights).sum().div_scalar(rows as f32);
+        let value = loss.clone().into_scalar().elem::<f32>();
+        if !value.is_finite() {
+            return Err(AlgoError::InvalidConfig {
+                field: "learning_rate",
+                reason: format!("the feedback loss became {value}; lower the learning rate"),
+            });
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &state.network);
+        state.network = state.optimizer.step(self.config.learning_rate, state.network.clone(), grads);
+        state.updates += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Autodiff;
+    use rlhf_env::intent::Split;
+    use rlhf_model::QNetworkConfig;
+    use rlhf_model::backend::{CpuBackend, cpu_device};
+    use rlhf_model::text::FeaturizerConfig;
+
+    type B = Autodiff<CpuBackend>;
+
+    fn learner(labels: &[&str], rehearsal: Option<IntentCorpus>) -> OnlineLearner<B> {
+        let featurizer = HashedNgrams::new(FeaturizerConfig { dim: 256, ..FeaturizerConfig::default() }).unwrap();
+        let network = QNetworkConfig::new(256, labels.len()).with_hidden(vec![32]).init::<B>(&cpu_device(), 3);
+        let labels = labels.iter().map(|l| (*l).to_owned()).collect();
+        OnlineLearner::new(network, labels, featurizer, rehearsal, OnlineConfig::default()).unwrap()
+    }
+
+    fn q(learner: &OnlineLearner<B>, text: &str) -> Vec<f32> {
+        let mut features = Vec::new();
+        learner.featurizer.featurize(text, &mut features);
+        learner.host_network().unwrap().q_values(&features).unwrap().to_vec()
+    }
+
+    #[test]
+    fn feedback_moves_the_chosen_q_value_towards_the_reward_and_undo_restores_it() {
+        let mut learner = learner(&["light_on", "light_off", "volume_up"], None);
+        let before = q(&learner, "打开灯");
+        learner.learn("打开灯", &[(1, -1.0), (0, 1.0)]).unwrap();
+        let after = q(&learner, "打开灯");
+        assert!(after[0] > before[0] && after[1] < before[1], "{before:?} -> {after:?}");
+        assert_eq!((learner.updates(), learner.replay_len()), (4, 2));
+        assert!(learner.undo());
+        assert_eq!(q(&learner, "打开灯"), before, "undo restores the weights exactly");
+        assert_eq!((learner.updates(), learner.replay_len()), (0, 0));
+        assert!(!learner.undo());
+        // No lessons, no update; a bad action is refused before anything changes.
+        learner.learn("x", &[]).unwrap();
+        assert!(learner.learn("x", &[(3, 1.0)]).is_err());
+        assert_eq!(learner.updates(), 0);
+    }
+
+    #[test]
+    fn replayed_corrections_teach_a_new_intent() {
+        let mut learner = learner(&["light_on", "light_off"], None);
+        for _ in 0..10 {
+            learner.learn("please turn the lights on", &[(1, -1.0), (0, 1.0)]).unwrap();
+            learner.learn("lights off now", &[(0, -1.0), (1, 1.0)]).unwrap();
+        }
+        let (on, off) = (q(&learner, "please turn the lights on"), q(&learner, "lights off now"));
+        // Every taught Q-value has crossed zero towards its reward.
+        assert!(on[0] > 0.0 && on[1] < 0.0 && off[1] > 0.0 && off[0] < 0.0, "{on:?} {off:?}");
+    }
+
+    #[test]
+    fn rehearsal_labels_must_be_the_models() {
+        let corpus = IntentCorpus::builtin(Split::Train).unwrap().restrict(&["light_on".to_owned()]).unwrap();
+        let featurizer = HashedNgrams::new(FeaturizerConfig { dim: 256, ..FeaturizerConfig::default() }).unwrap();
+        let network = QNetworkConfig::new(256, 1).with_hidden(vec![8]).init::<B>(&cpu_device(), 0);
+        let err = OnlineLearner::new(network, vec!["fly".into()], featurizer, Some(corpus), OnlineConfig::default())
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("`light_on`"), "{err}");
+        // With the right labels, updates run on rehearsal rows too.
+        let corpus = IntentCorpus::builtin(Split::Train).unwrap().restrict(&["light_on".to_owned()]).unwrap();
+        let mut learner = learner(&["volume_up", "light_on"], Some(corpus));
+        learner.learn("turn it up", &[(0, 1.0)]).unwrap();
+        learner.train(3).unwrap();
+        assert_eq!(learner.updates(), 7);
+    }
+}
