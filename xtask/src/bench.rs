@@ -48,6 +48,9 @@ enum Bench {
     /// Hindsight replay: bit flipping success against the number of bits,
     /// and the four-rooms grid, with and without HER.
     Her(HerBench),
+    /// Learning a new intent domain from simulated user feedback, with and
+    /// without relabeling corrections, at several feedback error rates.
+    Feedback(crate::assistant::FeedbackBench),
 }
 
 /// Arguments of `bench her`.
@@ -102,6 +105,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     match &args.which {
         Bench::Cartpole { seeds, steps, out } => bench_cartpole(*seeds, *steps, out),
         Bench::Her(her) => bench_her(her),
+        Bench::Feedback(feedback) => crate::assistant::bench_feedback(feedback),
     }
 }
 

@@ -2,6 +2,7 @@
 //!
 //! Run it without arguments for the list of commands.
 
+mod assistant;
 mod bench;
 mod env_info;
 mod eval;
@@ -37,6 +38,10 @@ enum Command {
     EvalIntents(intents::EvalIntentsArgs),
     /// The intent an intent model chooses for a text, with its top-3 Q-values.
     Predict(intents::PredictArgs),
+    /// Talk to an intent model and correct it; it learns from the feedback (or `--simulate` a user).
+    Assistant(assistant::AssistantArgs),
+    /// Fine-tune an intent model from a feedback log, evaluated before and after.
+    Finetune(assistant::FinetuneArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -52,6 +57,8 @@ fn main() -> anyhow::Result<()> {
         Command::Pipeline(args) => intents::pipeline(&args),
         Command::EvalIntents(args) => intents::eval_intents(&args),
         Command::Predict(args) => intents::predict(&args),
+        Command::Assistant(args) => assistant::assistant(&args),
+        Command::Finetune(args) => assistant::finetune(&args),
         Command::Train(args) => train::train(&args).and_then(|summary| {
             if let Some(summary) = summary {
                 println!("{}", serde_json::to_string(&summary)?);

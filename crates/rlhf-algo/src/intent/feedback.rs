@@ -331,7 +331,7 @@ pub fn resolve(
     labels: &[String],
     records: &[&FeedbackRecord],
     relabel: bool,
-    key: impl Fn(&FeedbackRecord) -> u64,
+    mut key: impl FnMut(&FeedbackRecord) -> u64,
 ) -> Result<Vec<ResolvedUtterance>, AlgoError> {
     let mut order: Vec<u64> = Vec::new();
     let mut merged: HashMap<u64, ResolvedUtterance> = HashMap::new();

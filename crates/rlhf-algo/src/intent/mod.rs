@@ -5,12 +5,14 @@
 //! - [`pipeline`]: the stages (`learn_from_rewards`, output-layer surgery
 //!   with [`pipeline::shared_outputs`]), and saving and loading intent models.
 //! - [`feedback`]: the human-feedback log and the lessons of each answer.
+//! - [`assistant`]: answering, logging and learning from feedback; a simulated user.
 //! - [`online`]: learning from feedback as it comes, with replay and rehearsal.
 //! - [`dialog`]: when to ask for a rephrasing: the learned policy and fixed rules.
 //! - [`IntentClassifier`]: featuriser + network + labels, answering text.
 //! - [`ClassificationReport`]: accuracy, macro recall and F1, per-intent
 //!   precision and recall, confusion matrix.
 
+pub mod assistant;
 mod classifier;
 pub mod dialog;
 pub mod feedback;

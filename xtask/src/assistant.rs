@@ -1,0 +1,1117 @@
+//! `cargo xtask assistant`: talk to an intent model, tell it when it is
+//! wrong, and watch it learn (or let a simulated user do it, `--simulate`);
+//! `cargo xtask finetune --feedback LOG`: learn from a feedback log offline.
+//!
+//! The loop reads lines from stdin (a terminal or a pipe alike). An
+//! utterance gets an answer; the next line is the feedback: `y` or an empty
+//! line (right), `n` (wrong), `= label` (wrong, the right one is `label`;
+//! any unique prefix of a label will do). Lines starting with `:` are
+//! commands (`:help`). Every feedback is on disk (fsynced) before the next
+//! prompt.
+
+use std::io::{BufRead, IsTerminal as _, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::Args;
+use rlhf_algo::intent::assistant::{Answer, Assistant, AssistantMode, SimulatedUser};
+use rlhf_algo::intent::feedback::{Feedback, FeedbackLog, LogContents, read_log, resolve};
+use rlhf_algo::intent::online::{OnlineConfig, OnlineLearner};
+use rlhf_algo::intent::pipeline::{IntentModelSpec, load_intent_model, save_intent_model};
+use rlhf_algo::intent::{ClassificationReport, IntentClassifier};
+use rlhf_env::intent::{AsrNoise, Domain, IntentCorpus, Split, Utterance};
+use rlhf_model::QNetwork;
+use rlhf_model::backend::{AutodiffCpu, cpu_device};
+use rlhf_model::text::{HashedNgrams, SparseFeatures};
+use serde::Serialize;
+
+use crate::train::{read_config, write_atomically};
+
+/// Arguments of `cargo xtask assistant`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct AssistantArgs {
+    /// Checkpoint directory of an intent model (e.g. `runs/pipeline/source`).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Where feedback is appended (JSON lines); by default `feedback.jsonl`
+    /// beside the checkpoint. With `--simulate`, nothing is logged unless given.
+    #[arg(long)]
+    pub feedback_log: Option<PathBuf>,
+    /// Only log feedback; do not learn from it.
+    #[arg(long)]
+    pub no_update: bool,
+    /// Learn from a correction only that the answer was wrong, not which
+    /// intent was right (the comparison for hindsight relabeling).
+    #[arg(long)]
+    pub no_relabel: bool,
+    /// Every reply as one JSON line.
+    #[arg(long)]
+    pub json: bool,
+    /// Where `:save` writes the updated model (by default `<checkpoint>-online`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Intents the model does not have yet, comma-separated: new outputs,
+    /// learned from corrections.
+    #[arg(long, value_delimiter = ',')]
+    pub add_intents: Vec<String>,
+    /// TOML file over the online-learning defaults (learning_rate,
+    /// updates_per_feedback, replay_capacity, feedback_batch, rehearsal_batch, ...).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Labelled utterances replayed during updates (JSONL or CSV); by default
+    /// the built-in training split of the model's built-in intents.
+    #[arg(long)]
+    pub rehearsal: Option<PathBuf>,
+    /// Seed of the replay and rehearsal draws (and of the simulated user).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Replace the person with a scripted user.
+    #[arg(long)]
+    pub simulate: bool,
+    /// The simulated user's utterances (JSONL or CSV); default: `--domains`.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Built-in domains the simulated user speaks (training split), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "navigation")]
+    pub domains: Vec<Domain>,
+    /// Held-out utterances to measure the simulation on; default: the
+    /// built-in test split of `--domains` (or `--data` itself).
+    #[arg(long)]
+    pub eval: Option<PathBuf>,
+    /// Utterances the simulated user says.
+    #[arg(long, default_value_t = 500)]
+    pub interactions: u64,
+    /// Share of the simulated user's answers that are wrong or missing.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Recogniser noise on the simulated user's utterances and the held-out set.
+    #[arg(long, default_value_t = 0.1)]
+    pub noise: f64,
+    /// After how many interactions to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "50,100,200,500")]
+    pub eval_at: Vec<u64>,
+}
+
+/// An intent checkpoint loaded for learning.
+pub(crate) struct LoadedModel {
+    network: QNetwork<AutodiffCpu>,
+    spec: IntentModelSpec,
+    /// The labels before `--add-intents`.
+    original_labels: Vec<String>,
+    step: u64,
+}
+
+impl LoadedModel {
+    /// Loads `dir` and adds fresh outputs for `add` (seeded by `seed`).
+    pub(crate) fn load(dir: &Path, add: &[String], seed: u64) -> anyhow::Result<Self> {
+        let (network, mut spec, meta) = load_intent_model::<AutodiffCpu>(dir, &cpu_device())?;
+        let original_labels = spec.labels.clone();
+        let mut keep: Vec<Option<usize>> = (0..original_labels.len()).map(Some).collect();
+        for label in add {
+            anyhow::ensure!(!label.trim().is_empty(), "--add-intents: an empty intent name");
+            anyhow::ensure!(!spec.labels.contains(label), "--add-intents: `{label}` is already an intent of the model");
+            spec.labels.push(label.clone());
+            keep.push(None);
+        }
+        let network = if add.is_empty() { network } else { network.with_actions(&keep, seed)? };
+        Ok(Self { network, spec, original_labels, step: meta.step })
+    }
+
+    fn featurizer(&self) -> anyhow::Result<HashedNgrams> {
+        Ok(HashedNgrams::new(self.spec.featurizer)?)
+    }
+
+    /// The rehearsal corpus: `file`, or the built-in training split of the
+    /// model's built-in intents (none if it has none).
+    fn rehearsal(&self, file: Option<&Path>) -> anyhow::Result<Option<IntentCorpus>> {
+        if let Some(path) = file {
+            return Ok(Some(IntentCorpus::from_path(path, Some(&self.spec.labels))?));
+        }
+        let builtin = IntentCorpus::builtin(Split::Train)?;
+        let known: Vec<String> =
+            self.original_labels.iter().filter(|l| builtin.label_index(l).is_some()).cloned().collect();
+        if known.is_empty() {
+            tracing::warn!("no built-in intent in the model and no --rehearsal file: updates replay feedback only");
+            return Ok(None);
+        }
+        Ok(Some(builtin.restrict(&known)?))
+    }
+
+    fn learner(
+        &self,
+        rehearsal: Option<IntentCorpus>,
+        config: OnlineConfig,
+    ) -> anyhow::Result<OnlineLearner<AutodiffCpu>> {
+        Ok(OnlineLearner::new(self.network.clone(), self.spec.labels.clone(), self.featurizer()?, rehearsal, config)?)
+    }
+}
+
+/// The log's default place: `feedback.jsonl` beside the checkpoint directory.
+fn default_log_path(checkpoint: &Path) -> PathBuf {
+    checkpoint.parent().unwrap_or(Path::new(".")).join("feedback.jsonl")
+}
+
+/// `<checkpoint>-online`, beside it.
+fn default_out(checkpoint: &Path) -> PathBuf {
+    let name = checkpoint.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+    checkpoint.with_file_name(format!("{name}-online"))
+}
+
+/// Fails when writing to `out` would replace the checkpoint `input`.
+fn refuse_overwrite(input: &Path, out: &Path) -> anyhow::Result<()> {
+    let canonical = |p: &Path| {
+        // `out` may not exist yet: compare through its parent.
+        p.canonicalize().ok().or_else(|| {
+            let parent = p.parent().filter(|q| !q.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            Some(parent.canonicalize().ok()?.join(p.file_name()?))
+        })
+    };
+    anyhow::ensure!(
+        canonical(input).is_none() || canonical(input) != canonical(out),
+        "--out {} is the input checkpoint; write the fine-tuned model somewhere else",
+        out.display()
+    );
+    Ok(())
+}
+
+fn warn_torn(path: &Path, contents: &LogContents) {
+    if let Some(torn) = &contents.torn {
+        tracing::warn!(
+            "{}:{}: the last line is torn ({}), probably by a crash while writing; it is ignored",
+            path.display(),
+            torn.line,
+            torn.reason
+        );
+    }
+}
+
+/// `cargo xtask assistant`.
+pub(crate) fn assistant(args: &AssistantArgs) -> anyhow::Result<()> {
+    let model = LoadedModel::load(&args.checkpoint, &args.add_intents, args.seed)?;
+    let config = read_config(args.config.as_deref(), OnlineConfig { seed: args.seed, ..OnlineConfig::default() })?;
+    let mode = AssistantMode { update: !args.no_update, relabel: !args.no_relabel };
+    let rehearsal = model.rehearsal(args.rehearsal.as_deref())?;
+    if args.simulate {
+        let points = simulate(&model, config, rehearsal, mode, &Simulation::from_args(args, &model)?)?;
+        for point in points {
+            println!("{}", serde_json::to_string(&point)?);
+        }
+        return Ok(());
+    }
+    let (session, mut assistant) = open_session(args, &model, rehearsal, config, mode)?;
+    let stdin = std::io::stdin();
+    let session = Session { prompt: stdin.is_terminal(), ..session };
+    session.run(&mut assistant, stdin.lock(), &mut std::io::stdout().lock())
+}
+
+/// The interactive session of `args`: its log opened (a torn last line cut
+/// with a warning; a log of another label set refused) and the assistant.
+fn open_session(
+    args: &AssistantArgs,
+    model: &LoadedModel,
+    rehearsal: Option<IntentCorpus>,
+    config: OnlineConfig,
+    mode: AssistantMode,
+) -> anyhow::Result<(Session, Assistant<AutodiffCpu>)> {
+    let log_path = args.feedback_log.clone().unwrap_or_else(|| default_log_path(&args.checkpoint));
+    // Checked before opening: opening cuts a torn last line, and a refused log stays as it was.
+    read_log(&log_path)?.check_labels(&log_path, &model.spec.labels)?;
+    let (log, contents) = FeedbackLog::open(&log_path)?;
+    warn_torn(&log_path, &contents);
+    let out = args.out.clone().unwrap_or_else(|| default_out(&args.checkpoint));
+    refuse_overwrite(&args.checkpoint, &out)?;
+    let learner = model.learner(rehearsal, config.clone())?;
+    let assistant = Assistant::new(learner, model.featurizer()?, model.step, mode, Some(log))?;
+    Ok((Session { json: args.json, prompt: false, out, spec: model.spec.clone(), config }, assistant))
+}
+
+/// The interactive loop's settings.
+struct Session {
+    json: bool,
+    /// Print prompts (only to a person at a terminal).
+    prompt: bool,
+    /// Where `:save` writes.
+    out: PathBuf,
+    spec: IntentModelSpec,
+    config: OnlineConfig,
+}
+
+const HELP: &str = "Type what you would say to the assistant; it answers with an intent and its confidence \
+(the margin between its best and second-best Q-value, 0 to 2). Then: `y` or an empty line = right, \
+`n` = wrong, `= intent` = wrong, it was that intent (a unique prefix is enough). Commands: :help, \
+:undo (forget the last feedback), :stats, :save, :quit.";
+
+impl Session {
+    /// Runs the loop until `:quit` or the end of `input`.
+    fn run(
+        &self,
+        assistant: &mut Assistant<AutodiffCpu>,
+        input: impl BufRead,
+        output: &mut impl Write,
+    ) -> anyhow::Result<()> {
+        let mut pending: Option<Answer> = None;
+        self.prompt(output, pending.is_some())?;
+        for line in input.lines() {
+            let line = line.context("reading stdin")?;
+            let line = line.trim();
+            if let Some(command) = line.strip_prefix(':') {
+                if !self.command(assistant, command.trim(), output)? {
+                    return Ok(());
+                }
+            } else if let Some(answer) = pending.take() {
+                match parse_feedback(line, assistant.labels()) {
+                    Ok((feedback, corrected)) => {
+                        let record = assistant.feedback(&answer, feedback, corrected)?;
+                        let text = match (&record.corrected_intent, record.feedback) {
+                            (Some(c), _) => format!("noted: `{c}`, not `{}`", record.action),
+                            (None, Feedback::Wrong) => format!("noted: not `{}`", record.action),
+                            _ => format!("noted: `{}`", record.action),
+                        };
+                        let version = assistant.model_version();
+                        self.say(
+                            output,
+                            "feedback",
+                            &text,
+                            serde_json::json!({ "record": record, "model_version": version }),
+                        )?;
+                    }
+                    Err(message) => {
+                        self.say(output, "error", &message, serde_json::json!({}))?;
+                        pending = Some(answer);
+                    }
+                }
+            } else if !line.is_empty() {
+                let answer = assistant.answer(line)?;
+                let top = answer.top(assistant.labels(), 3);
+                let text = match top.get(1) {
+                    Some((second, q)) => {
+                        format!("{}  (margin {:.2}; next: {second} at {q:+.2})", answer.label, answer.margin)
+                    }
+                    None => answer.label.clone(),
+                };
+                let extra = serde_json::json!({
+                    "utterance": answer.utterance,
+                    "intent": answer.label,
+                    "margin": answer.margin,
+                    "top": top.iter().map(|(l, q)| serde_json::json!({ "intent": l, "q": q })).collect::<Vec<_>>(),
+                    "model_version": answer.model_version,
+                });
+                self.say(output, "answer", &text, extra)?;
+                pending = Some(answer);
+            }
+            self.prompt(output, pending.is_some())?;
+        }
+        Ok(())
+    }
+
+    /// Runs a `:command`; `false` to stop.
+    fn command(
+        &self,
+        assistant: &mut Assistant<AutodiffCpu>,
+        command: &str,
+        output: &mut impl Write,
+    ) -> anyhow::Result<bool> {
+        match command {
+            "quit" | "q" | "exit" => return Ok(false),
+            "help" | "h" | "?" => self.say(output, "help", HELP, serde_json::json!({}))?,
+            "undo" => match assistant.undo()? {
+                Some(undone) => {
+                    let text = format!(
+                        "forgot the last feedback ({:?}); model back to version {}",
+                        undone.feedback,
+                        assistant.model_version()
+                    );
+                    self.say(
+                        output,
+                        "undo",
+                        &text,
+                        serde_json::json!({ "undone": undone, "model_version": assistant.model_version() }),
+                    )?
+                }
+                None => self.say(output, "error", "nothing to undo", serde_json::json!({}))?,
+            },
+            "stats" => {
+                let stats = assistant.stats();
+                let text = format!(
+                    "{} answers rated: {} right, {} wrong, {} corrected ({} undone); model version {}, {} lessons in replay, log {}",
+                    stats.interactions,
+                    stats.right,
+                    stats.wrong,
+                    stats.corrected,
+                    stats.undone,
+                    assistant.model_version(),
+                    assistant.learner().replay_len(),
+                    assistant.log().map_or("-".into(), |l| l.path().display().to_string())
+                );
+                self.say(
+                    output,
+                    "stats",
+                    &text,
+                    serde_json::json!({ "stats": stats, "model_version": assistant.model_version() }),
+                )?
+            }
+            "save" => {
+                let run_config = serde_json::json!({ "online": self.config, "stats": assistant.stats() });
+                save_intent_model(
+                    &self.out,
+                    assistant.learner().network(),
+                    &self.spec,
+                    assistant.model_version(),
+                    rlhf_model::backend::CPU_BACKEND_NAME.into(),
+                    run_config,
+                )?;
+                let text = format!("saved model version {} to {}", assistant.model_version(), self.out.display());
+                self.say(
+                    output,
+                    "saved",
+                    &text,
+                    serde_json::json!({ "path": self.out, "model_version": assistant.model_version() }),
+                )?
+            }
+            other => self.say(
+                output,
+                "error",
+                &format!("unknown command `:{other}` (:help lists them)"),
+                serde_json::json!({}),
+            )?,
+        }
+        Ok(true)
+    }
+
+    /// One reply: a line of text, or with `--json` one JSON object with
+    /// `type`, `text` and the `extra` fields.
+    fn say(&self, output: &mut impl Write, kind: &str, text: &str, extra: serde_json::Value) -> anyhow::Result<()> {
+        if self.json {
+            let mut object = serde_json::Map::new();
+            object.insert("type".into(), kind.into());
+            object.insert("text".into(), text.into());
+            if let serde_json::Value::Object(fields) = extra {
+                object.extend(fields);
+            }
+            writeln!(output, "{}", serde_json::Value::Object(object))?;
+        } else {
+            writeln!(output, "{text}")?;
+        }
+        output.flush()?;
+        Ok(())
+    }
+
+    fn prompt(&self, output: &mut impl Write, awaiting_feedback: bool) -> anyhow::Result<()> {
+        if self.prompt && !self.json {
+            write!(output, "{}", if awaiting_feedback { "right? [Y/n/= intent] " } else { "> " })?;
+            output.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads a feedback line: (feedback, corrected intent), or a message saying what is wrong.
+fn parse_feedback(line: &str, labels: &[String]) -> Result<(Feedback, Option<usize>), String> {
+    match line.to_lowercase().as_str() {
+        "" | "y" | "yes" => return Ok((Feedback::Right, None)),
+        "n" | "no" => return Ok((Feedback::Wrong, None)),
+        _ => {}
+    }
+    let Some(name) = line.strip_prefix('=') else {
+        return Err(format!("`{line}`: answer y, n, `= intent`, or press enter to accept (:help)"));
+    };
+    match_label(name.trim(), labels).map(|i| (Feedback::Corrected, Some(i)))
+}
+
+/// The label `name` names: itself, or the only label it is a prefix of.
+fn match_label(name: &str, labels: &[String]) -> Result<usize, String> {
+    if name.is_empty() {
+        return Err("`=` needs an intent, e.g. `= light_on`".into());
+    }
+    if let Some(i) = labels.iter().position(|l| l == name) {
+        return Ok(i);
+    }
+    let matches: Vec<usize> = (0..labels.len()).filter(|&i| labels[i].starts_with(name)).collect();
+    match matches.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(format!("unknown intent `{name}`; the intents are: {}", labels.join(", "))),
+        many => {
+            let names: Vec<&str> = many.iter().map(|&i| labels[i].as_str()).collect();
+            Err(format!("`{name}` could be {}; type more of it", names.join(" or ")))
+        }
+    }
+}
+
+/// Utterances of `corpus` with their intents as indices into `labels`.
+fn utterances_for(
+    corpus: &IntentCorpus,
+    labels: &[String],
+    per_phrase: usize,
+    seed: u64,
+) -> anyhow::Result<Vec<Utterance>> {
+    corpus
+        .utterances(per_phrase, seed)
+        .into_iter()
+        .map(|u| {
+            let name = &corpus.labels()[u.intent];
+            let intent = labels
+                .iter()
+                .position(|l| l == name)
+                .with_context(|| format!("`{name}` is not an intent of the model"))?;
+            Ok(Utterance { text: u.text, intent })
+        })
+        .collect()
+}
+
+/// A simulated feedback session's setting.
+pub(crate) struct Simulation {
+    pub user: IntentCorpus,
+    /// Held-out utterances of the user's intents.
+    pub held_out: Vec<Utterance>,
+    /// Held-out utterances of the model's original built-in intents, to see forgetting.
+    pub retained: Vec<Utterance>,
+    pub interactions: u64,
+    pub eval_at: Vec<u64>,
+    pub error_rate: f64,
+    pub noise: f64,
+    pub seed: u64,
+}
+
+impl Simulation {
+    fn from_args(args: &AssistantArgs, model: &LoadedModel) -> anyhow::Result<Self> {
+        let (user, held_out) =
+            user_and_held_out(model, args.data.as_deref(), args.eval.as_deref(), &args.domains, args.seed)?;
+        Ok(Self {
+            user,
+            held_out,
+            retained: retained_set(model, args.seed)?,
+            interactions: args.interactions,
+            eval_at: args.eval_at.clone(),
+            error_rate: args.error_rate,
+            noise: args.noise,
+            seed: args.seed,
+        })
+    }
+}
+
+/// What the simulated user says (`data`, or the training split of
+/// `domains`) and the held-out utterances to measure on (`eval`, or the
+/// test split of `domains`, or `data` itself).
+fn user_and_held_out(
+    model: &LoadedModel,
+    data: Option<&Path>,
+    eval: Option<&Path>,
+    domains: &[Domain],
+    seed: u64,
+) -> anyhow::Result<(IntentCorpus, Vec<Utterance>)> {
+    let labels = &model.spec.labels;
+    let eval = eval.map(|path| IntentCorpus::from_path(path, Some(labels))).transpose()?;
+    Ok(match data {
+        Some(path) => {
+            let user = IntentCorpus::from_path(path, Some(labels))?;
+            let held_out = eval.as_ref().unwrap_or(&user).utterances(1, seed);
+            (user, held_out)
+        }
+        None => {
+            let user = IntentCorpus::builtin_domains(Split::Train, domains)?;
+            let held_out = match eval {
+                Some(corpus) => corpus.utterances(1, seed),
+                None => utterances_for(&IntentCorpus::builtin_domains(Split::Test, domains)?, labels, 5, seed)?,
+            };
+            (user, held_out)
+        }
+    })
+}
+
+/// The built-in test utterances of the model's original built-in intents.
+pub(crate) fn retained_set(model: &LoadedModel, seed: u64) -> anyhow::Result<Vec<Utterance>> {
+    let test = IntentCorpus::builtin(Split::Test)?;
+    let known: Vec<String> = model.original_labels.iter().filter(|l| test.label_index(l).is_some()).cloned().collect();
+    if known.is_empty() {
+        return Ok(Vec::new());
+    }
+    utterances_for(&test.restrict(&known)?, &model.spec.labels, 5, seed)
+}
+
+/// Accuracy at one point of a simulated session.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct SimulationPoint {
+    pub interactions: u64,
+    /// On the held-out utterances of the user's intents.
+    pub accuracy: f64,
+    /// On the original intents' test split (forgetting shows here).
+    pub retained_accuracy: Option<f64>,
+    /// Share of the answers so far that were right.
+    pub online_accuracy: f64,
+}
+
+/// Plays `simulation` and measures at every `eval_at` point (and at 0).
+pub(crate) fn simulate(
+    model: &LoadedModel,
+    config: OnlineConfig,
+    rehearsal: Option<IntentCorpus>,
+    mode: AssistantMode,
+    simulation: &Simulation,
+) -> anyhow::Result<Vec<SimulationPoint>> {
+    let labels = model.spec.labels.clone();
+    let learner = model.learner(rehearsal, config)?;
+    let mut assistant = Assistant::new(learner, model.featurizer()?, model.step, mode, None)?;
+    let mut user = SimulatedUser::new(
+        simulation.user.clone(),
+        &labels,
+        simulation.noise,
+        simulation.error_rate,
+        0.0,
+        simulation.seed,
+    )?;
+    let eval_seed = simulation.seed.wrapping_add(17);
+    let noise = AsrNoise::new(simulation.noise);
+    let measure = |assistant: &Assistant<AutodiffCpu>, utterances: &[Utterance]| -> anyhow::Result<f64> {
+        let host = assistant.learner().host_network()?;
+        let mut classifier = IntentClassifier::new(labels.clone(), model.featurizer()?, host)?;
+        Ok(classifier.evaluate(utterances, noise, eval_seed)?.accuracy)
+    };
+    let mut points = Vec::new();
+    let (mut heard, mut right) = (String::new(), 0u64);
+    for done in 0..=simulation.interactions {
+        if done == 0 || simulation.eval_at.contains(&done) {
+            let retained =
+                if simulation.retained.is_empty() { None } else { Some(measure(&assistant, &simulation.retained)?) };
+            points.push(SimulationPoint {
+                interactions: done,
+                accuracy: measure(&assistant, &simulation.held_out)?,
+                retained_accuracy: retained,
+                online_accuracy: if done == 0 { 0.0 } else { right as f64 / done as f64 },
+            });
+        }
+        if done == simulation.interactions {
+            break;
+        }
+        let intended = user.speak(&mut heard);
+        let answer = assistant.answer(&heard)?;
+        right += u64::from(answer.intent == intended);
+        let (feedback, corrected) = user.judge(intended, answer.intent);
+        assistant.feedback(&answer, feedback, corrected)?;
+    }
+    Ok(points)
+}
+
+/// Arguments of `cargo xtask finetune`.
+#[derive(Debug, Args)]
+pub(crate) struct FinetuneArgs {
+    /// Checkpoint directory of the intent model to start from.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// The feedback log (JSON lines written by `cargo xtask assistant`).
+    #[arg(long)]
+    feedback: PathBuf,
+    /// Where the fine-tuned model goes (never the input checkpoint).
+    #[arg(long)]
+    out: PathBuf,
+    /// Held-out labelled utterances (JSONL or CSV); default: the built-in
+    /// test split of the model's intents.
+    #[arg(long)]
+    eval: Option<PathBuf>,
+    /// Gradient steps; default: `updates_per_feedback` per lesson.
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Learn from corrections only that the answer was wrong.
+    #[arg(long)]
+    no_relabel: bool,
+    /// TOML file over the online-learning defaults.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Labelled utterances replayed during updates; default: the built-in training split.
+    #[arg(long)]
+    rehearsal: Option<PathBuf>,
+    /// Recogniser noise on the held-out set.
+    #[arg(long, default_value_t = 0.1)]
+    noise: f64,
+    /// Seed of the draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// One intent's recall before and after fine-tuning.
+#[derive(Debug, Serialize)]
+struct IntentChange {
+    intent: String,
+    support: u64,
+    recall_before: f64,
+    recall_after: f64,
+}
+
+/// What `finetune` prints last and writes beside the model.
+#[derive(Debug, Serialize)]
+struct FinetuneReport {
+    interactions: usize,
+    utterances: usize,
+    lessons: usize,
+    steps: usize,
+    accuracy_before: f64,
+    accuracy_after: f64,
+    macro_f1_before: f64,
+    macro_f1_after: f64,
+    per_intent: Vec<IntentChange>,
+}
+
+/// `cargo xtask finetune --feedback`.
+pub(crate) fn finetune(args: &FinetuneArgs) -> anyhow::Result<()> {
+    refuse_overwrite(&args.checkpoint, &args.out)?;
+    let model = LoadedModel::load(&args.checkpoint, &[], args.seed)?;
+    let labels = model.spec.labels.clone();
+    let contents = read_log(&args.feedback)?;
+    warn_torn(&args.feedback, &contents);
+    contents.check_labels(&args.feedback, &labels)?;
+    let interactions = contents.interactions();
+    anyhow::ensure!(!interactions.is_empty(), "{}: no feedback to learn from", args.feedback.display());
+    let featurizer = model.featurizer()?;
+    let mut features = SparseFeatures::default();
+    let records: Vec<_> = interactions.iter().map(|(_, r)| *r).collect();
+    let resolved = resolve(&labels, &records, !args.no_relabel, |r| {
+        featurizer.sparse(&r.utterance, &mut features);
+        features.fingerprint()
+    })?;
+    let config = read_config(args.config.as_deref(), OnlineConfig { seed: args.seed, ..OnlineConfig::default() })?;
+    let mut learner = model.learner(model.rehearsal(args.rehearsal.as_deref())?, config.clone())?;
+    let mut lessons = 0;
+    for utterance in &resolved {
+        let taught = utterance.lessons();
+        lessons += taught.len();
+        learner.remember(&utterance.utterance, &taught)?;
+    }
+    let steps = args.steps.unwrap_or(config.updates_per_feedback * lessons).max(1);
+
+    let held_out = match &args.eval {
+        Some(path) => IntentCorpus::from_path(path, Some(&labels))?.utterances(1, args.seed),
+        None => {
+            let test = IntentCorpus::builtin(Split::Test)?;
+            anyhow::ensure!(
+                labels.iter().all(|l| test.label_index(l).is_some()),
+                "the model has intents outside the built-in data: pass --eval FILE"
+            );
+            utterances_for(&test.restrict(&labels)?, &labels, 5, args.seed)?
+        }
+    };
+    let evaluate = |learner: &OnlineLearner<AutodiffCpu>| -> anyhow::Result<ClassificationReport> {
+        let mut classifier = IntentClassifier::new(labels.clone(), featurizer.clone(), learner.host_network()?)?;
+        Ok(classifier.evaluate(&held_out, AsrNoise::new(args.noise), args.seed.wrapping_add(17))?)
+    };
+    let before = evaluate(&learner)?;
+    learner.train(steps)?;
+    let after = evaluate(&learner)?;
+
+    let per_intent: Vec<IntentChange> = before
+        .per_intent
+        .iter()
+        .zip(&after.per_intent)
+        .map(|(b, a)| IntentChange {
+            intent: b.label.clone(),
+            support: b.support,
+            recall_before: b.recall,
+            recall_after: a.recall,
+        })
+        .collect();
+    eprintln!("| intent | held-out | recall before | after | change |\n|---|---|---|---|---|");
+    for c in per_intent.iter().filter(|c| c.support > 0) {
+        eprintln!(
+            "| {} | {} | {:.3} | {:.3} | {:+.3} |",
+            c.intent,
+            c.support,
+            c.recall_before,
+            c.recall_after,
+            c.recall_after - c.recall_before
+        );
+    }
+    let report = FinetuneReport {
+        interactions: interactions.len(),
+        utterances: resolved.len(),
+        lessons,
+        steps,
+        accuracy_before: before.accuracy,
+        accuracy_after: after.accuracy,
+        macro_f1_before: before.macro_f1,
+        macro_f1_after: after.macro_f1,
+        per_intent,
+    };
+    let run_config = serde_json::json!({
+        "finetuned_from": args.checkpoint,
+        "feedback": args.feedback,
+        "relabel": !args.no_relabel,
+        "online": config,
+    });
+    save_intent_model(
+        &args.out,
+        learner.network(),
+        &model.spec,
+        model.step + learner.updates(),
+        rlhf_model::backend::CPU_BACKEND_NAME.into(),
+        run_config,
+    )?;
+    write_atomically(&args.out.join("finetune.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
+    eprintln!(
+        "accuracy {:.3} → {:.3} on {} held-out utterances; model written to {}",
+        before.accuracy,
+        after.accuracy,
+        after.total,
+        args.out.display()
+    );
+    let mut summary = serde_json::to_value(&report)?;
+    if let serde_json::Value::Object(fields) = &mut summary {
+        fields.remove("per_intent");
+    }
+    println!("{summary}");
+    Ok(())
+}
+
+/// Arguments of `cargo xtask bench feedback`.
+#[derive(Debug, Args)]
+pub(crate) struct FeedbackBench {
+    /// The pretrained intent model to start from; when the folder does not
+    /// exist, a model is pretrained on the source domains and saved there.
+    #[arg(long, default_value = "runs/pipeline/source")]
+    checkpoint: PathBuf,
+    /// The new domains the simulated user speaks.
+    #[arg(long, value_delimiter = ',', default_value = "navigation")]
+    domains: Vec<Domain>,
+    /// Error rates of the simulated user's feedback.
+    #[arg(long, value_delimiter = ',', default_value = "0,0.1,0.2")]
+    error_rates: Vec<f64>,
+    /// After how many interactions to measure.
+    #[arg(long, value_delimiter = ',', default_value = "50,100,200,500")]
+    eval_at: Vec<u64>,
+    /// Seeds per setting (0..N).
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
+    /// TOML file over the online-learning defaults.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Recogniser noise on the user's utterances and the held-out set.
+    #[arg(long, default_value_t = 0.1)]
+    noise: f64,
+    /// Folder for the report.
+    #[arg(long, default_value = "runs/bench-feedback")]
+    out: PathBuf,
+}
+
+/// One (error rate, relabeling, seed) simulated session.
+#[derive(Debug, Serialize)]
+struct FeedbackRun {
+    error_rate: f64,
+    relabel: bool,
+    seed: u64,
+    points: Vec<SimulationPoint>,
+    wall_seconds: f64,
+}
+
+/// `cargo xtask bench feedback`: held-out accuracy on a new domain after
+/// 50–500 simulated feedback interactions, with and without relabeling
+/// corrections, at several feedback error rates.
+pub(crate) fn bench_feedback(args: &FeedbackBench) -> anyhow::Result<()> {
+    if !args.checkpoint.exists() {
+        pretrain_source_model(&args.checkpoint)?;
+    }
+    let new_intents: Vec<String> = args.domains.iter().flat_map(|d| d.intents().map(str::to_owned)).collect();
+    let mut runs = Vec::new();
+    for &error_rate in &args.error_rates {
+        for relabel in [true, false] {
+            for seed in 0..args.seeds {
+                let started = std::time::Instant::now();
+                let model = LoadedModel::load(&args.checkpoint, &new_intents, seed)?;
+                let (user, held_out) = user_and_held_out(&model, None, None, &args.domains, seed)?;
+                let simulation = Simulation {
+                    user,
+                    held_out,
+                    retained: retained_set(&model, seed)?,
+                    interactions: args.eval_at.iter().copied().max().unwrap_or(0),
+                    eval_at: args.eval_at.clone(),
+                    error_rate,
+                    noise: args.noise,
+                    seed,
+                };
+                let config = read_config(args.config.as_deref(), OnlineConfig { seed, ..OnlineConfig::default() })?;
+                let mode = AssistantMode { update: true, relabel };
+                let points = simulate(&model, config, model.rehearsal(None)?, mode, &simulation)?;
+                let wall_seconds = started.elapsed().as_secs_f64();
+                let last = points.last().map_or(0.0, |p| p.accuracy);
+                eprintln!(
+                    "error rate {error_rate}, relabel {relabel}, seed {seed}: accuracy {last:.3} ({wall_seconds:.1} s)"
+                );
+                runs.push(FeedbackRun { error_rate, relabel, seed, points, wall_seconds });
+            }
+        }
+    }
+    let table = feedback_table(&runs, &args.eval_at)?;
+    print!("{table}");
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    write_atomically(&args.out.join("report.md"), table.as_bytes())?;
+    write_atomically(&args.out.join("report.json"), serde_json::to_string_pretty(&runs)?.as_bytes())?;
+    let mut lines = Vec::new();
+    for &error_rate in &args.error_rates {
+        for relabel in [true, false] {
+            let curve: Vec<(f64, f64)> = std::iter::once(0)
+                .chain(args.eval_at.iter().copied())
+                .filter_map(|n| Some((n as f64, mean_at(&runs, error_rate, relabel, n, |p| Some(p.accuracy))?)))
+                .collect();
+            let name = format!("error {error_rate}, {}", if relabel { "relabeled" } else { "no relabel" });
+            lines.push((name, curve));
+        }
+    }
+    let series: Vec<(&str, &[(f64, f64)])> = lines.iter().map(|(n, c)| (n.as_str(), c.as_slice())).collect();
+    rlhf_bench::plot_lines(
+        &args.out.join("report.png"),
+        "Learning a new domain from feedback",
+        ("feedback interactions", "held-out accuracy (mean of seeds)"),
+        0.0..1.0,
+        &series,
+    )?;
+    Ok(())
+}
+
+/// The mean over seeds of `value` at `interactions` for one setting.
+fn mean_at(
+    runs: &[FeedbackRun],
+    error_rate: f64,
+    relabel: bool,
+    interactions: u64,
+    value: impl Fn(&SimulationPoint) -> Option<f64>,
+) -> Option<f64> {
+    let values: Vec<f64> = runs
+        .iter()
+        .filter(|r| r.error_rate == error_rate && r.relabel == relabel)
+        .filter_map(|r| r.points.iter().find(|p| p.interactions == interactions).and_then(&value))
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+fn feedback_table(runs: &[FeedbackRun], eval_at: &[u64]) -> anyhow::Result<String> {
+    use std::fmt::Write as _;
+    let mut table = String::from("| feedback error rate | corrections | start |");
+    for n in eval_at {
+        write!(table, " after {n} |")?;
+    }
+    table.push_str(" retained intents, start → end | wall s per run |\n|---|---|---|");
+    table.push_str(&"---|".repeat(eval_at.len() + 2));
+    table.push('\n');
+    let mut settings: Vec<(f64, bool)> = runs.iter().map(|r| (r.error_rate, r.relabel)).collect();
+    settings.dedup();
+    let last = eval_at.iter().copied().max().unwrap_or(0);
+    for (error_rate, relabel) in settings {
+        let at = |n: u64| {
+            mean_at(runs, error_rate, relabel, n, |p| Some(p.accuracy)).map_or("-".into(), |a| format!("{a:.3}"))
+        };
+        let retained = |n: u64| {
+            mean_at(runs, error_rate, relabel, n, |p| p.retained_accuracy).map_or("-".into(), |a| format!("{a:.3}"))
+        };
+        let walls: Vec<f64> = runs
+            .iter()
+            .filter(|r| r.error_rate == error_rate && r.relabel == relabel)
+            .map(|r| r.wall_seconds)
+            .collect();
+        let wall = walls.iter().sum::<f64>() / walls.len().max(1) as f64;
+        write!(
+            table,
+            "| {error_rate} | {} | {} |",
+            if relabel { "relabeled (+1 for the named intent)" } else { "only −1 for the answer" },
+            at(0)
+        )?;
+        for &n in eval_at {
+            write!(table, " {} |", at(n))?;
+        }
+        writeln!(table, " {} → {} | {wall:.1} |", retained(0), retained(last))?;
+    }
+    Ok(table)
+}
+
+/// Pretrains an intent model on the pipeline's source domains (its step 1
+/// only, with the default settings) and saves it to `dir`.
+fn pretrain_source_model(dir: &Path) -> anyhow::Result<()> {
+    use rlhf_algo::intent::pipeline::{domain_corpora, new_network};
+    use rlhf_algo::intent::{PipelineConfig, pretrain};
+    tracing::info!("{} does not exist: pretraining a source model there", dir.display());
+    let config = PipelineConfig::default();
+    let featurizer = HashedNgrams::new(config.featurizer)?;
+    let (train, _) = domain_corpora(&config.source_domains)?;
+    let network = new_network::<AutodiffCpu>(&config, &featurizer, train.labels().len(), &cpu_device(), config.seed);
+    let pretrain_config = rlhf_algo::intent::PretrainConfig { seed: config.seed, ..config.pretrain.clone() };
+    let network = pretrain(network, &train, &featurizer, &pretrain_config, |_, _| {})?;
+    let spec = IntentModelSpec { labels: train.labels().to_vec(), featurizer: config.featurizer };
+    let run_config = serde_json::json!({ "pretrain": pretrain_config });
+    save_intent_model(dir, &network, &spec, 0, rlhf_model::backend::CPU_BACKEND_NAME.into(), run_config)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use rlhf_algo::intent::PipelineConfig;
+    use rlhf_algo::intent::feedback::LogEntry;
+    use rlhf_algo::intent::pipeline::new_network;
+
+    /// A small untrained model over three built-in intents, saved in a fresh folder.
+    fn saved_model(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("rlhf-assistant-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let config = PipelineConfig::default();
+        let featurizer = HashedNgrams::new(config.featurizer).unwrap();
+        let network = new_network::<AutodiffCpu>(&config, &featurizer, 3, &cpu_device(), 0);
+        let labels: Vec<String> = ["light_on", "light_off", "volume_up"].map(String::from).to_vec();
+        let spec = IntentModelSpec { labels, featurizer: config.featurizer };
+        save_intent_model(&dir.join("model"), &network, &spec, 100, "flex".into(), serde_json::json!({})).unwrap();
+        dir
+    }
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: AssistantArgs,
+    }
+
+    fn args(dir: &Path, extra: &[&str]) -> AssistantArgs {
+        let checkpoint = dir.join("model");
+        let base = ["xtask", "--checkpoint", checkpoint.to_str().unwrap(), "--json"];
+        Cli::parse_from(base.iter().chain(extra)).args
+    }
+
+    /// Runs a session on `input`; returns its JSON replies.
+    fn run(args: &AssistantArgs, input: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+        let model = LoadedModel::load(&args.checkpoint, &args.add_intents, 0)?;
+        let config =
+            OnlineConfig { updates_per_feedback: 2, rehearsal_batch: 4, feedback_batch: 4, ..OnlineConfig::default() };
+        let mode = AssistantMode { update: !args.no_update, relabel: !args.no_relabel };
+        let (session, mut assistant) = open_session(args, &model, model.rehearsal(None)?, config, mode)?;
+        let mut output = Vec::new();
+        session.run(&mut assistant, input.as_bytes(), &mut output)?;
+        Ok(String::from_utf8(output)?.lines().map(|l| serde_json::from_str(l).unwrap()).collect())
+    }
+
+    fn kinds(replies: &[serde_json::Value]) -> Vec<&str> {
+        replies.iter().map(|r| r["type"].as_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn feedback_corrections_and_undo_change_the_log_and_the_model() {
+        let dir = saved_model("repl");
+        let args = args(&dir, &[]);
+        let input = "打开灯\ny\n关灯\n= light_of\nturn it up\nmaybe\n= li\n= nothing\nn\n:stats\n:undo\n:bogus\n:save\n:quit\nnever read\n";
+        let replies = run(&args, input).unwrap();
+        assert_eq!(
+            kinds(&replies),
+            [
+                "answer", "feedback", "answer", "feedback", "answer", "error", "error", "error", "feedback", "stats",
+                "undo", "error", "saved"
+            ]
+        );
+        assert!(replies[6]["text"].as_str().unwrap().contains("light_on or light_off"), "{}", replies[6]);
+        assert!(replies[7]["text"].as_str().unwrap().contains("unknown intent `nothing`"), "{}", replies[7]);
+        // Every feedback was learned from: the model version moves on, and the undo takes it back.
+        let versions: Vec<u64> =
+            [0, 2, 4, 8, 10].iter().map(|&i| replies[i]["model_version"].as_u64().unwrap()).collect();
+        assert_eq!(versions[0], 100, "the checkpoint's step");
+        assert!(versions[1] > versions[0] && versions[2] > versions[1] && versions[3] > versions[2], "{versions:?}");
+        assert_eq!(versions[4], versions[2], "undo restores the model before the last feedback");
+        assert_eq!(replies[9]["stats"]["interactions"], 3);
+
+        let contents = read_log(&dir.join("feedback.jsonl")).unwrap();
+        assert_eq!(contents.entries.len(), 4);
+        let records: Vec<&rlhf_algo::intent::feedback::FeedbackRecord> = contents
+            .entries
+            .iter()
+            .filter_map(|(_, e)| match e {
+                LogEntry::Interaction(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(records[0].feedback, Feedback::Right);
+        assert_eq!(records[0].utterance, "打开灯");
+        assert_eq!(records[0].q_values.len(), 3);
+        // `= light_of` names light_off: a correction, unless the model had chosen it.
+        let second = records[1];
+        assert!(
+            (second.feedback == Feedback::Corrected && second.corrected_intent.as_deref() == Some("light_off"))
+                || (second.feedback == Feedback::Right && second.action == "light_off"),
+            "{second:?}"
+        );
+        assert_eq!(records[2].feedback, Feedback::Wrong);
+        let undo = &contents.entries[3].1;
+        assert!(matches!(undo, LogEntry::Undo { id: 3, undoes: 2, .. }), "{undo:?}");
+        assert_eq!(contents.interactions().len(), 2);
+
+        // `:save` wrote a model that loads, with the session's version as its step.
+        let (_, spec, meta) = load_intent_model::<AutodiffCpu>(&dir.join("model-online"), &cpu_device()).unwrap();
+        assert_eq!((spec.labels.len(), meta.step), (3, versions[2]));
+
+        // A second session appends after the first; end of input (no :quit) leaves a complete log.
+        let replies = run(&args, "volume up please\n\n").unwrap();
+        assert_eq!(kinds(&replies), ["answer", "feedback"]);
+        let contents = read_log(&dir.join("feedback.jsonl")).unwrap();
+        assert_eq!((contents.entries.len(), contents.torn.is_none()), (5, true));
+        assert_eq!(contents.entries[4].1.id(), 4);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn no_update_only_logs_and_a_torn_log_is_cut_but_another_label_set_refused() {
+        let dir = saved_model("torn");
+        let args = args(&dir, &["--no-update"]);
+        let replies = run(&args, "turn it up\n= volume_up\n").unwrap();
+        assert_eq!(replies[1]["model_version"], 100, "--no-update leaves the model as it was");
+        let log = dir.join("feedback.jsonl");
+        let mut bytes = std::fs::read(&log).unwrap();
+        bytes.extend_from_slice(b"{\"kind\": \"interaction\", \"id\": 1, \"utt");
+        std::fs::write(&log, &bytes).unwrap();
+        run(&args, "lights on\ny\n").unwrap();
+        let contents = read_log(&log).unwrap();
+        assert_eq!((contents.entries.len(), contents.torn), (2, None));
+
+        // The same log under a model with an extra intent: another label set.
+        let grown = AssistantArgs { add_intents: vec!["curtain_open".into()], ..args };
+        let err = format!("{:#}", run(&grown, "").unwrap_err());
+        assert!(err.contains("feedback.jsonl:1") && err.contains("another label set"), "{err}");
+        assert_eq!(read_log(&log).unwrap().entries.len(), 2, "a refused log is left as it was");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn finetune_learns_from_a_log_and_refuses_to_overwrite_its_input() {
+        let dir = saved_model("finetune");
+        let args = args(&dir, &[]);
+        let input = "打开灯\n= light_on\n关灯\n= light_off\n调高音量\n= volume_up\n";
+        run(&args, &input.repeat(3)).unwrap();
+        let finetune_args = |out: PathBuf| FinetuneArgs {
+            checkpoint: dir.join("model"),
+            feedback: dir.join("feedback.jsonl"),
+            out,
+            eval: None,
+            steps: Some(30),
+            no_relabel: false,
+            config: None,
+            rehearsal: None,
+            noise: 0.0,
+            seed: 0,
+        };
+        let err = format!("{:#}", finetune(&finetune_args(dir.join("model"))).unwrap_err());
+        assert!(err.contains("is the input checkpoint"), "{err}");
+        let err = format!("{:#}", finetune(&finetune_args(dir.join(".").join("model"))).unwrap_err());
+        assert!(err.contains("is the input checkpoint"), "{err}");
+        finetune(&finetune_args(dir.join("tuned"))).unwrap();
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("tuned").join("finetune.json")).unwrap()).unwrap();
+        assert_eq!((report["interactions"].as_u64(), report["utterances"].as_u64()), (Some(9), Some(3)));
+        assert_eq!(report["steps"], 30);
+        assert!(report["accuracy_after"].as_f64() > report["accuracy_before"].as_f64(), "{report}");
+        load_intent_model::<AutodiffCpu>(&dir.join("tuned"), &cpu_device()).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn labels_match_by_unique_prefix() {
+        let labels: Vec<String> = ["light_on", "light_off", "volume_up"].map(String::from).to_vec();
+        assert_eq!(match_label("volume_up", &labels), Ok(2));
+        assert_eq!(match_label("vol", &labels), Ok(2));
+        assert_eq!(match_label("light_of", &labels), Ok(1));
+        assert!(match_label("light", &labels).unwrap_err().contains("light_on or light_off"));
+        assert!(match_label("", &labels).is_err());
+        assert_eq!(parse_feedback("", &labels), Ok((Feedback::Right, None)));
+        assert_eq!(parse_feedback("Y", &labels), Ok((Feedback::Right, None)));
+        assert_eq!(parse_feedback("no", &labels), Ok((Feedback::Wrong, None)));
+        assert_eq!(parse_feedback("=vol", &labels), Ok((Feedback::Corrected, Some(2))));
+        assert!(parse_feedback("perhaps", &labels).is_err());
+    }
+}
