@@ -215,7 +215,9 @@ fn open_session(
 ) -> anyhow::Result<(Session, Assistant<AutodiffCpu>)> {
     let log_path = args.feedback_log.clone().unwrap_or_else(|| default_log_path(&args.checkpoint));
     // Checked before opening: opening cuts a torn last line, and a refused log stays as it was.
-    read_log(&log_path)?.check_labels(&log_path, &model.spec.labels)?;
+    read_log(&log_path)?
+        .check_labels(&log_path, &model.spec.labels)
+        .context("this log belongs to another model; start a new one with --feedback-log FILE")?;
     let (log, contents) = FeedbackLog::open(&log_path)?;
     warn_torn(&log_path, &contents);
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.checkpoint));
