@@ -185,6 +185,18 @@ fn warn_torn(path: &Path, contents: &LogContents) {
     }
 }
 
+/// Opens the log at `path` for appending, after checking that it was
+/// written for `labels` (checked first: opening cuts a torn last line, and a
+/// refused log stays as it was).
+fn open_log(path: &Path, labels: &[String]) -> anyhow::Result<FeedbackLog> {
+    read_log(path)?
+        .check_labels(path, labels)
+        .context("this log belongs to another model; start a new one with --feedback-log FILE")?;
+    let (log, contents) = FeedbackLog::open(path)?;
+    warn_torn(path, &contents);
+    Ok(log)
+}
+
 /// `cargo xtask assistant`.
 pub(crate) fn assistant(args: &AssistantArgs) -> anyhow::Result<()> {
     let model = LoadedModel::load(&args.checkpoint, &args.add_intents, args.seed)?;
@@ -192,7 +204,8 @@ pub(crate) fn assistant(args: &AssistantArgs) -> anyhow::Result<()> {
     let mode = AssistantMode { update: !args.no_update, relabel: !args.no_relabel };
     let rehearsal = model.rehearsal(args.rehearsal.as_deref())?;
     if args.simulate {
-        let points = simulate(&model, config, rehearsal, mode, &Simulation::from_args(args, &model)?)?;
+        let log = args.feedback_log.as_deref().map(|path| open_log(path, &model.spec.labels)).transpose()?;
+        let points = simulate(&model, config, rehearsal, mode, &Simulation::from_args(args, &model)?, log)?;
         for point in points {
             println!("{}", serde_json::to_string(&point)?);
         }
@@ -214,12 +227,7 @@ fn open_session(
     mode: AssistantMode,
 ) -> anyhow::Result<(Session, Assistant<AutodiffCpu>)> {
     let log_path = args.feedback_log.clone().unwrap_or_else(|| default_log_path(&args.checkpoint));
-    // Checked before opening: opening cuts a torn last line, and a refused log stays as it was.
-    read_log(&log_path)?
-        .check_labels(&log_path, &model.spec.labels)
-        .context("this log belongs to another model; start a new one with --feedback-log FILE")?;
-    let (log, contents) = FeedbackLog::open(&log_path)?;
-    warn_torn(&log_path, &contents);
+    let log = open_log(&log_path, &model.spec.labels)?;
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.checkpoint));
     refuse_overwrite(&args.checkpoint, &out)?;
     let learner = model.learner(rehearsal, config.clone())?;
@@ -542,17 +550,19 @@ pub(crate) struct SimulationPoint {
     pub online_accuracy: f64,
 }
 
-/// Plays `simulation` and measures at every `eval_at` point (and at 0).
+/// Plays `simulation` and measures at every `eval_at` point (and at 0);
+/// the feedback goes to `log` when given.
 pub(crate) fn simulate(
     model: &LoadedModel,
     config: OnlineConfig,
     rehearsal: Option<IntentCorpus>,
     mode: AssistantMode,
     simulation: &Simulation,
+    log: Option<FeedbackLog>,
 ) -> anyhow::Result<Vec<SimulationPoint>> {
     let labels = model.spec.labels.clone();
     let learner = model.learner(rehearsal, config)?;
-    let mut assistant = Assistant::new(learner, model.featurizer()?, model.step, mode, None)?;
+    let mut assistant = Assistant::new(learner, model.featurizer()?, model.step, mode, log)?;
     let mut user = SimulatedUser::new(
         simulation.user.clone(),
         &labels,
@@ -828,7 +838,7 @@ pub(crate) fn bench_feedback(args: &FeedbackBench) -> anyhow::Result<()> {
                 };
                 let config = read_config(args.config.as_deref(), OnlineConfig { seed, ..OnlineConfig::default() })?;
                 let mode = AssistantMode { update: true, relabel };
-                let points = simulate(&model, config, model.rehearsal(None)?, mode, &simulation)?;
+                let points = simulate(&model, config, model.rehearsal(None)?, mode, &simulation, None)?;
                 let wall_seconds = started.elapsed().as_secs_f64();
                 let last = points.last().map_or(0.0, |p| p.accuracy);
                 eprintln!(

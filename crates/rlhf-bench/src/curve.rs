@@ -114,8 +114,17 @@ pub fn plot_lines(
     let points = || lines.iter().flat_map(|(_, points)| points.iter());
     let x_min = points().map(|p| p.0).fold(f64::INFINITY, f64::min).min(0.0);
     let x_max = points().map(|p| p.0).fold(1.0, f64::max);
-    const COLORS: [RGBColor; 4] =
-        [RGBColor(200, 60, 30), RGBColor(40, 90, 180), RGBColor(40, 150, 70), RGBColor(120, 120, 120)];
+    // Colour-blind-safe (Okabe–Ito), distinct up to eight lines.
+    const COLORS: [RGBColor; 8] = [
+        RGBColor(213, 94, 0),
+        RGBColor(0, 114, 178),
+        RGBColor(0, 158, 115),
+        RGBColor(204, 121, 167),
+        RGBColor(230, 159, 0),
+        RGBColor(86, 180, 233),
+        RGBColor(0, 0, 0),
+        RGBColor(240, 228, 66),
+    ];
     write_png(path, CHART_SIZE, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 24))
