@@ -52,6 +52,12 @@ pub trait Task:
     fn done_training(report: &EvalReport) -> bool {
         Self::solved(report)
     }
+
+    /// Whether the confirming evaluation (ten times the episodes) lets
+    /// training stop (by default when it solves the task).
+    fn confirms_stop(report: &EvalReport) -> bool {
+        Self::solved(report)
+    }
 }
 
 impl Task for TimeLimit<CartPole> {
@@ -135,6 +141,12 @@ macro_rules! goal_task {
             /// on the next, so training goes on until it is clearly solved.
             fn done_training(report: &EvalReport) -> bool {
                 report.success_rate.is_some_and(|rate| rate >= 1.0)
+            }
+
+            /// At most 5 failures in 1,000 episodes: a policy at 0.99 scores
+            /// 0.98 on the next 100 episodes about one time in four.
+            fn confirms_stop(report: &EvalReport) -> bool {
+                report.success_rate.is_some_and(|rate| rate >= 0.995)
             }
         }
     };

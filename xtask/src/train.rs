@@ -388,7 +388,7 @@ fn train_dqn<E: Task, B: AutodiffBackend>(
             // one time in twenty).
             let seed = eval_seed.wrapping_add(u64::MAX / 4).wrapping_add(agent.num_timesteps());
             let check = agent.evaluate(&mut eval_env, 10 * trainer.eval_episodes, seed)?;
-            trainer.done = E::solved(&check);
+            trainer.done = E::confirms_stop(&check);
             tracing::info!(
                 mean_return = check.mean_return,
                 success_rate = check.success_rate,
