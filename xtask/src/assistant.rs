@@ -17,7 +17,7 @@ use clap::Args;
 use rlhf_algo::intent::assistant::{Answer, Assistant, AssistantMode, SimulatedUser};
 use rlhf_algo::intent::feedback::{Feedback, FeedbackLog, LogContents, read_log, resolve};
 use rlhf_algo::intent::online::{OnlineConfig, OnlineLearner};
-use rlhf_algo::intent::pipeline::{IntentModelSpec, load_intent_model, save_intent_model};
+use rlhf_algo::intent::pipeline::{IntentModelSpec, load_intent_model, output_indices, save_intent_model};
 use rlhf_algo::intent::{ClassificationReport, IntentClassifier};
 use rlhf_env::intent::{AsrNoise, Domain, IntentCorpus, Split, Utterance};
 use rlhf_model::QNetwork;
@@ -454,18 +454,8 @@ fn utterances_for(
     per_phrase: usize,
     seed: u64,
 ) -> anyhow::Result<Vec<Utterance>> {
-    corpus
-        .utterances(per_phrase, seed)
-        .into_iter()
-        .map(|u| {
-            let name = &corpus.labels()[u.intent];
-            let intent = labels
-                .iter()
-                .position(|l| l == name)
-                .with_context(|| format!("`{name}` is not an intent of the model"))?;
-            Ok(Utterance { text: u.text, intent })
-        })
-        .collect()
+    let outputs = output_indices(corpus, labels, "labels")?;
+    Ok(corpus.utterances(per_phrase, seed).into_iter().map(|u| Utterance { intent: outputs[u.intent], ..u }).collect())
 }
 
 /// A simulated feedback session's setting.

@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::error::AlgoError;
 use crate::intent::feedback::{Feedback, FeedbackLog, FeedbackRecord, LogEntry, label_set_id, lessons, now_unix_ms};
 use crate::intent::online::OnlineLearner;
+use crate::intent::pipeline::output_indices;
 use burn::tensor::backend::AutodiffBackend;
 
 /// The assistant's reply to one utterance.
@@ -290,16 +291,7 @@ impl SimulatedUser {
                 return Err(AlgoError::InvalidConfig { field, reason: format!("{p} is not in [0, 1]") });
             }
         }
-        let outputs = corpus
-            .labels()
-            .iter()
-            .map(|l| {
-                labels.iter().position(|m| m == l).ok_or_else(|| AlgoError::InvalidConfig {
-                    field: "labels",
-                    reason: format!("the user's intent `{l}` is not one of the model's labels"),
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        let outputs = output_indices(&corpus, labels, "labels")?;
         Ok(Self {
             corpus,
             outputs,

@@ -28,6 +28,7 @@ use rlhf_model::{HostQNetwork, QNetwork};
 use serde::{Deserialize, Serialize};
 
 use crate::error::AlgoError;
+use crate::intent::pipeline::output_indices;
 
 /// Settings of [`OnlineLearner`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -145,16 +146,7 @@ impl<B: AutodiffBackend> OnlineLearner<B> {
         let rehearsal = match rehearsal {
             None => None,
             Some(corpus) => {
-                let outputs = corpus
-                    .labels()
-                    .iter()
-                    .map(|l| {
-                        labels.iter().position(|m| m == l).ok_or_else(|| AlgoError::InvalidConfig {
-                            field: "rehearsal",
-                            reason: format!("rehearsal intent `{l}` is not one of the model's labels"),
-                        })
-                    })
-                    .collect::<Result<_, _>>()?;
+                let outputs = output_indices(&corpus, &labels, "rehearsal")?;
                 Some(Rehearsal { corpus, outputs, noise: AsrNoise::new(config.rehearsal_noise) })
             }
         };

@@ -227,6 +227,27 @@ pub fn shared_outputs(source: &[String], target: &[String]) -> Vec<Option<usize>
     target.iter().map(|t| source.iter().position(|s| s == t)).collect()
 }
 
+/// For each of `corpus`'s labels, the model output of the same label; the
+/// error (on `field`) names the first label the model does not have.
+pub fn output_indices(
+    corpus: &IntentCorpus,
+    model_labels: &[String],
+    field: &'static str,
+) -> Result<Vec<usize>, AlgoError> {
+    let outputs = shared_outputs(model_labels, corpus.labels());
+    corpus
+        .labels()
+        .iter()
+        .zip(outputs)
+        .map(|(label, output)| {
+            output.ok_or_else(|| AlgoError::InvalidConfig {
+                field,
+                reason: format!("intent `{label}` is not one of the model's labels"),
+            })
+        })
+        .collect()
+}
+
 /// What a saved intent model needs besides its weights (`intent.json` in the checkpoint).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
