@@ -472,16 +472,16 @@ impl BurstMeans {
 }
 
 /// Set by Ctrl-C; the handler is installed once per process (the benchmark
-/// trains many runs in one process).
+/// trains many runs in one process, on several threads at once:
+/// `get_or_init` makes the others wait while the first installs it).
 fn interrupt_flag() -> anyhow::Result<Arc<AtomicBool>> {
-    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
-    if let Some(flag) = FLAG.get() {
-        return Ok(Arc::clone(flag));
-    }
-    let flag = Arc::new(AtomicBool::new(false));
-    let handler_flag = Arc::clone(&flag);
-    ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
-    Ok(Arc::clone(FLAG.get_or_init(|| flag)))
+    static FLAG: OnceLock<Result<Arc<AtomicBool>, String>> = OnceLock::new();
+    let installed = FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let handler_flag = Arc::clone(&flag);
+        ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst)).map(|()| flag).map_err(|e| e.to_string())
+    });
+    installed.clone().map_err(|e| anyhow::anyhow!("installing the Ctrl-C handler: {e}"))
 }
 
 /// Draws `learning_curve.png` from the rows of `metrics.csv`.
@@ -588,6 +588,15 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_interrupt_flag_is_installed_once_when_many_runs_start_together() {
+        let flags: Vec<Arc<AtomicBool>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8).map(|_| scope.spawn(|| interrupt_flag().unwrap())).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(flags.iter().all(|f| Arc::ptr_eq(f, &flags[0])));
+    }
 
     fn args(out: &Path) -> TrainArgs {
         TrainArgs {
