@@ -343,7 +343,7 @@ impl Session {
             "stats" => {
                 let stats = assistant.stats();
                 let text = format!(
-                    "{} answers rated: {} right, {} wrong, {} corrected ({} undone); model version {}, {} lessons in replay, log {}",
+                    "rated answers: {} ({} right, {} wrong, {} corrected; {} undone); model version {}; lessons in replay: {}; log {}",
                     stats.interactions,
                     stats.right,
                     stats.wrong,
