@@ -166,8 +166,9 @@ fn refuse_overwrite(input: &Path, out: &Path) -> anyhow::Result<()> {
             Some(parent.canonicalize().ok()?.join(p.file_name()?))
         })
     };
+    let input_path = canonical(input);
     anyhow::ensure!(
-        canonical(input).is_none() || canonical(input) != canonical(out),
+        input_path.is_none() || input_path != canonical(out),
         "--out {} is the input checkpoint; write the fine-tuned model somewhere else",
         out.display()
     );

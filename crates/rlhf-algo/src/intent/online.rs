@@ -216,10 +216,7 @@ impl<B: AutodiffBackend> OnlineLearner<B> {
             self.step(&newest)?;
         }
         for lesson in newest {
-            if self.state.replay.len() == self.config.replay_capacity {
-                self.state.replay.pop_front();
-            }
-            self.state.replay.push_back(lesson);
+            self.push_replay(lesson);
         }
         Ok(())
     }
@@ -230,12 +227,17 @@ impl<B: AutodiffBackend> OnlineLearner<B> {
         self.check(lessons)?;
         self.featurizer.sparse(text, &mut self.features);
         for &(action, reward) in lessons {
-            if self.state.replay.len() == self.config.replay_capacity {
-                self.state.replay.pop_front();
-            }
-            self.state.replay.push_back(Lesson { features: self.features.clone(), action, reward });
+            self.push_replay(Lesson { features: self.features.clone(), action, reward });
         }
         Ok(())
+    }
+
+    /// Adds a lesson to the replay, the oldest going first when it is full.
+    fn push_replay(&mut self, lesson: Lesson) {
+        if self.state.replay.len() == self.config.replay_capacity {
+            self.state.replay.pop_front();
+        }
+        self.state.replay.push_back(lesson);
     }
 
     /// `steps` gradient steps on the replay (and rehearsal) alone.
