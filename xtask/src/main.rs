@@ -8,6 +8,7 @@ mod env_info;
 mod eval;
 mod intents;
 mod task;
+mod test_gpu;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +43,8 @@ enum Command {
     Assistant(assistant::AssistantArgs),
     /// Fine-tune an intent model from a feedback log, evaluated before and after.
     Finetune(assistant::FinetuneArgs),
+    /// Build the GPU backend (wgpu) and run its parity tests against the CPU backend.
+    TestGpu(test_gpu::TestGpuArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,6 +62,7 @@ fn main() -> anyhow::Result<()> {
         Command::Predict(args) => intents::predict(&args),
         Command::Assistant(args) => assistant::assistant(&args),
         Command::Finetune(args) => assistant::finetune(&args),
+        Command::TestGpu(args) => test_gpu::test_gpu(&args),
         Command::Train(args) => train::train(&args).and_then(|summary| {
             if let Some(summary) = summary {
                 println!("{}", serde_json::to_string(&summary)?);

@@ -357,20 +357,9 @@ impl<B: AutodiffBackend> Dqn<B> {
                 && self.num_timesteps.is_multiple_of(self.config.train_freq)
                 && !self.replay.is_empty()
             {
-                let (mut loss_sum, mut q_sum) = (0.0, 0.0);
-                for _ in 0..self.config.gradient_steps {
-                    let (loss, mean_q) = self.gradient_step()?;
-                    loss_sum += loss;
-                    q_sum += mean_q;
-                }
+                let event = self.train_burst()?;
                 self.acting = self.online.to_host()?;
-                let n = self.config.gradient_steps.max(1) as f64;
-                observer(&TrainEvent::Train {
-                    step: self.num_timesteps,
-                    gradient_updates: self.gradient_updates,
-                    loss: loss_sum / n,
-                    mean_q: q_sum / n,
-                });
+                observer(&event);
             }
             if self.num_timesteps.is_multiple_of(self.config.target_update_interval) {
                 self.update_target();
@@ -464,8 +453,25 @@ impl<B: AutodiffBackend> Dqn<B> {
         Ok((loss_value, mean_q))
     }
 
+    /// `gradient_steps` gradient steps, reported as one event.
+    pub(super) fn train_burst(&mut self) -> Result<TrainEvent, AlgoError> {
+        let (mut loss_sum, mut q_sum) = (0.0, 0.0);
+        for _ in 0..self.config.gradient_steps {
+            let (loss, mean_q) = self.gradient_step()?;
+            loss_sum += loss;
+            q_sum += mean_q;
+        }
+        let n = self.config.gradient_steps.max(1) as f64;
+        Ok(TrainEvent::Train {
+            step: self.num_timesteps,
+            gradient_updates: self.gradient_updates,
+            loss: loss_sum / n,
+            mean_q: q_sum / n,
+        })
+    }
+
     /// Hard copy (`tau = 1`) or Polyak averaging of the target network.
-    fn update_target(&mut self) {
+    pub(super) fn update_target(&mut self) {
         let online = self.online.valid();
         if self.config.tau >= 1.0 {
             self.target = online;

@@ -7,6 +7,7 @@ mod config;
 mod persistence;
 mod store;
 mod td;
+mod vectorized;
 
 pub use agent::{Dqn, EvalSchedule, TrainEvent};
 pub use config::{BIT_FLIPPING_LARGE_N, DqnConfig, LossKind};
