@@ -16,13 +16,13 @@ use clap::{Parser, Subcommand};
 /// The rlhf runner: environments, training, evaluation and benchmarks.
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", version, arg_required_else_help = true)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
-    command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {
+pub(crate) enum Command {
     /// Print an environment's spaces and play a sample episode (optionally as a GIF).
     EnvInfo(env_info::EnvInfoArgs),
     /// Train an agent (DQN on CartPole-v1 by default) and write a run folder.

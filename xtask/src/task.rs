@@ -187,6 +187,15 @@ pub trait BackendJob {
 }
 
 impl Device {
+    /// The name of the backend it runs, as checkpoints record it.
+    pub fn backend_name(self) -> &'static str {
+        match self {
+            Device::Cpu => "flex",
+            Device::Ndarray => "ndarray",
+            Device::Wgpu => "wgpu",
+        }
+    }
+
     /// Runs `job` on this device's backend.
     pub fn run<J: BackendJob>(self, job: J) -> anyhow::Result<J::Output> {
         use burn::backend::Autodiff;

@@ -15,7 +15,7 @@
 
 use burn::backend::{Autodiff, Flex, Wgpu};
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use rlhf_algo::dqn::{Dqn, DqnConfig, LossKind};
 use rlhf_algo::replay::HerConfig;
@@ -111,7 +111,7 @@ fn cartpole_config(seed: u64) -> DqnConfig {
 
 /// Fills both agents' replay with the same `learning_starts` transitions
 /// (no update yet, so both act with the same initial network).
-fn filled<B: burn::tensor::backend::AutodiffBackend>(config: &DqnConfig, device: B::Device) -> Dqn<B> {
+fn filled<B: AutodiffBackend>(config: &DqnConfig, device: B::Device) -> Dqn<B> {
     let mut env = CartPole::v1();
     let mut agent = Dqn::<B>::for_env(config.clone(), &env, device).unwrap();
     agent.learn(&mut env, config.learning_starts, None, |_| {}).unwrap();
@@ -138,14 +138,15 @@ fn one_gradient_step_gives_the_same_weights() {
 
 #[test]
 fn a_short_training_run_gives_the_same_greedy_actions() {
-    let config = cartpole_config(5);
-    let train = |mut agent: Dqn<_>| {
+    fn train<B: AutodiffBackend>(config: &DqnConfig, device: B::Device) -> Dqn<B> {
         let mut env = CartPole::v1();
+        let mut agent = Dqn::<B>::for_env(config.clone(), &env, device).unwrap();
         agent.learn(&mut env, config.total_timesteps, None, |_| {}).unwrap();
         agent
-    };
-    let on_cpu = train(Dqn::<Cpu>::for_env(config.clone(), &CartPole::v1(), cpu()).unwrap());
-    let on_gpu = train(Dqn::<Gpu>::for_env(config.clone(), &CartPole::v1(), gpu()).unwrap());
+    }
+    let config = cartpole_config(5);
+    let on_cpu = train::<Cpu>(&config, cpu());
+    let on_gpu = train::<Gpu>(&config, gpu());
     assert_eq!(on_cpu.gradient_updates(), on_gpu.gradient_updates());
     assert!(on_cpu.gradient_updates() > 500, "{} updates", on_cpu.gradient_updates());
     let obs = states(1_000, 4, 2);

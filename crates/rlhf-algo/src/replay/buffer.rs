@@ -96,6 +96,18 @@ impl ReplayBuffer {
         self.capacity
     }
 
+    /// Heap bytes reserved for the transitions: per transition two
+    /// observations of `obs_dim` `f32`s, a `u32` action, an `f32` reward and
+    /// a `bool`; nothing else grows with the capacity. Reserved up front but
+    /// touched (resident) only as transitions arrive.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        (self.obs.capacity() + self.next_obs.capacity()) * size_of::<f32>()
+            + self.actions.capacity() * size_of::<u32>()
+            + self.rewards.capacity() * size_of::<f32>()
+            + self.terminated.capacity() * size_of::<bool>()
+    }
+
     /// Stores a transition, overwriting the oldest one when full.
     pub fn push(
         &mut self,
@@ -263,7 +275,16 @@ impl<'a> ByteReader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use rlhf_env::rng::seeded_rng;
+
+    #[test]
+    fn heap_bytes_are_the_transitions_bytes() {
+        // CartPole: 2 × 4 floats × 4 bytes + 4 (action) + 4 (reward) + 1 (flag) = 41 bytes.
+        let buffer = ReplayBuffer::new(1_000_000, 4).unwrap();
+        assert_eq!(buffer.heap_bytes(), 41_000_000);
+        assert_eq!(ReplayBuffer::new(10, 3).unwrap().heap_bytes(), 10 * (2 * 3 * 4 + 9));
+    }
 
     fn filled(capacity: usize, pushes: usize) -> ReplayBuffer {
         let mut buffer = ReplayBuffer::new(capacity, 2).unwrap();

@@ -21,6 +21,9 @@ use clap::{Args, Subcommand};
 use rlhf_algo::dqn::BIT_FLIPPING_LARGE_N;
 use serde::Serialize;
 
+mod memory;
+mod scale;
+
 use crate::task::Device;
 use crate::train::{Algo, Summary, TrainArgs, train};
 
@@ -51,6 +54,14 @@ enum Bench {
     /// Learning a new intent domain from simulated user feedback, with and
     /// without relabeling corrections, at several feedback error rates.
     Feedback(crate::assistant::FeedbackBench),
+    /// Throughput at scale: many environments, large batches, wide
+    /// networks, on every backend.
+    Scale(scale::ScaleBench),
+    /// Peak resident memory: the default CartPole run and a 1,000,000-transition replay buffer.
+    Memory(memory::MemoryBench),
+    /// One case of `bench memory`, in this process (run by `bench memory`).
+    #[command(hide = true)]
+    MemoryProbe(memory::MemoryProbe),
 }
 
 /// Arguments of `bench her`.
@@ -106,6 +117,9 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         Bench::Cartpole { seeds, steps, out } => bench_cartpole(*seeds, *steps, out),
         Bench::Her(her) => bench_her(her),
         Bench::Feedback(feedback) => crate::assistant::bench_feedback(feedback),
+        Bench::Scale(scale) => scale::bench_scale(scale).map(drop),
+        Bench::Memory(memory) => memory::bench_memory(memory).map(drop),
+        Bench::MemoryProbe(probe) => memory::probe(probe),
     }
 }
 
