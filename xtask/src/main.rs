@@ -52,7 +52,19 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let result = match Cli::parse().command {
+    let result = dispatch(Cli::parse().command);
+    match result {
+        // The reader went away (`cargo xtask ... | head`): nothing left to say.
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// Runs one command (also used by `bench`, which runs others in-process).
+pub(crate) fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::EnvInfo(args) => env_info::env_info(&args),
         Command::CheckEnv(args) => env_info::check_env(&args),
         Command::Eval(args) => eval::eval(&args),
@@ -69,13 +81,6 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }),
-    };
-    match result {
-        // The reader went away (`cargo xtask ... | head`): nothing left to say.
-        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => {
-            Ok(())
-        }
-        other => other,
     }
 }
 

@@ -22,6 +22,7 @@ use rlhf_algo::dqn::BIT_FLIPPING_LARGE_N;
 use serde::Serialize;
 
 mod memory;
+mod report;
 mod scale;
 
 use crate::task::Device;
@@ -29,9 +30,13 @@ use crate::train::{Algo, Summary, TrainArgs, train};
 
 /// Arguments of `cargo xtask bench`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    /// One benchmark; without it, all of them and one report.
     #[command(subcommand)]
-    which: Bench,
+    which: Option<Bench>,
+    #[command(flatten)]
+    report: report::ReportArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,7 +118,8 @@ fn median<T: Copy + PartialOrd>(mut values: Vec<T>) -> Option<T> {
 }
 
 pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
-    match &args.which {
+    let Some(which) = &args.which else { return report::bench_report(&args.report) };
+    match which {
         Bench::Cartpole { seeds, steps, out } => bench_cartpole(*seeds, *steps, out),
         Bench::Her(her) => bench_her(her),
         Bench::Feedback(feedback) => crate::assistant::bench_feedback(feedback),
@@ -229,10 +235,8 @@ fn run_all(runs: Vec<&TrainArgs>, jobs: usize) -> anyhow::Result<Vec<Summary>> {
 
 fn write_report(out: &Path, table: &str, report: &impl Serialize) -> anyhow::Result<()> {
     fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    fs::write(out.join("report.md"), table).with_context(|| format!("writing {}", out.join("report.md").display()))?;
-    fs::write(out.join("report.json"), serde_json::to_string_pretty(report)?)
-        .with_context(|| format!("writing {}", out.join("report.json").display()))?;
-    Ok(())
+    crate::train::write_atomically(&out.join("report.md"), table.as_bytes())?;
+    crate::train::write_atomically(&out.join("report.json"), serde_json::to_string_pretty(report)?.as_bytes())
 }
 
 /// One row of the hindsight report: a task, a method, its seeds.

@@ -59,20 +59,6 @@ fn default_devices() -> Vec<Device> {
     devices
 }
 
-impl ScaleBench {
-    /// The small version for CI smoke runs.
-    pub fn quick(out: PathBuf) -> Self {
-        Self {
-            envs: vec![256],
-            batches: vec![64, 1024],
-            widths: vec![64],
-            devices: vec![Device::Cpu],
-            seconds: 0.2,
-            out,
-        }
-    }
-}
-
 /// What a row measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

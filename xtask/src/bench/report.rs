@@ -1,0 +1,443 @@
+//! `cargo xtask bench` with no subcommand: every benchmark, one report.
+//!
+//! Runs the criterion benchmarks (`cargo bench -p rlhf-bench`, one thread)
+//! and the learning benchmarks (CartPole seeds, hindsight bit flipping, the
+//! intent pipeline, throughput at scale, memory), optionally the Python
+//! peers (`--peers`, in a virtual environment under `target/peers-venv`),
+//! and writes `report.md` and `report.json` (with the machine, the versions
+//! and the git commit) to the output folder. The full run writes to
+//! `docs/bench/` and replaces the generated part of `docs/BENCHMARKS.md`;
+//! `--quick` is the small version, for smoke runs, under `runs/bench-quick/`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Context;
+use clap::{Args, Parser as _};
+use serde::Serialize;
+use serde_json::Value;
+
+/// Options of the whole report (`cargo xtask bench [--quick] [--peers]`).
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// The small version (minutes): few seeds, small budgets, criterion's quick mode.
+    #[arg(long)]
+    pub quick: bool,
+    /// Also run the Python peers (Gymnasium, PyTorch, Stable-Baselines3) in a
+    /// virtual environment, installing `benches/peers/requirements.txt` there if missing.
+    #[arg(long)]
+    pub peers: bool,
+    /// Skip the criterion benchmarks (they build the bench profile).
+    #[arg(long)]
+    pub no_criterion: bool,
+    /// Output folder [default: docs/bench, or runs/bench-quick with --quick].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The Python interpreter that creates the peers' virtual environment.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+}
+
+/// The machine and software a report was measured with.
+#[derive(Debug, Serialize)]
+pub struct Provenance {
+    /// CPU model (`/proc/cpuinfo`).
+    pub cpu: String,
+    /// Logical cores available.
+    pub cores: usize,
+    /// GPU name, from `nvidia-smi` or the Vulkan driver, if any.
+    pub gpu: Option<String>,
+    /// `rustc --version`.
+    pub rustc: String,
+    /// Versions of the project and of burn (from `Cargo.lock`).
+    pub versions: BTreeMap<String, String>,
+    /// `git rev-parse HEAD`, with `-dirty` when the tree has changes.
+    pub commit: String,
+    /// UTC time of the run (`date -u`).
+    pub date: String,
+}
+
+/// Everything `cargo xtask bench` measured.
+#[derive(Debug, Serialize)]
+struct FullReport {
+    quick: bool,
+    provenance: Provenance,
+    /// Criterion benchmark id → mean time in nanoseconds.
+    criterion: BTreeMap<String, f64>,
+    cartpole: Value,
+    her: Value,
+    pipeline: Value,
+    scale: Value,
+    memory: Value,
+    /// Each peer script's JSON output.
+    peers: BTreeMap<String, Value>,
+}
+
+fn command_line(program: &str, args: &[&str]) -> Option<String> {
+    let output = Command::new(program).args(args).output().ok()?;
+    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+fn provenance() -> Provenance {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, m)| m.trim().to_owned()))
+        .unwrap_or_else(|| "unknown".into());
+    let gpu = command_line("nvidia-smi", &["--query-gpu=name", "--format=csv,noheader"])
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            let summary = command_line("vulkaninfo", &["--summary"])?;
+            summary.lines().find_map(|l| {
+                l.trim().strip_prefix("deviceName").map(|r| r.trim_start_matches([' ', '=']).trim().to_owned())
+            })
+        });
+    let lock = std::fs::read_to_string(workspace_root().join("Cargo.lock")).unwrap_or_default();
+    let mut versions = BTreeMap::from([("rlhf".to_owned(), env!("CARGO_PKG_VERSION").to_owned())]);
+    for name in ["burn", "criterion"] {
+        let needle = format!("name = \"{name}\"\nversion = \"");
+        if let Some(rest) = lock.split(&needle).nth(1) {
+            versions.insert(name.to_owned(), rest.split('"').next().unwrap_or_default().to_owned());
+        }
+    }
+    let dirty = command_line("git", &["status", "--porcelain"]).is_some_and(|s| !s.is_empty());
+    let commit =
+        command_line("git", &["rev-parse", "HEAD"]).map_or("unknown".into(), |c| if dirty { c + "-dirty" } else { c });
+    Provenance {
+        cpu,
+        cores: std::thread::available_parallelism().map_or(1, usize::from),
+        gpu,
+        rustc: command_line("rustc", &["--version"]).unwrap_or_default(),
+        versions,
+        commit,
+        date: command_line("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]).unwrap_or_default(),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Runs `cargo bench -p rlhf-bench` on one thread and reads every estimate back.
+fn criterion(quick: bool) -> anyhow::Result<BTreeMap<String, f64>> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.current_dir(workspace_root()).env("RAYON_NUM_THREADS", "1").args(["bench", "-p", "rlhf-bench", "--"]);
+    if quick {
+        command.args(["--warm-up-time", "0.2", "--measurement-time", "0.5"]);
+    }
+    let status = command.status().context("running cargo bench")?;
+    anyhow::ensure!(status.success(), "cargo bench failed ({status})");
+    let root = workspace_root().join("target").join("criterion");
+    let mut estimates = BTreeMap::new();
+    collect_estimates(&root, &root, &mut estimates)?;
+    Ok(estimates)
+}
+
+/// Every `<id>/new/estimates.json` under `dir`: id → mean nanoseconds.
+fn collect_estimates(root: &Path, dir: &Path, out: &mut BTreeMap<String, f64>) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if !path.is_dir() {
+            continue;
+        }
+        let file = path.join("new").join("estimates.json");
+        if file.is_file() {
+            let json: Value = serde_json::from_str(&std::fs::read_to_string(&file)?)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let mean =
+                json["mean"]["point_estimate"].as_f64().with_context(|| format!("no mean in {}", file.display()))?;
+            let id = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
+            out.insert(id, mean);
+        } else if path.file_name().is_some_and(|n| n != "report") {
+            collect_estimates(root, &path, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs an xtask command line in this process.
+fn xtask(args: &[&str]) -> anyhow::Result<()> {
+    let cli = crate::Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied()))?;
+    crate::dispatch(cli.command)
+}
+
+fn read_json(path: &Path) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// The peers' virtual environment, created and filled when missing.
+fn peers_python(args: &ReportArgs) -> anyhow::Result<PathBuf> {
+    let venv = workspace_root().join("target").join("peers-venv");
+    let python = venv.join("bin").join("python");
+    if !python.is_file() {
+        let ok = Command::new(&args.python).arg("-m").arg("venv").arg(&venv).status()?.success();
+        anyhow::ensure!(ok, "{} -m venv {} failed", args.python, venv.display());
+    }
+    let requirements = workspace_root().join("benches").join("peers").join("requirements.txt");
+    let ok = Command::new(&python).args(["-m", "pip", "install", "-q", "-r"]).arg(&requirements).status()?.success();
+    anyhow::ensure!(ok, "installing {} failed", requirements.display());
+    Ok(python)
+}
+
+fn peer(python: &Path, script: &str, args: &[&str]) -> anyhow::Result<Value> {
+    let path = workspace_root().join("benches").join("peers").join(script);
+    eprintln!("peer: {script} {}", args.join(" "));
+    let output = Command::new(python).env("OMP_NUM_THREADS", "1").arg(&path).args(args).arg("--json").output()?;
+    anyhow::ensure!(output.status.success(), "{script} failed: {}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().with_context(|| format!("{script} printed nothing"))?;
+    serde_json::from_str(last).with_context(|| format!("parsing {script}'s output {last:?}"))
+}
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
+}
+
+/// Runs everything and writes the report.
+pub fn bench_report(args: &ReportArgs) -> anyhow::Result<()> {
+    let quick = args.quick;
+    let out = args.out.clone().unwrap_or_else(|| if quick { "runs/bench-quick".into() } else { "docs/bench".into() });
+    let runs = out.join("runs");
+    let path = |p: &Path| p.to_string_lossy().into_owned();
+    let provenance = provenance();
+    eprintln!(
+        "machine: {} ({} cores), GPU {:?}, commit {}",
+        provenance.cpu, provenance.cores, provenance.gpu, provenance.commit
+    );
+
+    let criterion = if args.no_criterion { BTreeMap::new() } else { criterion(quick)? };
+
+    let (seeds, her_bits, her_seeds) = if quick { ("2", "5,10", "1") } else { ("10", "5,10,15,20,30,40,50", "3") };
+    let cartpole_dir = runs.join("cartpole");
+    xtask(&["bench", "cartpole", "--seeds", seeds, "--out", &path(&cartpole_dir)])?;
+    let her_dir = runs.join("her");
+    let grids = if quick { "" } else { "11" };
+    xtask(&[
+        "bench",
+        "her",
+        "--bits",
+        her_bits,
+        "--seeds",
+        her_seeds,
+        "--grids",
+        grids,
+        "--jobs",
+        "2",
+        "--out",
+        &path(&her_dir),
+    ])?;
+    let pipeline_dir = runs.join("pipeline");
+    if quick {
+        let config = runs.join("pipeline-quick.toml");
+        std::fs::create_dir_all(&runs)?;
+        std::fs::write(
+            &config,
+            "net_arch = [64]\nrl_steps = 300\nfinetune_steps = 300\ndialog_steps = 0\n[featurizer]\ndim = 1024\n[pretrain]\nsteps = 150\n",
+        )?;
+        xtask(&["pipeline", "--config", &path(&config), "--transfer-seeds", "0", "--out", &path(&pipeline_dir)])?;
+    } else {
+        xtask(&["pipeline", "--out", &path(&pipeline_dir)])?;
+    }
+    let scale_dir = path(&runs.join("scale"));
+    if quick {
+        xtask(&[
+            "bench",
+            "scale",
+            "--envs",
+            "256",
+            "--batches",
+            "64,1024",
+            "--widths",
+            "64",
+            "--devices",
+            "cpu",
+            "--seconds",
+            "0.2",
+            "--out",
+            &scale_dir,
+        ])?;
+    } else {
+        xtask(&["bench", "scale", "--out", &scale_dir])?;
+    }
+    xtask(&["bench", "memory", "--out", &path(&runs.join("memory"))])?;
+
+    let mut peers = BTreeMap::new();
+    if args.peers {
+        let python = peers_python(args)?;
+        peers.insert("gymnasium_cartpole_step".into(), peer(&python, "gymnasium_cartpole_step.py", &[])?);
+        peers.insert("torch_dqn_update".into(), peer(&python, "torch_dqn_update.py", &[])?);
+        peers.insert("sb3_dqn_cartpole".into(), peer(&python, "sb3_dqn_cartpole.py", &["--seeds", seeds])?);
+        let her_steps = if quick { "3000" } else { "100000" };
+        let her_runs: Vec<Value> = (0..her_seeds.parse::<u64>()?)
+            .map(|seed| {
+                peer(
+                    &python,
+                    "sb3_her_bitflip.py",
+                    &["--bits", "30", "--steps", her_steps, "--seed", &seed.to_string()],
+                )
+            })
+            .collect::<anyhow::Result<_>>()?;
+        peers.insert("sb3_her_bitflip_30".into(), Value::Array(her_runs));
+    }
+
+    let report = FullReport {
+        quick,
+        provenance,
+        criterion,
+        cartpole: read_json(&cartpole_dir.join("report.json"))?,
+        her: read_json(&her_dir.join("report.json"))?,
+        pipeline: read_json(&pipeline_dir.join("report.json"))?,
+        scale: read_json(&runs.join("scale").join("report.json"))?,
+        memory: read_json(&runs.join("memory").join("report.json"))?,
+        peers,
+    };
+    let md = markdown(&report, &runs)?;
+    super::write_report(&out, &md, &report)?;
+    if !quick && args.out.is_none() {
+        splice_into_benchmarks(&md)?;
+    }
+    print!("{md}");
+    Ok(())
+}
+
+/// The generated part of `docs/BENCHMARKS.md` lies between these lines.
+const BEGIN: &str = "<!-- cargo xtask bench: generated from here -->";
+const END: &str = "<!-- cargo xtask bench: generated up to here -->";
+
+fn splice_into_benchmarks(md: &str) -> anyhow::Result<()> {
+    let path = workspace_root().join("docs").join("BENCHMARKS.md");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let (Some(start), Some(end)) = (text.find(BEGIN), text.find(END)) else {
+        anyhow::bail!("{} has no `{BEGIN}` … `{END}` section", path.display())
+    };
+    let spliced = format!("{}{BEGIN}\n\n{md}\n{}", &text[..start], &text[end..]);
+    crate::train::write_atomically(&path, spliced.as_bytes())?;
+    Ok(())
+}
+
+fn markdown(report: &FullReport, runs: &Path) -> anyhow::Result<String> {
+    let p = &report.provenance;
+    let mut md = String::new();
+    writeln!(md, "## Report of `cargo xtask bench{}`\n", if report.quick { " --quick" } else { "" })?;
+    writeln!(
+        md,
+        "Measured {} on {} ({} cores), GPU: {}; {}; burn {}; commit `{}`. Full numbers: `report.json` beside this file.\n",
+        p.date,
+        p.cpu,
+        p.cores,
+        p.gpu.as_deref().unwrap_or("none"),
+        p.rustc,
+        p.versions.get("burn").map_or("?", String::as_str),
+        p.commit
+    )?;
+    let crit = |id: &str| report.criterion.get(id).copied();
+    let peer =
+        |name: &str, pointer: &str| report.peers.get(name).and_then(|v| v.pointer(pointer)).and_then(Value::as_f64);
+    let ratio = |peer: Option<f64>, ours: Option<f64>| match (peer, ours) {
+        (Some(p), Some(o)) if o > 0.0 => format!("{:.1}×", p / o),
+        _ => "-".into(),
+    };
+    let us = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
+
+    if !report.criterion.is_empty() {
+        md.push_str(
+            "### Speed (criterion, one thread)\n\n| benchmark | ours | peer | peer / ours |\n|---|---|---|---|\n",
+        );
+        let step_ns = crit("cartpole/step");
+        let gym = peer("gymnasium_cartpole_step", "/steps_per_second/make").map(|s| 1e9 / s);
+        writeln!(
+            md,
+            "| CartPole-v1 step (ns) | {} | {} (Gymnasium `make`) | {} |",
+            us(step_ns),
+            us(gym),
+            ratio(gym, step_ns)
+        )?;
+        for (ours, theirs, label) in [
+            (
+                "dqn_gradient_step/batch64_64x64",
+                "/gradient_step_us/64x64_huber_clip",
+                "DQN gradient step, batch 64, 64×64 (µs)",
+            ),
+            (
+                "dqn_gradient_step/batch64_256x256",
+                "/gradient_step_us/256x256_huber_clip",
+                "DQN gradient step, batch 64, 256×256 (µs)",
+            ),
+            ("greedy_action/host_64x64", "/greedy_action_us/64x64", "greedy action, 64×64 (µs)"),
+            ("greedy_action/host_256x256", "/greedy_action_us/256x256", "greedy action, 256×256 (µs)"),
+        ] {
+            let ours = crit(ours).map(|ns| ns / 1e3);
+            let theirs = peer("torch_dqn_update", theirs);
+            writeln!(md, "| {label} | {} | {} (PyTorch) | {} |", us(ours), us(theirs), ratio(theirs, ours))?;
+        }
+        md.push_str("\nEvery criterion estimate (mean):\n\n| id | mean |\n|---|---|\n");
+        for (id, ns) in &report.criterion {
+            writeln!(
+                md,
+                "| `{id}` | {} |",
+                if *ns >= 1e3 { format!("{:.2} µs", ns / 1e3) } else { format!("{ns:.1} ns") }
+            )?;
+        }
+        md.push('\n');
+    }
+
+    md.push_str("### CartPole-v1, DQN\n\n");
+    md.push_str(&std::fs::read_to_string(runs.join("cartpole").join("report.md"))?);
+    if let Some(Value::Array(sb3)) = report.peers.get("sb3_dqn_cartpole").and_then(|v| v.get("runs")) {
+        let solved: Vec<f64> = sb3.iter().filter_map(|r| r["seconds_to_solve"].as_f64()).collect();
+        let ours = report.cartpole["median_wall_seconds_to_solve"].as_f64();
+        writeln!(
+            md,
+            "\nStable-Baselines3 (rl-zoo hyperparameters), same machine, same run: {} of {} seeds solved, median {} s to solve; ours / SB3 speed-up: {}.",
+            solved.len(),
+            sb3.len(),
+            us(median(solved.clone())),
+            ratio(median(solved), ours)
+        )?;
+    }
+
+    md.push_str("\n### Hindsight experience replay, bit flipping\n\n");
+    md.push_str(&std::fs::read_to_string(runs.join("her").join("report.md"))?);
+    if let Some(Value::Array(sb3)) = report.peers.get("sb3_her_bitflip_30") {
+        let rates: Vec<String> =
+            sb3.iter().map(|r| r["final_success_rate"].as_f64().map_or("-".into(), |s| format!("{s:.2}"))).collect();
+        let budget = sb3.first().and_then(|r| r["budget"].as_u64()).unwrap_or(0);
+        writeln!(
+            md,
+            "\nStable-Baselines3 DQN + HER (`future`, k = 4), 30 bits, {budget} steps: success {}.",
+            rates.join(", ")
+        )?;
+    }
+
+    md.push_str("\n### Voice assistant pipeline (test split, noise 0.1)\n\n| stage | accuracy zh | accuracy en |\n|---|---|---|\n");
+    for stage in report.pipeline["stages"].as_array().into_iter().flatten() {
+        writeln!(
+            md,
+            "| {} ({}) | {:.3} | {:.3} |",
+            stage["stage"].as_str().unwrap_or("?"),
+            stage["domains"].as_str().unwrap_or("?"),
+            stage["accuracy_zh"].as_f64().unwrap_or(f64::NAN),
+            stage["accuracy_en"].as_f64().unwrap_or(f64::NAN)
+        )?;
+    }
+    if let Some(transfer) = report.pipeline.get("transfer").filter(|t| !t.is_null()) {
+        writeln!(
+            md,
+            "\nTransfer to the target domains, median interactions to {:.0}% test accuracy: fine-tuned {}, from scratch {}.",
+            100.0 * transfer["target_accuracy"].as_f64().unwrap_or(0.9),
+            transfer["finetune_median"].as_u64().map_or("not reached".into(), |s| s.to_string()),
+            transfer["scratch_median"].as_u64().map_or("not reached".into(), |s| s.to_string())
+        )?;
+    }
+
+    md.push_str("\n### Throughput at scale\n\n");
+    md.push_str(&std::fs::read_to_string(runs.join("scale").join("report.md"))?);
+    md.push_str("\n### Peak resident memory\n\n");
+    md.push_str(&std::fs::read_to_string(runs.join("memory").join("report.md"))?);
+    Ok(md)
+}
