@@ -89,8 +89,8 @@ struct HerBench {
     /// Relabeling of the HER runs.
     #[arg(long, default_value = "future:4")]
     her: String,
-    /// Sides of four-rooms grids to train on too (none: `--grids ""`).
-    #[arg(long, value_delimiter = ',', default_value = "11")]
+    /// Sides of four-rooms grids to train on too (none: `--grids` alone).
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "11")]
     grids: Vec<usize>,
     /// Environment-step budget per grid run.
     #[arg(long, default_value_t = 30_000)]

@@ -1,0 +1,47 @@
+//! `cargo xtask bench --quick --no-criterion`: the whole report, small, from
+//! the real binary; its JSON has every section and the memory invariant.
+
+use std::process::Command;
+
+#[test]
+fn the_quick_report_has_every_section_and_a_lean_replay_buffer() {
+    let dir = std::env::temp_dir().join(format!("rlhf-bench-quick-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["bench", "--quick", "--no-criterion", "--out"])
+        .arg(&dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+
+    let provenance = &report["provenance"];
+    assert!(provenance["cores"].as_u64().unwrap() >= 1);
+    assert_eq!(provenance["versions"]["burn"], "0.21.0");
+    assert!(!provenance["commit"].as_str().unwrap().is_empty());
+
+    // Two CartPole seeds, five and ten bits with and without HER, the pipeline's four stages.
+    assert_eq!(report["cartpole"]["seeds"], 2);
+    assert!(report["cartpole"]["solved"].as_u64().unwrap() >= 1, "{}", report["cartpole"]);
+    assert_eq!(report["her"].as_array().unwrap().len(), 4);
+    assert_eq!(report["pipeline"]["stages"].as_array().unwrap().len(), 4);
+    let scale = report["scale"]["rows"].as_array().unwrap();
+    assert!(scale.iter().any(|r| r["measure"] == "train" && r["env_steps_per_second"].as_f64().unwrap() > 0.0));
+
+    // The replay buffer's resident growth is its transitions' bytes and little more.
+    let replay = report["memory"].as_array().unwrap().iter().find(|r| r["case"] == "replay").unwrap();
+    let growth = replay["replay_rss_growth_bytes"].as_f64().unwrap();
+    let bytes = replay["replay_transition_bytes"].as_f64().unwrap();
+    assert_eq!(bytes, 41e6);
+    assert!(growth >= 0.95 * bytes && growth <= bytes + 4.0 * 1024.0 * 1024.0, "grew {growth} for {bytes}");
+
+    let markdown = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    for heading in
+        ["CartPole-v1, DQN", "bit flipping", "Voice assistant", "Throughput at scale", "Peak resident memory"]
+    {
+        assert!(markdown.contains(heading), "no {heading:?} in the report");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
