@@ -253,47 +253,26 @@ fn table(report: &ScaleReport, backends: &[String]) -> anyhow::Result<String> {
         };
         writeln!(md, "| {n} | {} | {} |", at("sequential"), at("threaded"))?;
     }
-    let header = |md: &mut String, first: &str| -> anyhow::Result<()> {
-        writeln!(md, "| {first} | {} |", backends.join(" | "))?;
-        writeln!(md, "|---|---|{}", "---|".repeat(backends.len()))?;
-        Ok(())
-    };
     md.push_str("\n**One gradient step**: updates/s (samples/s = batch × updates/s)\n\n");
-    header(&mut md, "width | batch")?;
-    let updates: Vec<&ScaleRow> = report.rows.iter().filter(|r| r.measure == Measure::Update).collect();
-    let mut cells: Vec<(usize, usize)> = updates.iter().map(|r| (r.width, r.batch)).collect();
-    cells.sort_unstable();
-    cells.dedup();
-    for (width, batch) in cells {
-        let values: Vec<String> = backends
-            .iter()
-            .map(|b| {
-                updates
-                    .iter()
-                    .find(|r| r.width == width && r.batch == batch && &r.backend == b)
-                    .map_or("-".into(), |r| format!("{:.1} ({:.2e})", r.updates_per_second, r.samples_per_second))
-            })
-            .collect();
-        writeln!(md, "| {width} | {batch} | {} |", values.join(" | "))?;
-    }
+    backend_grid(
+        &mut md,
+        report,
+        backends,
+        Measure::Update,
+        "batch",
+        |r| r.batch,
+        |r| format!("{:.1} ({:.2e})", r.updates_per_second, r.samples_per_second),
+    )?;
     md.push_str("\n**Large-batch training** (`learn_vec`, threaded CartPoles, one update of batch = envs per vector step): env steps/s, updates/s\n\n");
-    header(&mut md, "width | envs")?;
-    let trains: Vec<&ScaleRow> = report.rows.iter().filter(|r| r.measure == Measure::Train).collect();
-    let mut cells: Vec<(usize, usize)> = trains.iter().map(|r| (r.width, r.envs)).collect();
-    cells.sort_unstable();
-    cells.dedup();
-    for (width, envs) in cells {
-        let values: Vec<String> = backends
-            .iter()
-            .map(|b| {
-                trains
-                    .iter()
-                    .find(|r| r.width == width && r.envs == envs && &r.backend == b)
-                    .map_or("-".into(), |r| format!("{:.2e}, {:.1}", r.env_steps_per_second, r.updates_per_second))
-            })
-            .collect();
-        writeln!(md, "| {width} | {envs} | {} |", values.join(" | "))?;
-    }
+    backend_grid(
+        &mut md,
+        report,
+        backends,
+        Measure::Train,
+        "envs",
+        |r| r.envs,
+        |r| format!("{:.2e}, {:.1}", r.env_steps_per_second, r.updates_per_second),
+    )?;
     if backends.iter().any(|b| b == "wgpu") {
         md.push_str("\nCrossover (smallest batch where wgpu's gradient step beats every CPU backend): ");
         let parts: Vec<String> = report
@@ -305,6 +284,34 @@ fn table(report: &ScaleReport, backends: &[String]) -> anyhow::Result<String> {
         md.push('\n');
     }
     Ok(md)
+}
+
+/// A table of `measure`'s rows: one line per (width, `key`), one column per backend.
+fn backend_grid(
+    md: &mut String,
+    report: &ScaleReport,
+    backends: &[String],
+    measure: Measure,
+    key_name: &str,
+    key: impl Fn(&ScaleRow) -> usize,
+    cell: impl Fn(&ScaleRow) -> String,
+) -> anyhow::Result<()> {
+    writeln!(md, "| width | {key_name} | {} |", backends.join(" | "))?;
+    writeln!(md, "|---|---|{}", "---|".repeat(backends.len()))?;
+    let rows: Vec<&ScaleRow> = report.rows.iter().filter(|r| r.measure == measure).collect();
+    let mut lines: Vec<(usize, usize)> = rows.iter().map(|r| (r.width, key(r))).collect();
+    lines.sort_unstable();
+    lines.dedup();
+    for (width, k) in lines {
+        let values: Vec<String> = backends
+            .iter()
+            .map(|b| {
+                rows.iter().find(|r| r.width == width && key(r) == k && &r.backend == b).map_or("-".into(), |r| cell(r))
+            })
+            .collect();
+        writeln!(md, "| {width} | {k} | {} |", values.join(" | "))?;
+    }
+    Ok(())
 }
 
 /// Runs the benchmark and writes `report.{md,json,png}` under `args.out`; returns the markdown.
