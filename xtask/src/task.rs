@@ -21,7 +21,7 @@ pub const GOAL_SOLVED: f64 = 0.99;
 
 /// An environment DQN runs on from the command line.
 pub trait Task:
-    Env<Action = usize, ActionSpace = Discrete, Obs: FlatObs, Info: EpisodeOutcome> + Snapshot + Sized
+    Env<Action = usize, ActionSpace = Discrete, Obs: FlatObs + Send, Info: EpisodeOutcome + Send> + Snapshot + Send + Sized
 {
     /// The config used when no `--config` is given.
     fn default_config(&self) -> DqnConfig;

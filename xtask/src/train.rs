@@ -27,7 +27,7 @@ use rlhf_algo::evaluate;
 use rlhf_algo::replay::HerConfig;
 use rlhf_algo::tabular::{BoxDiscretizer, Discretize, QTable, TabularConfig, TabularMethod};
 use rlhf_env::envs::cartpole::V1_MAX_EPISODE_STEPS;
-use rlhf_env::{BitFlipping, CartPole, CartPoleConfig, Env, EnvId, FourRooms, TimeLimit};
+use rlhf_env::{BitFlipping, CartPole, CartPoleConfig, Env, EnvId, FourRooms, TimeLimit, VecEnv};
 use rlhf_model::checkpoint::{self, CheckpointInfo};
 use serde::{Deserialize, Serialize};
 
@@ -324,10 +324,21 @@ fn train_dqn<E: Task, B: AutodiffBackend>(
     // gradient step per environment step would otherwise mean a row each).
     let row_every = (chunk / 25).max(1);
     let mut bursts = BurstMeans::new(agent.num_timesteps());
+    // With several environments, each chunk collects from copies of `env`
+    // (threaded from 1,024 on: below that rayon's overhead outweighs a
+    // CartPole step) and ends with the evaluation `learn` would have made.
+    let n_envs = agent.config().n_envs;
+    let eval_episodes = trainer.eval_episodes;
+    let mut vec_envs = match n_envs {
+        1 => None,
+        n => {
+            let envs = (0..n).map(|_| env.fresh()).collect::<anyhow::Result<Vec<_>>>()?;
+            Some(VecEnv::new(envs)?.with_threads(n >= 1_024))
+        }
+    };
     while agent.num_timesteps() < total && !(trainer.early_stop && trainer.done) {
         let steps = (chunk - agent.num_timesteps() % chunk).min(total - agent.num_timesteps());
-        let eval = EvalSchedule { env: &mut eval_env, every: chunk, episodes: trainer.eval_episodes, seed: eval_seed };
-        agent.learn(&mut env, steps, Some(eval), |event| {
+        let mut on_event = |event: &TrainEvent| {
             let wall = wall_before + start.elapsed().as_secs_f64();
             let step = match event {
                 TrainEvent::Episode { step, .. } | TrainEvent::Train { step, .. } | TrainEvent::Eval { step, .. } => {
@@ -381,7 +392,19 @@ fn train_dqn<E: Task, B: AutodiffBackend>(
                     write(format!(",,,,,,{:.2},{rate}", report.mean_return));
                 }
             }
-        })?;
+        };
+        match vec_envs.as_mut() {
+            Some(envs) => {
+                agent.learn_vec(envs, steps.div_ceil(n_envs as u64), &mut on_event)?;
+                let seed = eval_seed.wrapping_add(agent.num_timesteps());
+                let report = agent.evaluate(&mut eval_env, eval_episodes, seed)?;
+                on_event(&TrainEvent::Eval { step: agent.num_timesteps(), report });
+            }
+            None => {
+                let eval = EvalSchedule { env: &mut eval_env, every: chunk, episodes: eval_episodes, seed: eval_seed };
+                agent.learn(&mut env, steps, Some(eval), &mut on_event)?;
+            }
+        }
         if trainer.early_stop && trainer.done {
             // One lucky evaluation is not enough to stop: confirm on ten times
             // as many fresh episodes (a 0.97 policy scores 1.00 on 100 episodes
@@ -650,6 +673,34 @@ mod tests {
         assert_eq!(metrics_without_time(&whole), metrics_without_time(&split));
         assert_eq!(resumed.eval_success_rate, summary.eval_success_rate);
         assert_eq!(resumed.gradient_updates, summary.gradient_updates);
+
+        // The same with eight CartPoles stepped together (`n_envs`), in this
+        // test because the interrupt flag is process-wide.
+        fs::create_dir_all(&root).unwrap();
+        let config = root.join("vec.toml");
+        fs::write(&config, "n_envs = 8\nlearning_starts = 200\ntrain_freq = 1\ngradient_steps = 1\n").unwrap();
+        let vec_args = |out: &Path| TrainArgs {
+            env: "cartpole".into(),
+            her: None,
+            config: Some(config.clone()),
+            steps: Some(2_000),
+            eval_every: 500,
+            eval_episodes: 5,
+            ..args(out)
+        };
+        let (whole, split) = (root.join("vec-whole"), root.join("vec-split"));
+        let summary = train(&vec_args(&whole)).unwrap().unwrap();
+        // 2,000 steps in vector steps of 8, one update per vector step after 200 steps.
+        assert_eq!(summary.total_steps, 2_000);
+        assert_eq!(summary.gradient_updates, (2_000 - 200) / 8);
+        flag.store(true, Ordering::SeqCst);
+        let stopped = train(&vec_args(&split));
+        flag.store(false, Ordering::SeqCst);
+        assert!(stopped.unwrap().is_none());
+        let resumed =
+            train(&TrainArgs { resume: Some(split.clone()), ..vec_args(Path::new("unused")) }).unwrap().unwrap();
+        assert_eq!(metrics_without_time(&whole), metrics_without_time(&split));
+        assert_eq!(resumed.eval_mean_return, summary.eval_mean_return);
         fs::remove_dir_all(root).unwrap();
     }
 

@@ -82,6 +82,10 @@ pub struct DqnConfig {
     /// Hindsight relabeling on goal environments (`[her]` with `strategy`
     /// and `n_sampled_goal`); none by default.
     pub her: Option<HerConfig>,
+    /// Environments stepped together (Stable-Baselines3's `n_envs`): above
+    /// 1, collection is [`Dqn::learn_vec`](crate::dqn::Dqn::learn_vec)'s,
+    /// actions for all of them from one batched forward pass. Plain replay only.
+    pub n_envs: usize,
 }
 
 impl Default for DqnConfig {
@@ -110,6 +114,7 @@ impl Default for DqnConfig {
             freeze_layers: 0,
             target_bounds: None,
             her: None,
+            n_envs: 1,
         }
     }
 }
@@ -221,6 +226,12 @@ impl DqnConfig {
         if self.net_arch.contains(&0) {
             return bad("net_arch", "layer widths must be at least 1");
         }
+        if self.n_envs == 0 {
+            return bad("n_envs", "must be at least 1");
+        }
+        if self.n_envs > 1 && self.her.is_some() {
+            return bad("n_envs", "hindsight replay reads whole episodes in order: use one environment");
+        }
         Ok(())
     }
 }
@@ -240,6 +251,8 @@ mod tests {
             (DqnConfig { exploration_final_eps: -0.1, ..Default::default() }, "exploration_final_eps"),
             (DqnConfig { net_arch: vec![64, 0], ..Default::default() }, "net_arch"),
             (DqnConfig { target_bounds: Some([0.0, -1.0]), ..Default::default() }, "target_bounds"),
+            (DqnConfig { n_envs: 0, ..Default::default() }, "n_envs"),
+            (DqnConfig { n_envs: 4, her: Some("future:4".parse().unwrap()), ..Default::default() }, "n_envs"),
         ];
         for (config, field) in cases {
             let err = config.validate().unwrap_err();

@@ -19,7 +19,7 @@ impl<B: AutodiffBackend> Dqn<B> {
     /// The semantics follow Stable-Baselines3's vectorised DQN: the
     /// environment-step counter (exploration schedule, `learning_starts`,
     /// `target_update_interval`) advances by `envs.num_envs()` per vector
-    /// step; `train_freq` counts vector steps, each burst `gradient_steps`
+    /// step; `train_freq` counts the vector steps of this call, each burst `gradient_steps`
     /// gradient steps. Actions come from one batched forward pass of the
     /// online network on the backend. A finished episode's transition
     /// bootstraps from its true last observation (`final_obs`).
