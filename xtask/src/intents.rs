@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use rlhf_algo::dqn::{Dqn, TrainEvent};
@@ -16,10 +17,11 @@ use rlhf_algo::intent::pipeline::{
 use rlhf_algo::intent::{ClassificationReport, IntentClassifier, PipelineConfig, pretrain};
 use rlhf_env::intent::{AsrNoise, DialogEnv, IntentCorpus, IntentRewards, Language, Split, Utterance};
 use rlhf_model::QNetwork;
-use rlhf_model::backend::{AutodiffCpu, cpu_device};
+use rlhf_model::backend::cpu_device;
 use rlhf_model::text::HashedNgrams;
 use serde::Serialize;
 
+use crate::task::{BackendJob, Device};
 use crate::train::read_config;
 
 /// Arguments of `cargo xtask pipeline`.
@@ -43,6 +45,9 @@ pub(crate) struct PipelineArgs {
     /// Interactions between two test evaluations of a transfer run.
     #[arg(long, default_value_t = 250)]
     transfer_every: u64,
+    /// Backend: `cpu` (flex), `ndarray`, or `wgpu` (needs the feature).
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    device: Device,
 }
 
 /// Test accuracy to reach in the transfer comparison.
@@ -139,13 +144,29 @@ fn tick(bar: &ProgressBar) -> impl FnMut(&TrainEvent) + '_ {
 
 /// `cargo xtask pipeline`: pretrain → RL → fine-tune → evaluate, and the transfer comparison.
 pub(crate) fn pipeline(args: &PipelineArgs) -> anyhow::Result<()> {
+    args.device.run(PipelineJob { args })
+}
+
+/// The pipeline on the backend `--device` names.
+struct PipelineJob<'a> {
+    args: &'a PipelineArgs,
+}
+
+impl BackendJob for PipelineJob<'_> {
+    type Output = ();
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<()> {
+        run_pipeline::<B>(self.args, device)
+    }
+}
+
+fn run_pipeline<B: AutodiffBackend>(args: &PipelineArgs, device: B::Device) -> anyhow::Result<()> {
     let mut config = read_config(args.config.as_deref(), PipelineConfig::default())?;
     if let Some(seed) = args.seed {
         config.seed = seed;
     }
     config.validate()?;
     fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let device = cpu_device();
     let featurizer = HashedNgrams::new(config.featurizer)?;
     let (source_train, source_test) = domain_corpora(&config.source_domains)?;
     let (target_train, target_test) = domain_corpora(&config.target_domains)?;
@@ -155,12 +176,7 @@ pub(crate) fn pipeline(args: &PipelineArgs) -> anyhow::Result<()> {
     let target_tests = TestSet::new(&target_test, config.eval_per_phrase, config.seed)?;
     let eval_seed = config.seed.wrapping_add(17);
     let mut stages = Vec::new();
-    let mut record = |stage,
-                      domains,
-                      interactions,
-                      network: &QNetwork<AutodiffCpu>,
-                      labels: &[String],
-                      tests: &TestSet| {
+    let mut record = |stage, domains, interactions, network: &QNetwork<B>, labels: &[String], tests: &TestSet| {
         let spec = IntentModelSpec { labels: labels.to_vec(), featurizer: config.featurizer };
         let mut classifier = classifier_of(network, &spec)?;
         let (report, accuracy_zh, accuracy_en) = tests.evaluate(&mut classifier, config.noise, eval_seed)?;
@@ -176,7 +192,7 @@ pub(crate) fn pipeline(args: &PipelineArgs) -> anyhow::Result<()> {
     let pretrain_config = rlhf_algo::intent::PretrainConfig { seed: config.seed, ..config.pretrain.clone() };
     let bar = progress(pretrain_config.steps as u64, "pretraining steps");
     let mut losses = String::from("step,loss\n");
-    let network = new_network::<AutodiffCpu>(&config, &featurizer, source_labels.len(), &device, config.seed);
+    let network = new_network::<B>(&config, &featurizer, source_labels.len(), &device, config.seed);
     let network = pretrain(network, &source_train, &featurizer, &pretrain_config, |step, loss| {
         bar.set_position(step as u64);
         losses.push_str(&format!("{step},{loss}\n"));
@@ -187,7 +203,7 @@ pub(crate) fn pipeline(args: &PipelineArgs) -> anyhow::Result<()> {
 
     // 2. Q-learning from the environment's rewards on the source domains.
     let source_corpus = Arc::new(source_train);
-    let reinforce = |start: QNetwork<AutodiffCpu>, corpus: &Arc<IntentCorpus>, steps: u64, learning_rate: f64| {
+    let reinforce = |start: QNetwork<B>, corpus: &Arc<IntentCorpus>, steps: u64, learning_rate: f64| {
         if steps == 0 {
             return anyhow::Ok(start);
         }
@@ -201,8 +217,8 @@ pub(crate) fn pipeline(args: &PipelineArgs) -> anyhow::Result<()> {
     let source_network = reinforce(network, &source_corpus, config.rl_steps, config.rl_learning_rate)?;
     record("rl", "source", config.rl_steps, &source_network, &source_labels, &source_tests)?;
     let run_config = serde_json::to_value(&config)?;
-    let backend = <AutodiffCpu as burn::tensor::backend::Backend>::name(&device);
-    let save = |name: &str, network: &QNetwork<AutodiffCpu>, labels: &[String], steps: u64| {
+    let backend = B::name(&device);
+    let save = |name: &str, network: &QNetwork<B>, labels: &[String], steps: u64| {
         let spec = IntentModelSpec { labels: labels.to_vec(), featurizer: config.featurizer };
         save_intent_model(&args.out.join(name), network, &spec, steps, backend.clone(), run_config.clone())
     };
@@ -248,7 +264,8 @@ pub(crate) fn pipeline(args: &PipelineArgs) -> anyhow::Result<()> {
 
     // 5. Transfer: fine-tuning from the source network against training from scratch.
     let transfer = if args.transfer_seeds > 0 {
-        let transfer = transfer(
+        let transfer = transfer::<B>(
+            &device,
             args,
             &config,
             &featurizer,
@@ -292,7 +309,7 @@ pub(crate) fn pipeline(args: &PipelineArgs) -> anyhow::Result<()> {
     if config.dialog_steps > 0 {
         markdown.push_str("\n## dialogue (source domains)\n\n| noise | policy | mean return | accuracy | actions per episode |\n|---|---|---:|---:|---:|\n");
         for &noise in &config.dialog_noise {
-            let comparison = dialog_stage(&config, &featurizer, &source_corpus, &source_test, noise)?;
+            let comparison = dialog_stage::<B>(&device, &config, &featurizer, &source_corpus, &source_test, noise)?;
             for p in &comparison.policies {
                 println!(
                     "dialogue, noise {noise}: {:<8} mean return {:+.3}, accuracy {:.3}, {:.2} actions per episode",
@@ -318,7 +335,8 @@ pub(crate) fn pipeline(args: &PipelineArgs) -> anyhow::Result<()> {
 
 /// Trains DQN on the dialogue task at `noise` and plays it against the fixed
 /// clarify rules on the test phrasings.
-fn dialog_stage(
+fn dialog_stage<B: AutodiffBackend>(
+    device: &B::Device,
     config: &PipelineConfig,
     featurizer: &HashedNgrams,
     train: &Arc<IntentCorpus>,
@@ -335,7 +353,7 @@ fn dialog_stage(
         )
     };
     let mut env = dialog_env(train.clone())?;
-    let mut agent = Dqn::<AutodiffCpu>::for_env(config.dialog_dqn(config.seed), &env, cpu_device())?;
+    let mut agent = Dqn::<B>::for_env(config.dialog_dqn(config.seed), &env, device.clone())?;
     let bar = progress(config.dialog_steps, &format!("dialogue interactions (noise {noise})"));
     agent.learn(&mut env, config.dialog_steps, None, tick(&bar))?;
     bar.finish_and_clear();
@@ -350,19 +368,19 @@ fn dialog_stage(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn transfer(
+fn transfer<B: AutodiffBackend>(
+    device: &B::Device,
     args: &PipelineArgs,
     config: &PipelineConfig,
     featurizer: &HashedNgrams,
-    source_network: &QNetwork<AutodiffCpu>,
+    source_network: &QNetwork<B>,
     keep: &[Option<usize>],
     target_corpus: &Arc<IntentCorpus>,
     target_labels: &[String],
     tests: &TestSet,
 ) -> anyhow::Result<TransferReport> {
-    let device = cpu_device();
     let spec = IntentModelSpec { labels: target_labels.to_vec(), featurizer: config.featurizer };
-    let run = |start: QNetwork<AutodiffCpu>, pretrained: bool, seed: u64| -> anyhow::Result<Vec<(u64, f64)>> {
+    let run = |start: QNetwork<B>, pretrained: bool, seed: u64| -> anyhow::Result<Vec<(u64, f64)>> {
         let lr = if pretrained { config.finetune_learning_rate } else { 1e-3 };
         let dqn = config.bandit_dqn(args.transfer_steps, lr, pretrained, seed);
         let mut env = intent_env(target_corpus.clone(), featurizer, config.noise)?;
@@ -389,11 +407,7 @@ fn transfer(
         let seed = config.seed.wrapping_add(100 + seed);
         finetune.push(run(source_network.with_actions(keep, seed)?, true, seed)?);
         bar.inc(1);
-        scratch.push(run(
-            new_network::<AutodiffCpu>(config, featurizer, target_labels.len(), &device, seed),
-            false,
-            seed,
-        )?);
+        scratch.push(run(new_network::<B>(config, featurizer, target_labels.len(), device, seed), false, seed)?);
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -525,7 +539,8 @@ mod tests {
     fn saved_model(labels: &[&str]) -> PathBuf {
         let config = PipelineConfig::default();
         let featurizer = HashedNgrams::new(config.featurizer).unwrap();
-        let network = new_network::<AutodiffCpu>(&config, &featurizer, labels.len(), &cpu_device(), 0);
+        let network =
+            new_network::<rlhf_model::backend::AutodiffCpu>(&config, &featurizer, labels.len(), &cpu_device(), 0);
         let dir = std::env::temp_dir().join(format!("rlhf-xtask-intents-{}-{}", std::process::id(), labels.len()));
         let spec =
             IntentModelSpec { labels: labels.iter().map(|l| (*l).to_owned()).collect(), featurizer: config.featurizer };
