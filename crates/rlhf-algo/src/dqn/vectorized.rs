@@ -70,10 +70,11 @@ impl<B: AutodiffBackend> Dqn<B> {
                     uniform_index(&mut self.rng, self.n_actions)
                 } else {
                     exploit = true;
-                    usize::MAX
+                    usize::MAX // greedy: filled in from the forward pass below
                 };
             }
             if exploit {
+                // burn's `TensorData` owns its values, hence the copy of the rows.
                 let input =
                     Tensor::<B::InnerBackend, 2>::from_data(TensorData::new(rows.clone(), [n, dim]), &self.device);
                 let greedy = acting.forward(input).argmax(1).into_data();
