@@ -64,7 +64,8 @@ pub struct Provenance {
 struct FullReport {
     quick: bool,
     provenance: Provenance,
-    /// Criterion benchmark id → mean time in nanoseconds.
+    /// Criterion benchmark id → mean time in nanoseconds, per element for
+    /// benchmarks that declare a throughput (per step, per text).
     criterion: BTreeMap<String, f64>,
     cartpole: Value,
     her: Value,
@@ -149,8 +150,12 @@ fn collect_estimates(root: &Path, dir: &Path, out: &mut BTreeMap<String, f64>) -
                 .with_context(|| format!("reading {}", file.display()))?;
             let mean =
                 json["mean"]["point_estimate"].as_f64().with_context(|| format!("no mean in {}", file.display()))?;
+            // Per element where the benchmark declares a throughput (CartPole: 10,000 steps an iteration).
+            let meta = std::fs::read_to_string(path.join("new").join("benchmark.json")).unwrap_or_default();
+            let meta: Value = serde_json::from_str(&meta).unwrap_or_default();
+            let elements = meta["throughput"]["Elements"].as_f64().unwrap_or(1.0).max(1.0);
             let id = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
-            out.insert(id, mean);
+            out.insert(id, mean / elements);
         } else if path.file_name().is_some_and(|n| n != "report") {
             collect_estimates(root, &path, out)?;
         }
@@ -367,7 +372,7 @@ fn markdown(report: &FullReport, runs: &Path) -> anyhow::Result<String> {
             writeln!(md, "| {label} | {} | {} (PyTorch) | {} |", us(ours), us(theirs), ratio(theirs, ours))?;
         }
         if !report.criterion.is_empty() {
-            md.push_str("\nEvery criterion estimate (mean):\n\n| id | mean |\n|---|---|\n");
+            md.push_str("\nEvery criterion estimate (mean per iteration, or per element where the benchmark counts elements):\n\n| id | mean |\n|---|---|\n");
         }
         for (id, ns) in &report.criterion {
             let mean = if *ns >= 1e3 { format!("{:.2} µs", ns / 1e3) } else { format!("{ns:.1} ns") };
