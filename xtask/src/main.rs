@@ -62,6 +62,12 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// A `cargo` command: the cargo that runs `cargo xtask` (it says where it
+/// is in `CARGO`), else the one on the path.
+pub(crate) fn cargo() -> std::process::Command {
+    std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
 /// Runs one command (also used by `bench`, which runs others in-process).
 pub(crate) fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {

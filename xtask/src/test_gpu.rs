@@ -5,8 +5,6 @@
 //! of minutes on a small machine. Without a GPU they run on Mesa's software
 //! Vulkan driver (lavapipe: Debian's `mesa-vulkan-drivers`).
 
-use std::process::Command;
-
 use anyhow::Context;
 use clap::Args;
 
@@ -20,9 +18,7 @@ pub struct TestGpuArgs {
 
 /// Builds and runs the parity tests with the `wgpu` feature.
 pub fn test_gpu(args: &TestGpuArgs) -> anyhow::Result<()> {
-    // Under `cargo xtask`, cargo says where it is.
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
+    let mut command = crate::cargo();
     command.args(["test", "-p", "rlhf-algo", "--features", "wgpu", "--test", "wgpu_parity", "--"]);
     command.args(&args.test_args);
     tracing::info!("running {command:?}");

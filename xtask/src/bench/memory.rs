@@ -127,15 +127,7 @@ pub fn bench_memory(args: &MemoryBench) -> anyhow::Result<String> {
             .arg(&scratch)
             .output()
             .with_context(|| format!("running {}", exe.display()))?;
-        anyhow::ensure!(
-            output.status.success(),
-            "the {name} probe failed: {}",
-            String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or_default()
-        );
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let last = stdout.lines().last().context("the probe printed nothing")?;
-        let row: MemoryRow =
-            serde_json::from_str(last).with_context(|| format!("reading the {name} probe's {last:?}"))?;
+        let row: MemoryRow = super::last_json_line(&output, &format!("the {name} probe"))?;
         eprintln!("{name}: peak {:.1} MiB", row.peak_rss_bytes as f64 / MIB);
         rows.push(row);
     }

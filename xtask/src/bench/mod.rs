@@ -112,6 +112,16 @@ struct Report {
     median_steps_to_solve: Option<u64>,
 }
 
+/// The last line a child process printed, parsed as JSON; its stderr's last
+/// line in the error when it failed.
+fn last_json_line<T: serde::de::DeserializeOwned>(output: &std::process::Output, what: &str) -> anyhow::Result<T> {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    anyhow::ensure!(output.status.success(), "{what} failed: {}", stderr.lines().last().unwrap_or_default());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().with_context(|| format!("{what} printed nothing"))?;
+    serde_json::from_str(last).with_context(|| format!("parsing the output of {what}: {last:?}"))
+}
+
 fn median<T: Copy + PartialOrd>(mut values: Vec<T>) -> Option<T> {
     values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     values.get(values.len() / 2).copied()

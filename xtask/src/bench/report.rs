@@ -123,8 +123,7 @@ fn workspace_root() -> PathBuf {
 
 /// Runs `cargo bench -p rlhf-bench` on one thread and reads every estimate back.
 fn criterion(quick: bool) -> anyhow::Result<BTreeMap<String, f64>> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
+    let mut command = crate::cargo();
     command.current_dir(workspace_root()).env("RAYON_NUM_THREADS", "1").args(["bench", "-p", "rlhf-bench", "--"]);
     if quick {
         command.args(["--warm-up-time", "0.2", "--measurement-time", "0.5"]);
@@ -192,15 +191,7 @@ fn peer(python: &Path, script: &str, args: &[&str]) -> anyhow::Result<Value> {
     let path = workspace_root().join("benches").join("peers").join(script);
     eprintln!("peer: {script} {}", args.join(" "));
     let output = Command::new(python).env("OMP_NUM_THREADS", "1").arg(&path).args(args).arg("--json").output()?;
-    anyhow::ensure!(output.status.success(), "{script} failed: {}", String::from_utf8_lossy(&output.stderr));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let last = stdout.lines().last().with_context(|| format!("{script} printed nothing"))?;
-    serde_json::from_str(last).with_context(|| format!("parsing {script}'s output {last:?}"))
-}
-
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied()
+    super::last_json_line(&output, script)
 }
 
 /// Runs everything and writes the report.
@@ -391,8 +382,8 @@ fn markdown(report: &FullReport, runs: &Path) -> anyhow::Result<String> {
             "\nStable-Baselines3 (rl-zoo hyperparameters), same machine, same run: {} of {} seeds solved, median {} s to solve; ours / SB3 speed-up: {}.",
             solved.len(),
             sb3.len(),
-            us(median(solved.clone())),
-            ratio(median(solved), ours)
+            us(super::median(solved.clone())),
+            ratio(super::median(solved), ours)
         )?;
     }
 

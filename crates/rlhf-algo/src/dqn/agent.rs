@@ -12,7 +12,7 @@ use rlhf_env::{BoxSpace, Discrete, Env, EpisodeOutcome, GoalEnv, GoalReward};
 use rlhf_model::{HostQNetwork, QNetwork, QNetworkConfig};
 
 use super::config::{DqnConfig, LossKind};
-use super::store::{FlatObs, ReplayStore};
+use super::store::{FlatObs, ReplayStore, write_row};
 use super::td::td_targets;
 use crate::error::AlgoError;
 use crate::evaluation::{EvalReport, evaluate};
@@ -306,13 +306,7 @@ impl<B: AutodiffBackend> Dqn<B> {
         let row_dim = self.replay.row_dim();
         let flat = |obs: &E::Obs| -> Result<Vec<f32>, AlgoError> {
             let mut row = Vec::with_capacity(row_dim);
-            obs.write_flat(&mut row);
-            if row.len() != row_dim {
-                return Err(AlgoError::InvalidConfig {
-                    field: "observation",
-                    reason: format!("the environment observes {} values, the agent was built for {row_dim}", row.len()),
-                });
-            }
+            write_row(obs, &mut row, row_dim)?;
             Ok(row)
         };
         if self.episode.is_none() {

@@ -106,3 +106,17 @@ impl ReplayStore {
         }
     }
 }
+
+/// Writes `obs` into `row` as one flat row, or errors when it does not have
+/// the `dim` values the agent was built for.
+pub(super) fn write_row(obs: &impl FlatObs, row: &mut Vec<f32>, dim: usize) -> Result<(), AlgoError> {
+    row.clear();
+    obs.write_flat(row);
+    if row.len() != dim {
+        return Err(AlgoError::InvalidConfig {
+            field: "observation",
+            reason: format!("the environment observes {} values, the agent was built for {dim}", row.len()),
+        });
+    }
+    Ok(())
+}

@@ -9,7 +9,7 @@ use rlhf_env::rng::{uniform_f64, uniform_index};
 use rlhf_env::{Env, EpisodeOutcome, VecEnv};
 
 use super::agent::{Dqn, TrainEvent};
-use super::store::{FlatObs, ReplayStore};
+use super::store::{FlatObs, ReplayStore, write_row};
 use crate::error::AlgoError;
 
 impl<B: AutodiffBackend> Dqn<B> {
@@ -129,19 +129,6 @@ impl<B: AutodiffBackend> Dqn<B> {
         self.acting = self.online.to_host()?;
         Ok(())
     }
-}
-
-/// `obs` as a flat row of `dim` values, or an error naming the mismatch.
-fn write_row(obs: &impl FlatObs, row: &mut Vec<f32>, dim: usize) -> Result<(), AlgoError> {
-    row.clear();
-    obs.write_flat(row);
-    if row.len() != dim {
-        return Err(AlgoError::InvalidConfig {
-            field: "observation",
-            reason: format!("the environment observes {} values, the agent was built for {dim}", row.len()),
-        });
-    }
-    Ok(())
 }
 
 #[cfg(test)]
