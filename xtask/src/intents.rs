@@ -61,6 +61,12 @@ struct PipelineReport {
     target_labels: Vec<String>,
     /// Stage name → evaluation on the test split.
     stages: Vec<StageReport>,
+    /// The source network after the RL stage on the same test utterances
+    /// without recogniser noise: what the unseen phrasings alone cost.
+    source_noise_free: LanguageAccuracy,
+    /// The same network on its training phrasings, slots and noise drawn
+    /// afresh, at the pipeline's noise: the split's cost, by difference.
+    source_seen_phrasings: LanguageAccuracy,
     transfer: Option<TransferReport>,
     /// Per noise rate: the learned dialogue policy against the fixed rules.
     dialog: Vec<DialogComparison>,
@@ -80,6 +86,13 @@ struct StageReport {
     accuracy_zh: f64,
     accuracy_en: f64,
     report: ClassificationReport,
+}
+
+#[derive(Debug, Serialize)]
+struct LanguageAccuracy {
+    accuracy: f64,
+    accuracy_zh: f64,
+    accuracy_en: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -173,6 +186,7 @@ fn run_pipeline<B: AutodiffBackend>(args: &PipelineArgs, device: B::Device) -> a
     let source_labels = source_train.labels().to_vec();
     let target_labels = target_train.labels().to_vec();
     let source_tests = TestSet::new(&source_test, config.eval_per_phrase, config.seed)?;
+    let source_seen = TestSet::new(&source_train, config.eval_per_phrase, config.seed.wrapping_add(3))?;
     let target_tests = TestSet::new(&target_test, config.eval_per_phrase, config.seed)?;
     let eval_seed = config.seed.wrapping_add(17);
     let mut stages = Vec::new();
@@ -216,6 +230,18 @@ fn run_pipeline<B: AutodiffBackend>(args: &PipelineArgs, device: B::Device) -> a
     };
     let source_network = reinforce(network, &source_corpus, config.rl_steps, config.rl_learning_rate)?;
     record("rl", "source", config.rl_steps, &source_network, &source_labels, &source_tests)?;
+    let source_spec = IntentModelSpec { labels: source_labels.clone(), featurizer: config.featurizer };
+    let mut source_classifier = classifier_of(&source_network, &source_spec)?;
+    let mut score = |what: &str, tests: &TestSet, noise: f64| {
+        let (report, accuracy_zh, accuracy_en) = tests.evaluate(&mut source_classifier, noise, eval_seed)?;
+        println!(
+            "rl         source  {what}: accuracy {:.3} (zh {accuracy_zh:.3}, en {accuracy_en:.3})",
+            report.accuracy
+        );
+        anyhow::Ok(LanguageAccuracy { accuracy: report.accuracy, accuracy_zh, accuracy_en })
+    };
+    let source_noise_free = score("test phrasings without noise", &source_tests, 0.0)?;
+    let source_seen_phrasings = score("training phrasings, fresh draws", &source_seen, config.noise)?;
     let run_config = serde_json::to_value(&config)?;
     let backend = B::name(&device);
     let save = |name: &str, network: &QNetwork<B>, labels: &[String], steps: u64| {
@@ -327,7 +353,16 @@ fn run_pipeline<B: AutodiffBackend>(args: &PipelineArgs, device: B::Device) -> a
         }
     }
     crate::train::write_atomically(&args.out.join("report.md"), markdown.as_bytes())?;
-    let report = PipelineReport { config, source_labels, target_labels, stages, transfer, dialog };
+    let report = PipelineReport {
+        config,
+        source_labels,
+        target_labels,
+        stages,
+        source_noise_free,
+        source_seen_phrasings,
+        transfer,
+        dialog,
+    };
     crate::train::write_atomically(&args.out.join("report.json"), &serde_json::to_vec_pretty(&report)?)?;
     println!("wrote {}", args.out.display());
     Ok(())

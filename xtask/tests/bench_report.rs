@@ -27,6 +27,9 @@ fn the_quick_report_has_every_section_and_a_lean_replay_buffer() {
     assert!(report["cartpole"]["solved"].as_u64().unwrap() >= 1, "{}", report["cartpole"]);
     assert_eq!(report["her"].as_array().unwrap().len(), 4);
     assert_eq!(report["pipeline"]["stages"].as_array().unwrap().len(), 4);
+    // Without noise the same source test utterances are scored too: far above chance (1/17).
+    let noise_free = report["pipeline"]["source_noise_free"]["accuracy"].as_f64().unwrap();
+    assert!(noise_free > 0.3 && noise_free <= 1.0, "noise-free accuracy {noise_free}");
     let scale = report["scale"]["rows"].as_array().unwrap();
     assert!(scale.iter().any(|r| r["measure"] == "train" && r["env_steps_per_second"].as_f64().unwrap() > 0.0));
 
@@ -38,9 +41,14 @@ fn the_quick_report_has_every_section_and_a_lean_replay_buffer() {
     assert!(growth >= 0.95 * bytes && growth <= bytes + 4.0 * 1024.0 * 1024.0, "grew {growth} for {bytes}");
 
     let markdown = std::fs::read_to_string(dir.join("report.md")).unwrap();
-    for heading in
-        ["CartPole-v1, DQN", "bit flipping", "Voice assistant", "Throughput at scale", "Peak resident memory"]
-    {
+    for heading in [
+        "CartPole-v1, DQN",
+        "bit flipping",
+        "Voice assistant",
+        "without noise",
+        "Throughput at scale",
+        "Peak resident memory",
+    ] {
         assert!(markdown.contains(heading), "no {heading:?} in the report");
     }
     std::fs::remove_dir_all(&dir).ok();

@@ -270,6 +270,12 @@ pub fn bench_report(args: &ReportArgs) -> anyhow::Result<()> {
             })
             .collect::<anyhow::Result<_>>()?;
         peers.insert("sb3_her_bitflip_30".into(), Value::Array(her_runs));
+        for domains in ["source", "target"] {
+            peers.insert(
+                format!("sklearn_intents_{domains}"),
+                peer(&python, "sklearn_intents.py", &["--domains", domains])?,
+            );
+        }
     }
 
     let report = FullReport {
@@ -344,6 +350,27 @@ fn markdown(report: &FullReport, runs: &Path) -> anyhow::Result<String> {
             us(gym),
             ratio(gym, step_ns)
         )?;
+        // Many CartPoles at once: our `VecEnv` on one thread (criterion at 64,
+        // the scale benchmark beyond) against Gymnasium's numpy-vectorised CartPole.
+        let sequential_ns = |envs: u64| {
+            report.scale["rows"].as_array().into_iter().flatten().find_map(|row| {
+                let matches = row["measure"] == "env" && row["backend"] == "sequential" && row["envs"] == envs;
+                matches.then(|| row["env_steps_per_second"].as_f64().map(|s| 1e9 / s)).flatten()
+            })
+        };
+        for envs in [64, 256, 4096] {
+            let ours = if envs == 64 { crit("vec_env/64_envs_sequential") } else { sequential_ns(envs) };
+            let gym = peer("gymnasium_cartpole_step", &format!("/steps_per_second/vector_{envs}")).map(|s| 1e9 / s);
+            if ours.is_some() || gym.is_some() {
+                writeln!(
+                    md,
+                    "| CartPole-v1, {envs} envs, per env step (ns) | {} | {} (Gymnasium `make_vec`, numpy) | {} |",
+                    us(ours),
+                    us(gym),
+                    ratio(gym, ours)
+                )?;
+            }
+        }
         for (ours, theirs, label) in [
             (
                 "dqn_gradient_step/batch64_64x64",
@@ -409,6 +436,42 @@ fn markdown(report: &FullReport, runs: &Path) -> anyhow::Result<String> {
             stage["domains"].as_str().unwrap_or("?"),
             stage["accuracy_zh"].as_f64().unwrap_or(f64::NAN),
             stage["accuracy_en"].as_f64().unwrap_or(f64::NAN)
+        )?;
+    }
+    // Accuracy overall, in Chinese and in English, under the keys `keys` of `v`.
+    let by_language = |v: &Value, keys: [&str; 3]| {
+        let [all, zh, en] =
+            keys.map(|key| v.get(key).and_then(Value::as_f64).map_or("-".into(), |a| format!("{a:.3}")));
+        format!("{all} (zh {zh}, en {en})")
+    };
+    let (ours, sklearn) = (["accuracy", "accuracy_zh", "accuracy_en"], ["all", "zh", "en"]);
+    writeln!(
+        md,
+        "\nThe source model after the RL stage on the same test utterances without noise: {}; on its training phrasings, slots and noise drawn afresh: {}.",
+        by_language(&report.pipeline["source_noise_free"], ours),
+        by_language(&report.pipeline["source_seen_phrasings"], ours)
+    )?;
+    if let Some(sk) = report.peers.get("sklearn_intents_source") {
+        let curve: Vec<String> = sk["learning_curve"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| format!("{} → {:.3}", p["train_phrasings_per_group"], p["accuracy"].as_f64().unwrap_or(f64::NAN)))
+            .collect();
+        writeln!(
+            md,
+            "scikit-learn {} on the same split without noise (TF-IDF of character 1–3-grams and words): logistic regression {}, linear SVM {}; logistic regression against training phrasings per intent and language: {}.",
+            sk["sklearn"].as_str().unwrap_or("?"),
+            by_language(&sk["logistic_regression"], sklearn),
+            by_language(&sk["linear_svc"], sklearn),
+            curve.join(", ")
+        )?;
+    }
+    if let Some(sk) = report.peers.get("sklearn_intents_target") {
+        writeln!(
+            md,
+            "scikit-learn on the target domains, supervised on all their training phrasings, without noise: logistic regression {}.",
+            by_language(&sk["logistic_regression"], sklearn)
         )?;
     }
     if let Some(transfer) = report.pipeline.get("transfer").filter(|t| !t.is_null()) {
