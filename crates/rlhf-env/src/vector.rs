@@ -112,7 +112,8 @@ where
         self
     }
 
-    /// Steps the environments on rayon's thread pool instead of one after another.
+    /// Steps the environments on rayon's thread pool instead of one after
+    /// another, a few contiguous runs of environments per thread.
     pub fn with_threads(mut self, threaded: bool) -> Self {
         self.threaded = threaded;
         self
@@ -149,16 +150,23 @@ where
             return Err(EnvError::ActionCount { expected: self.envs.len(), found: actions.len() });
         }
         let mode = self.mode;
+        let step_all = |envs: &mut [E], slots: &mut [EnvSubStep<E>], actions: &[E::Action]| {
+            envs.iter_mut()
+                .zip(slots)
+                .zip(actions)
+                .try_for_each(|((env, slot), action)| step_one(env, slot, action, mode))
+        };
         if self.threaded {
+            // A few contiguous runs per thread: one task per environment would
+            // cost more than a cheap environment's step (a CartPole's is ~30 ns).
+            let run = self.envs.len().div_ceil(4 * rayon::current_num_threads()).max(1);
             self.envs
-                .par_iter_mut()
-                .zip(self.slots.par_iter_mut())
-                .zip(actions.par_iter())
-                .try_for_each(|((env, slot), action)| step_one(env, slot, action, mode))?;
+                .par_chunks_mut(run)
+                .zip(self.slots.par_chunks_mut(run))
+                .zip(actions.par_chunks(run))
+                .try_for_each(|((envs, slots), actions)| step_all(envs, slots, actions))?;
         } else {
-            for ((env, slot), action) in self.envs.iter_mut().zip(&mut self.slots).zip(actions) {
-                step_one(env, slot, action, mode)?;
-            }
+            step_all(&mut self.envs, &mut self.slots, actions)?;
         }
         Ok(&self.slots)
     }
@@ -226,9 +234,12 @@ mod tests {
 
     #[test]
     fn threaded_and_sequential_stepping_agree() {
-        let mut sequential = VecEnv::from_fn(5, |_| CartPole::v1()).unwrap();
-        let mut threaded = VecEnv::from_fn(5, |_| CartPole::v1()).unwrap().with_threads(true);
-        assert_eq!(run(&mut sequential, 300), run(&mut threaded, 300));
+        // 5 environments: a run each; 37 (a prime): runs of several, the last one shorter.
+        for n in [5, 37] {
+            let mut sequential = VecEnv::from_fn(n, |_| CartPole::v1()).unwrap();
+            let mut threaded = VecEnv::from_fn(n, |_| CartPole::v1()).unwrap().with_threads(true);
+            assert_eq!(run(&mut sequential, 300), run(&mut threaded, 300));
+        }
     }
 
     #[test]
