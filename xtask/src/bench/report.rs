@@ -236,7 +236,7 @@ pub fn bench_report(args: &ReportArgs) -> anyhow::Result<()> {
             "bench",
             "scale",
             "--envs",
-            "256",
+            "256,4096",
             "--batches",
             "64,1024",
             "--widths",
@@ -447,9 +447,10 @@ fn markdown(report: &FullReport, runs: &Path) -> anyhow::Result<String> {
     let (ours, sklearn) = (["accuracy", "accuracy_zh", "accuracy_en"], ["all", "zh", "en"]);
     writeln!(
         md,
-        "\nThe source model after the RL stage on the same test utterances without noise: {}; on its training phrasings, slots and noise drawn afresh: {}.",
+        "\nThe source model after the RL stage on the same test utterances without noise: {}; on its training phrasings, slots and noise drawn afresh: {}{}.",
         by_language(&report.pipeline["source_noise_free"], ours),
-        by_language(&report.pipeline["source_seen_phrasings"], ours)
+        by_language(&report.pipeline["source_seen_phrasings"], ours),
+        if report.quick { " (the quick run's smoke configuration, not the pipeline's accuracy)" } else { "" }
     )?;
     if let Some(sk) = report.peers.get("sklearn_intents_source") {
         let curve: Vec<String> = sk["learning_curve"]
