@@ -190,9 +190,9 @@ fn run_pipeline<B: AutodiffBackend>(args: &PipelineArgs, device: B::Device) -> a
     let target_tests = TestSet::new(&target_test, config.eval_per_phrase, config.seed)?;
     let eval_seed = config.seed.wrapping_add(17);
     let mut stages = Vec::new();
+    let spec_of = |labels: &[String]| IntentModelSpec { labels: labels.to_vec(), featurizer: config.featurizer };
     let mut record = |stage, domains, interactions, network: &QNetwork<B>, labels: &[String], tests: &TestSet| {
-        let spec = IntentModelSpec { labels: labels.to_vec(), featurizer: config.featurizer };
-        let mut classifier = classifier_of(network, &spec)?;
+        let mut classifier = classifier_of(network, &spec_of(labels))?;
         let (report, accuracy_zh, accuracy_en) = tests.evaluate(&mut classifier, config.noise, eval_seed)?;
         println!(
             "{stage:<10} {domains:<7} after {interactions:>6} interactions: accuracy {:.3} (zh {accuracy_zh:.3}, en {accuracy_en:.3}), macro recall {:.3}, macro F1 {:.3}",
@@ -230,8 +230,7 @@ fn run_pipeline<B: AutodiffBackend>(args: &PipelineArgs, device: B::Device) -> a
     };
     let source_network = reinforce(network, &source_corpus, config.rl_steps, config.rl_learning_rate)?;
     record("rl", "source", config.rl_steps, &source_network, &source_labels, &source_tests)?;
-    let source_spec = IntentModelSpec { labels: source_labels.clone(), featurizer: config.featurizer };
-    let mut source_classifier = classifier_of(&source_network, &source_spec)?;
+    let mut source_classifier = classifier_of(&source_network, &spec_of(&source_labels))?;
     let mut score = |what: &str, tests: &TestSet, noise: f64| {
         let (report, accuracy_zh, accuracy_en) = tests.evaluate(&mut source_classifier, noise, eval_seed)?;
         println!(
@@ -245,8 +244,7 @@ fn run_pipeline<B: AutodiffBackend>(args: &PipelineArgs, device: B::Device) -> a
     let run_config = serde_json::to_value(&config)?;
     let backend = B::name(&device);
     let save = |name: &str, network: &QNetwork<B>, labels: &[String], steps: u64| {
-        let spec = IntentModelSpec { labels: labels.to_vec(), featurizer: config.featurizer };
-        save_intent_model(&args.out.join(name), network, &spec, steps, backend.clone(), run_config.clone())
+        save_intent_model(&args.out.join(name), network, &spec_of(labels), steps, backend.clone(), run_config.clone())
     };
     save("source", &source_network, &source_labels, config.rl_steps)?;
 
