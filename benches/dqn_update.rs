@@ -23,7 +23,7 @@ fn agent(hidden: usize) -> Dqn<AutodiffCpu> {
     };
     let mut env = CartPole::v1();
     let mut agent = Dqn::<AutodiffCpu>::for_env(config, &env, cpu_device()).unwrap_or_else(|e| panic!("{e}"));
-    agent.learn(&mut env, 5_000, None, |_| {}).unwrap_or_else(|e| panic!("{e}"));
+    agent.learn(&mut env, 5_000, &mut []).unwrap_or_else(|e| panic!("{e}"));
     agent
 }
 

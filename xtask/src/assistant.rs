@@ -946,18 +946,19 @@ mod tests {
     use rlhf_algo::intent::PipelineConfig;
     use rlhf_algo::intent::feedback::LogEntry;
     use rlhf_algo::intent::pipeline::new_network;
+    use tempfile::TempDir;
 
     /// A small untrained model over three built-in intents, saved in a fresh folder.
-    fn saved_model(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("rlhf-assistant-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+    fn saved_model(name: &str) -> TempDir {
+        let tmp = TempDir::with_prefix(format!("rlhf-assistant-{name}-")).unwrap();
         let config = PipelineConfig::default();
         let featurizer = HashedNgrams::new(config.featurizer).unwrap();
         let network = new_network::<AutodiffCpu>(&config, &featurizer, 3, &cpu_device(), 0);
         let labels: Vec<String> = ["light_on", "light_off", "volume_up"].map(String::from).to_vec();
         let spec = IntentModelSpec { labels, featurizer: config.featurizer };
-        save_intent_model(&dir.join("model"), &network, &spec, 100, "flex".into(), serde_json::json!({})).unwrap();
-        dir
+        save_intent_model(&tmp.path().join("model"), &network, &spec, 100, "flex".into(), serde_json::json!({}))
+            .unwrap();
+        tmp
     }
 
     #[derive(Parser)]
@@ -990,8 +991,9 @@ mod tests {
 
     #[test]
     fn feedback_corrections_and_undo_change_the_log_and_the_model() {
-        let dir = saved_model("repl");
-        let args = args(&dir, &[]);
+        let tmp = saved_model("repl");
+        let dir = tmp.path();
+        let args = args(dir, &[]);
         let input = "打开灯\ny\n关灯\n= light_of\nturn it up\nmaybe\n= li\n= nothing\nn\n:stats\n:undo\n:bogus\n:save\n:quit\nnever read\n";
         let replies = run(&args, input).unwrap();
         assert_eq!(
@@ -1046,13 +1048,13 @@ mod tests {
         let contents = read_log(&dir.join("feedback.jsonl")).unwrap();
         assert_eq!((contents.entries.len(), contents.torn.is_none()), (5, true));
         assert_eq!(contents.entries[4].1.id(), 4);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn no_update_only_logs_and_a_torn_log_is_cut_but_another_label_set_refused() {
-        let dir = saved_model("torn");
-        let args = args(&dir, &["--no-update"]);
+        let tmp = saved_model("torn");
+        let dir = tmp.path();
+        let args = args(dir, &["--no-update"]);
         let replies = run(&args, "turn it up\n= volume_up\n").unwrap();
         assert_eq!(replies[1]["model_version"], 100, "--no-update leaves the model as it was");
         let log = dir.join("feedback.jsonl");
@@ -1068,13 +1070,13 @@ mod tests {
         let err = format!("{:#}", run(&grown, "").unwrap_err());
         assert!(err.contains("feedback.jsonl:1") && err.contains("another label set"), "{err}");
         assert_eq!(read_log(&log).unwrap().entries.len(), 2, "a refused log is left as it was");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn finetune_learns_from_a_log_and_refuses_to_overwrite_its_input() {
-        let dir = saved_model("finetune");
-        let args = args(&dir, &[]);
+        let tmp = saved_model("finetune");
+        let dir = tmp.path();
+        let args = args(dir, &[]);
         let input = "打开灯\n= light_on\n关灯\n= light_off\n调高音量\n= volume_up\n";
         run(&args, &input.repeat(3)).unwrap();
         let finetune_args = |out: PathBuf| FinetuneArgs {
@@ -1100,7 +1102,6 @@ mod tests {
         assert_eq!(report["steps"], 30);
         assert!(report["accuracy_after"].as_f64() > report["accuracy_before"].as_f64(), "{report}");
         load_intent_model::<AutodiffCpu>(&dir.join("tuned"), &cpu_device()).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

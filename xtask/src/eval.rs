@@ -3,16 +3,14 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
-use rlhf_algo::evaluate;
-use rlhf_env::render::{DEFAULT_SIZE, save_gif};
-use rlhf_env::{BitFlipping, CartPole, Env, EnvId, FourRooms};
+use rlhf_algo::{GreedyPolicy, Policy, evaluate};
+use rlhf_env::{CartPoleConfig, EnvId};
 use rlhf_model::backend::{CpuBackend, cpu_device};
 use rlhf_model::checkpoint::{self, CheckpointMeta, Expectation};
 use serde::Serialize;
 
-use crate::task::Task;
+use crate::task::{Task, TaskJob, with_task};
 
 /// Arguments of `cargo xtask eval`.
 #[derive(Debug, Args)]
@@ -48,59 +46,35 @@ struct EvalSummary {
 
 pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     let meta = checkpoint::read_meta(&args.checkpoint)?;
-    let env_id: EnvId = meta.env_id.parse()?;
-    anyhow::ensure!(args.gif.is_none() || env_id == EnvId::CartPoleV1, "--gif records CartPole only, not {env_id}");
-    match env_id {
-        EnvId::CartPoleV1 => eval_on(args, CartPole::v1()),
-        EnvId::BitFlipping { n_bits } => eval_on(args, BitFlipping::new(n_bits)?),
-        EnvId::FourRooms { size } => eval_on(args, FourRooms::new(size)?),
-        other => anyhow::bail!("eval does not know {other}"),
+    let env: EnvId = meta.env_id.parse()?;
+    // A checkpoint of a changed CartPole is evaluated on CartPole-v1's physics.
+    with_task(env, &CartPoleConfig::default(), EvalJob { args })
+}
+
+struct EvalJob<'a> {
+    args: &'a EvalArgs,
+}
+
+impl TaskJob for EvalJob<'_> {
+    type Output = ();
+
+    fn run<E: Task>(self, env: E) -> anyhow::Result<()> {
+        eval_on(self.args, env)
     }
 }
 
-/// Records one greedy CartPole episode as a GIF.
-trait Recordable: Task {
-    fn record(&mut self, _act: &mut dyn FnMut(&Self::Obs) -> usize, _args: &EvalArgs) -> anyhow::Result<()> {
-        Ok(())
-    }
-}
-
-impl Recordable for rlhf_env::TimeLimit<CartPole> {
-    fn record(&mut self, act: &mut dyn FnMut(&[f32; 4]) -> usize, args: &EvalArgs) -> anyhow::Result<()> {
-        let Some(path) = &args.gif else { return Ok(()) };
-        let (mut obs, ()) = self.reset(Some(args.seed));
-        let mut scenes = vec![self.inner().scene()];
-        loop {
-            let step = self.step(act(&obs))?;
-            scenes.push(self.inner().scene());
-            if step.done() {
-                break;
-            }
-            obs = step.obs;
-        }
-        save_gif(&scenes, path, DEFAULT_SIZE, 20).with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("{} frames written to {}", scenes.len(), path.display());
-        Ok(())
-    }
-}
-
-impl Recordable for BitFlipping {}
-impl Recordable for FourRooms {}
-
-fn eval_on<E: Recordable>(args: &EvalArgs, mut env: E) -> anyhow::Result<()> {
+fn eval_on<E: Task>(args: &EvalArgs, mut env: E) -> anyhow::Result<()> {
     let expected =
         Expectation { env_id: env.id(), obs_dim: env.network_input_dim(), n_actions: env.action_space().n() };
     let (network, meta): (_, CheckpointMeta) =
         checkpoint::load::<CpuBackend>(&args.checkpoint, &expected, &cpu_device())?;
-    let mut policy = network.to_host()?;
-    let mut input = Vec::new();
     // Sizes were checked against the environment when loading.
-    let mut act = |obs: &E::Obs| {
-        E::network_input(obs, &mut input);
-        policy.greedy_action(&input).unwrap_or(0)
-    };
-    env.record(&mut act, args)?;
-    let report = evaluate(&mut env, &mut act, args.episodes, args.seed)?;
+    let mut policy = GreedyPolicy::new(network.to_host()?);
+    env.record(&mut |obs| policy.act(obs), args.seed, None, args.gif.as_deref())?;
+    let report = evaluate(&mut env, &mut policy, args.episodes, args.seed)?;
+    if let Some(e) = policy.take_error() {
+        return Err(e.into());
+    }
     let summary = EvalSummary {
         checkpoint: args.checkpoint.clone(),
         env: meta.env_id,

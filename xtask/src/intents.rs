@@ -1,6 +1,7 @@
 //! `cargo xtask pipeline`, `eval-intents` and `predict`: the voice assistant.
 
 use std::fs;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -8,7 +9,8 @@ use anyhow::Context as _;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use rlhf_algo::dqn::{Dqn, TrainEvent};
+use rlhf_algo::callbacks::{ProgressCallback, every};
+use rlhf_algo::dqn::Dqn;
 use rlhf_algo::intent::dialog::{ClarifyRule, DialogReport, play_dialog};
 use rlhf_algo::intent::pipeline::{
     IntentModelSpec, classifier_of, domain_corpora, intent_env, learn_from_rewards, load_intent_model, new_network,
@@ -147,14 +149,6 @@ fn progress(total: u64, what: &str) -> ProgressBar {
     ProgressBar::new(total).with_style(style)
 }
 
-fn tick(bar: &ProgressBar) -> impl FnMut(&TrainEvent) + '_ {
-    move |event| {
-        if let TrainEvent::Episode { step, .. } = event {
-            bar.set_position(*step);
-        }
-    }
-}
-
 /// `cargo xtask pipeline`: pretrain → RL → fine-tune → evaluate, and the transfer comparison.
 pub(crate) fn pipeline(args: &PipelineArgs) -> anyhow::Result<()> {
     args.device.run(PipelineJob { args })
@@ -224,7 +218,7 @@ fn run_pipeline<B: AutodiffBackend>(args: &PipelineArgs, device: B::Device) -> a
         let mut env = intent_env(corpus.clone(), &featurizer, config.noise)?;
         let dqn = config.bandit_dqn(steps, learning_rate, true, config.seed);
         let bar = progress(steps, "interactions");
-        let agent = learn_from_rewards(start, &mut env, dqn, steps, |_, _| Ok(false), tick(&bar))?;
+        let agent = learn_from_rewards(start, &mut env, dqn, &mut [&mut ProgressCallback::from_bar(bar.clone())])?;
         bar.finish_and_clear();
         Ok(agent.online().clone())
     };
@@ -388,9 +382,9 @@ fn dialog_stage<B: AutodiffBackend>(
     let mut env = dialog_env(train.clone())?;
     let mut agent = Dqn::<B>::for_env(config.dialog_dqn(config.seed), &env, device.clone())?;
     let bar = progress(config.dialog_steps, &format!("dialogue interactions (noise {noise})"));
-    agent.learn(&mut env, config.dialog_steps, None, tick(&bar))?;
+    agent.learn(&mut env, config.dialog_steps, &mut [&mut ProgressCallback::from_bar(bar.clone())])?;
     bar.finish_and_clear();
-    let policy = agent.greedy_policy();
+    let policy = agent.greedy_policy().network().clone();
     let mut test_env = dialog_env(Arc::new(test.clone()))?;
     let seed = config.seed.wrapping_add(31);
     let policies = [ClarifyRule::Learned, ClarifyRule::Never, ClarifyRule::Once]
@@ -420,18 +414,13 @@ fn transfer<B: AutodiffBackend>(
         let mut curve = Vec::new();
         let mut classifier = classifier_of(&start, &spec)?;
         curve.push((0, classifier.evaluate(&tests.utterances, AsrNoise::new(config.noise), seed)?.accuracy));
-        learn_from_rewards(
-            start,
-            &mut env,
-            dqn,
-            args.transfer_every,
-            |step, network| {
-                let mut classifier = IntentClassifier::new(spec.labels.clone(), featurizer.clone(), network)?;
-                curve.push((step, classifier.evaluate(&tests.utterances, AsrNoise::new(config.noise), seed)?.accuracy));
-                Ok(false)
-            },
-            |_| {},
-        )?;
+        let mut probe = every(args.transfer_every, |step, agent: &Dqn<B>| {
+            let network = agent.greedy_policy().network().clone();
+            let mut classifier = IntentClassifier::new(spec.labels.clone(), featurizer.clone(), network)?;
+            curve.push((step, classifier.evaluate(&tests.utterances, AsrNoise::new(config.noise), seed)?.accuracy));
+            Ok(ControlFlow::Continue(()))
+        });
+        learn_from_rewards(start, &mut env, dqn, &mut [&mut probe])?;
         Ok(curve)
     };
     let bar = progress(args.transfer_seeds * 2, "transfer runs");
@@ -566,24 +555,27 @@ pub(crate) fn load_classifier(dir: &Path) -> anyhow::Result<IntentClassifier> {
 
 #[cfg(test)]
 mod tests {
+    use tempfile::TempDir;
+
     use super::*;
 
     /// A small untrained intent model over `labels`, saved to a fresh folder.
-    fn saved_model(labels: &[&str]) -> PathBuf {
+    fn saved_model(labels: &[&str]) -> TempDir {
         let config = PipelineConfig::default();
         let featurizer = HashedNgrams::new(config.featurizer).unwrap();
         let network =
             new_network::<rlhf_model::backend::AutodiffCpu>(&config, &featurizer, labels.len(), &cpu_device(), 0);
-        let dir = std::env::temp_dir().join(format!("rlhf-xtask-intents-{}-{}", std::process::id(), labels.len()));
+        let tmp = TempDir::with_prefix("rlhf-xtask-intents-").unwrap();
         let spec =
             IntentModelSpec { labels: labels.iter().map(|l| (*l).to_owned()).collect(), featurizer: config.featurizer };
-        save_intent_model(&dir.join("model"), &network, &spec, 0, "flex".into(), serde_json::json!({})).unwrap();
-        dir
+        save_intent_model(&tmp.path().join("model"), &network, &spec, 0, "flex".into(), serde_json::json!({})).unwrap();
+        tmp
     }
 
     #[test]
     fn eval_intents_reads_user_files_and_names_a_bad_line() {
-        let dir = saved_model(&["greet", "leave"]);
+        let tmp = saved_model(&["greet", "leave"]);
+        let dir = tmp.path();
         let good = dir.join("good.jsonl");
         fs::write(&good, "{\"text\": \"hello\", \"intent\": \"greet\"}\n{\"text\": \"bye\", \"intent\": \"leave\"}\n")
             .unwrap();
@@ -604,7 +596,6 @@ mod tests {
         predict(&predict_args).unwrap();
         let missing = PredictArgs { checkpoint: dir.join("nothing"), text: "x".into() };
         assert!(format!("{:#}", predict(&missing).unwrap_err()).contains("nothing"));
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

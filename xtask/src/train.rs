@@ -12,7 +12,7 @@
 //! means ([`Task`]); `--device` picks the backend ([`Device`]).
 
 use std::fs;
-use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -21,19 +21,21 @@ use std::time::Instant;
 use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
-use rlhf_algo::dqn::{Dqn, DqnConfig, EvalSchedule, TrainEvent};
+use rlhf_algo::AlgoError;
+use rlhf_algo::callbacks::{
+    Callback, CallbackContext, CheckpointCallback, EvalCallback, MetricsCallback, ProgressCallback, StopOnThreshold,
+    TrainEvent, observer, read_metrics,
+};
+use rlhf_algo::dqn::{Dqn, DqnConfig};
 use rlhf_algo::evaluate;
 use rlhf_algo::replay::HerConfig;
 use rlhf_algo::tabular::{BoxDiscretizer, Discretize, QTable, TabularConfig, TabularMethod};
 use rlhf_env::envs::cartpole::V1_MAX_EPISODE_STEPS;
-use rlhf_env::{BitFlipping, CartPole, CartPoleConfig, Env, EnvId, FourRooms, TimeLimit, VecEnv};
-use rlhf_model::checkpoint::{self, CheckpointInfo};
+use rlhf_env::{CartPole, CartPoleConfig, Env, EnvId, TimeLimit, VecEnv};
+use rlhf_model::checkpoint;
 use serde::{Deserialize, Serialize};
 
-use crate::task::{BackendJob, CARTPOLE_SOLVED, Device, Task};
-
-const METRICS_HEADER: &str = "step,episode_return,episode_length,epsilon,success,loss,mean_q,eval_mean_return,eval_success_rate,wall_seconds,steps_per_second";
+use crate::task::{BackendJob, CARTPOLE_SOLVED, Device, Task, TaskJob, with_task};
 
 /// Learning algorithms `train` can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -123,11 +125,8 @@ pub struct PhysicsArgs {
 }
 
 impl PhysicsArgs {
-    fn is_default(&self) -> bool {
-        [self.gravity, self.masscart, self.masspole, self.length, self.force_mag].iter().all(Option::is_none)
-    }
-
-    fn cartpole(&self) -> anyhow::Result<TimeLimit<CartPole>> {
+    /// CartPole-v1's physics with the flags given replaced.
+    fn cartpole(&self) -> anyhow::Result<CartPoleConfig> {
         let v1 = CartPoleConfig::default();
         let config = CartPoleConfig {
             gravity: self.gravity.unwrap_or(v1.gravity),
@@ -137,17 +136,22 @@ impl PhysicsArgs {
             force_mag: self.force_mag.unwrap_or(v1.force_mag),
             ..v1
         };
-        Ok(TimeLimit::new(CartPole::new(config)?, V1_MAX_EPISODE_STEPS))
+        CartPole::new(config)?; // checks the values
+        Ok(config)
     }
 }
 
 /// What `config.json` holds: everything that defines the run.
-#[derive(Debug, Serialize)]
-struct RunConfig<'a, A: Serialize> {
-    algo: &'a A,
-    env_id: &'a str,
+#[derive(Debug, Serialize, Deserialize)]
+struct RunConfig<A> {
+    algo: A,
+    env_id: String,
     env: serde_json::Value,
-    init_from: Option<&'a Path>,
+    #[serde(default)]
+    init_from: Option<PathBuf>,
+    /// How DQN runs are evaluated and stopped (absent for tabular runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    schedule: Option<Schedule>,
 }
 
 /// What `summary.json` holds.
@@ -173,62 +177,194 @@ pub struct Summary {
     pub(crate) first_solved_step: Option<u64>,
 }
 
-/// The run's schedule and progress beyond the agent's own state, saved in
-/// `checkpoint/` so that `--resume` continues with the same settings.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// How a DQN run is evaluated and when it stops, saved in `config.json` so
+/// that `--resume` continues with the same settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TrainerState {
-    eval_every: u64,
-    eval_episodes: usize,
-    final_eval_episodes: usize,
-    early_stop: bool,
-    first_solved_step: Option<u64>,
-    /// An evaluation was good enough to stop early.
-    done: bool,
-    best_eval: Option<f64>,
-    wall_seconds: f64,
+pub struct Schedule {
+    /// Environment steps between greedy evaluations (and checkpoints).
+    pub eval_every: u64,
+    /// Episodes per periodic evaluation.
+    pub eval_episodes: usize,
+    /// Episodes of the final evaluation.
+    pub final_eval_episodes: usize,
+    /// Stop once an evaluation solves the task and a confirming one on ten
+    /// times as many fresh episodes agrees.
+    pub early_stop: bool,
 }
 
-const TRAINER_FILE: &str = "trainer.json";
+impl Default for Schedule {
+    fn default() -> Self {
+        Self { eval_every: 2_500, eval_episodes: 10, final_eval_episodes: 100, early_stop: true }
+    }
+}
+
+/// A new DQN run: what `train` does without `--resume`, and what the
+/// benchmarks start (they build this, not the command line's arguments).
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// The environment.
+    pub env: EnvId,
+    /// CartPole's physics (CartPole only).
+    pub cartpole: CartPoleConfig,
+    /// The config: the task's preset with these fields replaced.
+    pub config: ConfigOverrides,
+    /// Evaluation and stopping.
+    pub schedule: Schedule,
+    /// The run folder.
+    pub out: PathBuf,
+    /// A checkpoint whose network to start from (fine-tuning).
+    pub init_from: Option<PathBuf>,
+    /// The backend.
+    pub device: Device,
+}
+
+/// Changes to a task's preset config, in the order they apply.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigOverrides {
+    /// A TOML file of `DqnConfig` fields.
+    pub file: Option<PathBuf>,
+    /// The seed.
+    pub seed: Option<u64>,
+    /// `total_timesteps`.
+    pub steps: Option<u64>,
+    /// Hindsight relabeling (`Some(None)`: none).
+    pub her: Option<Option<HerConfig>>,
+    /// `n_envs`.
+    pub n_envs: Option<usize>,
+    /// `n_steps`.
+    pub n_steps: Option<usize>,
+}
+
+impl ConfigOverrides {
+    /// The task's `preset` with the file's fields, then the others, replaced.
+    fn apply(&self, preset: DqnConfig) -> anyhow::Result<DqnConfig> {
+        let mut config: DqnConfig = read_config(self.file.as_deref(), preset)?;
+        config.seed = self.seed.unwrap_or(config.seed);
+        config.total_timesteps = self.steps.unwrap_or(config.total_timesteps);
+        config.her = self.her.unwrap_or(config.her);
+        config.n_envs = self.n_envs.unwrap_or(config.n_envs);
+        config.n_steps = self.n_steps.unwrap_or(config.n_steps);
+        Ok(config)
+    }
+}
+
+impl NewRun {
+    /// A run of `env` on its defaults, written to `out`.
+    pub fn new(env: EnvId, out: impl Into<PathBuf>) -> Self {
+        Self {
+            env,
+            cartpole: CartPoleConfig::default(),
+            config: ConfigOverrides::default(),
+            schedule: Schedule::default(),
+            out: out.into(),
+            init_from: None,
+            device: Device::Cpu,
+        }
+    }
+
+    /// Trains; `None` when Ctrl-C stopped the run (its state is saved).
+    pub fn train(&self) -> anyhow::Result<Option<Summary>> {
+        anyhow::ensure!(
+            self.config.her.is_none() || self.env.is_goal_env(),
+            "--her needs a goal environment (bitflip:N, fourrooms:N), not {}",
+            self.env
+        );
+        anyhow::ensure!(
+            self.cartpole == CartPoleConfig::default() || self.env == EnvId::CartPoleV1,
+            "physics flags (--gravity, --length, ...) are CartPole's, not {}'s",
+            self.env
+        );
+        with_task(self.env, &self.cartpole, TrainJob { start: Start::New(self) })
+    }
+}
+
+/// Continues the run in `run` from its `checkpoint/` on `device`.
+pub fn resume(run: &Path, device: Device) -> anyhow::Result<Option<Summary>> {
+    let config: RunConfig<serde_json::Value> = read_json(&run.join("config.json"))?;
+    let env: EnvId = config.env_id.parse()?;
+    let cartpole = match env {
+        EnvId::CartPoleV1 => {
+            serde_json::from_value(config.env).with_context(|| format!("{}: env", run.join("config.json").display()))?
+        }
+        _ => CartPoleConfig::default(),
+    };
+    with_task(env, &cartpole, TrainJob { start: Start::Resume { run, device } })
+}
 
 /// Trains as `args` say; `None` when Ctrl-C stopped the run (its state is saved).
 pub fn train(args: &TrainArgs) -> anyhow::Result<Option<Summary>> {
-    let env_id: EnvId = match &args.resume {
-        Some(run) => checkpoint::read_meta(&run.join("checkpoint"))?.env_id.parse()?,
-        None => args.env.parse()?,
-    };
+    if let Some(run) = &args.resume {
+        anyhow::ensure!(args.algo == Algo::Dqn, "--resume continues DQN runs");
+        return resume(run, args.device);
+    }
+    let env: EnvId = args.env.parse()?;
     if matches!(args.algo, Algo::QLearning | Algo::Sarsa) {
-        anyhow::ensure!(env_id == EnvId::CartPoleV1, "tabular training supports CartPole-v1, not {env_id}");
+        anyhow::ensure!(env == EnvId::CartPoleV1, "tabular training supports CartPole-v1, not {env}");
         return train_tabular(args).map(Some);
     }
-    anyhow::ensure!(
-        args.her.is_none() || env_id.is_goal_env(),
-        "--her needs a goal environment (bitflip:N, fourrooms:N), not {env_id}"
-    );
-    anyhow::ensure!(
-        args.physics.is_default() || env_id == EnvId::CartPoleV1,
-        "physics flags (--gravity, --length, ...) are CartPole's, not {env_id}'s"
-    );
-    match env_id {
-        // On resume the environment's own settings come back with its snapshot.
-        EnvId::CartPoleV1 => args.device.run(TrainJob { args, env: args.physics.cartpole()? }),
-        EnvId::BitFlipping { n_bits } => args.device.run(TrainJob { args, env: BitFlipping::new(n_bits)? }),
-        EnvId::FourRooms { size } => args.device.run(TrainJob { args, env: FourRooms::new(size)? }),
-        other => anyhow::bail!("train does not know how to run DQN on {other}"),
+    let her = match &args.her {
+        None => None,
+        Some(her) if her.eq_ignore_ascii_case("none") => Some(None),
+        Some(her) => Some(Some(her.parse::<HerConfig>()?)),
+    };
+    NewRun {
+        env,
+        cartpole: args.physics.cartpole()?,
+        config: ConfigOverrides {
+            file: args.config.clone(),
+            seed: args.seed,
+            steps: args.steps,
+            her,
+            ..Default::default()
+        },
+        schedule: Schedule {
+            eval_every: args.eval_every.max(1),
+            eval_episodes: args.eval_episodes,
+            final_eval_episodes: args.final_eval_episodes,
+            early_stop: !args.no_early_stop,
+        },
+        out: args.out.clone(),
+        init_from: args.init_from.clone(),
+        device: args.device,
+    }
+    .train()
+}
+
+/// Where a run starts.
+enum Start<'a> {
+    New(&'a NewRun),
+    Resume { run: &'a Path, device: Device },
+}
+
+/// Training on one task, to run on the backend the run names.
+struct TrainJob<'a> {
+    start: Start<'a>,
+}
+
+impl TaskJob for TrainJob<'_> {
+    type Output = Option<Summary>;
+
+    fn run<E: Task>(self, env: E) -> anyhow::Result<Option<Summary>> {
+        let device = match &self.start {
+            Start::New(run) => run.device,
+            Start::Resume { device, .. } => *device,
+        };
+        device.run(DqnJob { start: self.start, env })
     }
 }
 
-/// Training on one task, to run on the backend `--device` picks.
-struct TrainJob<'a, E> {
-    args: &'a TrainArgs,
+/// Training on one task and one backend.
+struct DqnJob<'a, E> {
+    start: Start<'a>,
     env: E,
 }
 
-impl<E: Task> BackendJob for TrainJob<'_, E> {
+impl<E: Task> BackendJob for DqnJob<'_, E> {
     type Output = Option<Summary>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<Option<Summary>> {
-        train_dqn::<E, B>(self.args, self.env, device)
+        train_dqn::<E, B>(self.start, self.env, device)
     }
 }
 
@@ -248,201 +384,108 @@ where
     merged.try_into().with_context(|| format!("config {}", path.display()))
 }
 
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{}", path.display()))
+}
+
+/// A new agent as `run` says, with its run folder started.
+fn start_run<E: Task, B: AutodiffBackend>(run: &NewRun, env: &E, device: &B::Device) -> anyhow::Result<Dqn<B>> {
+    let config = run.config.apply(env.default_config())?;
+    let mut agent = env.new_agent::<B>(config, device.clone())?;
+    if let Some(dir) = &run.init_from {
+        let expected = checkpoint::Expectation {
+            env_id: env.id(),
+            obs_dim: agent.network_config().obs_dim,
+            n_actions: agent.network_config().n_actions,
+        };
+        let (network, meta) = checkpoint::load::<B>(dir, &expected, device)?;
+        agent.init_from(network)?;
+        tracing::info!(step = meta.step, "fine-tuning from {}", dir.display());
+    }
+    fs::create_dir_all(&run.out).with_context(|| format!("creating run folder {}", run.out.display()))?;
+    let run_config = RunConfig {
+        algo: agent.config(),
+        env_id: env.id().to_owned(),
+        env: env.describe(),
+        init_from: run.init_from.clone(),
+        schedule: Some(run.schedule),
+    };
+    write_atomically(&run.out.join("config.json"), serde_json::to_string_pretty(&run_config)?.as_bytes())?;
+    Ok(agent)
+}
+
 fn train_dqn<E: Task, B: AutodiffBackend>(
-    args: &TrainArgs,
-    mut env: E,
+    start: Start<'_>,
+    env: E,
     device: B::Device,
 ) -> anyhow::Result<Option<Summary>> {
-    let (out, mut agent, mut trainer, mut metrics) = match &args.resume {
-        Some(run) => {
-            let dir = run.join("checkpoint");
-            let agent = env.load_agent::<B>(&dir, device.clone())?;
-            let meta = checkpoint::read_meta(&dir)?;
-            let trainer: TrainerState = serde_json::from_slice(&checkpoint::read_extra(&dir, &meta, TRAINER_FILE)?)
-                .with_context(|| format!("{}", dir.join(TRAINER_FILE).display()))?;
-            let metrics = metrics_until(&run.join("metrics.csv"), agent.num_timesteps())?;
+    let n_envs = match &start {
+        Start::New(run) => run.config.apply(env.default_config())?.n_envs,
+        Start::Resume { run, .. } => read_json::<RunConfig<DqnConfig>>(&run.join("config.json"))?.algo.n_envs,
+    };
+    // Threaded from 1,024 environments on: below that rayon's overhead
+    // outweighs a CartPole step.
+    let copies = (0..n_envs.max(1)).map(|_| env.fresh()).collect::<anyhow::Result<Vec<_>>>()?;
+    let mut envs = VecEnv::new(copies)?.with_threads(n_envs >= 1_024);
+    let (out, schedule, mut agent) = match &start {
+        Start::New(run) => (run.out.clone(), run.schedule, start_run::<E, B>(run, &env, &device)?),
+        Start::Resume { run, .. } => {
+            let config: RunConfig<DqnConfig> = read_json(&run.join("config.json"))?;
+            let schedule = config.schedule.with_context(|| format!("{}: no schedule", run.display()))?;
+            let agent = E::load_agent::<B>(&run.join("checkpoint"), &mut envs, device.clone())?;
             tracing::info!(step = agent.num_timesteps(), "resuming {}", run.display());
-            (run.clone(), agent, trainer, metrics)
-        }
-        None => {
-            let mut config: DqnConfig = read_config(args.config.as_deref(), env.default_config())?;
-            config.seed = args.seed.unwrap_or(config.seed);
-            config.total_timesteps = args.steps.unwrap_or(config.total_timesteps);
-            if let Some(her) = &args.her {
-                config.her = if her.eq_ignore_ascii_case("none") { None } else { Some(her.parse::<HerConfig>()?) };
-            }
-            let mut agent = env.new_agent::<B>(config, device.clone())?;
-            if let Some(dir) = &args.init_from {
-                let expected = checkpoint::Expectation {
-                    env_id: env.id(),
-                    obs_dim: env.network_input_dim(),
-                    n_actions: agent.network_config().n_actions,
-                };
-                let (network, meta) = checkpoint::load::<B>(dir, &expected, &device)?;
-                agent.init_from(network)?;
-                tracing::info!(step = meta.step, "fine-tuning from {}", dir.display());
-            }
-            fs::create_dir_all(&args.out).with_context(|| format!("creating run folder {}", args.out.display()))?;
-            let run_config = RunConfig {
-                algo: agent.config(),
-                env_id: env.id(),
-                env: env.describe(),
-                init_from: args.init_from.as_deref(),
-            };
-            write_atomically(&args.out.join("config.json"), serde_json::to_string_pretty(&run_config)?.as_bytes())?;
-            let trainer = TrainerState {
-                eval_every: args.eval_every.max(1),
-                eval_episodes: args.eval_episodes,
-                final_eval_episodes: args.final_eval_episodes,
-                early_stop: !args.no_early_stop,
-                first_solved_step: None,
-                done: false,
-                best_eval: None,
-                wall_seconds: 0.0,
-            };
-            (args.out.clone(), agent, trainer, format!("{METRICS_HEADER}\n"))
+            ((*run).to_owned(), schedule, agent)
         }
     };
-    let mut eval_env = env.fresh()?;
     let total = agent.config().total_timesteps;
     let seed = agent.config().seed;
     let eval_seed = seed.wrapping_add(1_000_000);
+    let checkpoint_dir = out.join("checkpoint");
 
-    let interrupted = interrupt_flag()?;
-
-    let progress = ProgressBar::new(total).with_position(agent.num_timesteps()).with_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} steps {per_sec} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    // The callbacks, in the order they see each event.
+    let mut metrics = MetricsCallback::new(out.join("metrics.csv"), (schedule.eval_every / 25).max(1));
+    let mut eval = EvalCallback::new(env.fresh()?, schedule.eval_every, schedule.eval_episodes, eval_seed)
+        .with_best_model(out.join("best"));
+    let mut stop = StopOnThreshold::<B>::new(E::stop_threshold()).confirm_on(
+        env.fresh()?,
+        10 * schedule.eval_episodes,
+        eval_seed.wrapping_add(u64::MAX / 4),
+        E::confirm_threshold(),
     );
-    let start = Instant::now();
-    let wall_before = trainer.wall_seconds;
-    let steps_at_start = agent.num_timesteps();
-    let mut recent_returns = std::collections::VecDeque::with_capacity(20);
-    let chunk = trainer.eval_every;
-    let mut improved = false;
-    // Training bursts are averaged into one row per `row_every` steps (one
-    // gradient step per environment step would otherwise mean a row each).
-    let row_every = (chunk / 25).max(1);
-    let mut bursts = BurstMeans::new(agent.num_timesteps());
-    // With several environments, each chunk collects from copies of `env`
-    // (threaded from 1,024 on: below that rayon's overhead outweighs a
-    // CartPole step) and ends with the evaluation `learn` would have made.
-    let n_envs = agent.config().n_envs;
-    let eval_episodes = trainer.eval_episodes;
-    let mut vec_envs = match n_envs {
-        1 => None,
-        n => {
-            let envs = (0..n).map(|_| env.fresh()).collect::<anyhow::Result<Vec<_>>>()?;
-            Some(VecEnv::new(envs)?.with_threads(n >= 1_024))
-        }
-    };
-    while agent.num_timesteps() < total && !(trainer.early_stop && trainer.done) {
-        let steps = (chunk - agent.num_timesteps() % chunk).min(total - agent.num_timesteps());
-        let mut on_event = |event: &TrainEvent| {
-            let wall = wall_before + start.elapsed().as_secs_f64();
-            let step = match event {
-                TrainEvent::Episode { step, .. } | TrainEvent::Train { step, .. } | TrainEvent::Eval { step, .. } => {
-                    *step
-                }
-            };
-            let per_second = (step - steps_at_start) as f64 / start.elapsed().as_secs_f64().max(1e-9);
-            let mut write = |row: String| metrics.push_str(&format!("{step},{row},{wall:.3},{per_second:.1}\n"));
-            match event {
-                TrainEvent::Episode { episode_return, length, epsilon, success, .. } => {
-                    if recent_returns.len() == 20 {
-                        recent_returns.pop_front();
-                    }
-                    recent_returns.push_back(*episode_return);
-                    let mean = recent_returns.iter().sum::<f64>() / recent_returns.len() as f64;
-                    progress.set_position(step);
-                    progress.set_message(format!("return(20) {mean:.1} eps {epsilon:.3}"));
-                    let success = success.map_or(String::new(), |s| u8::from(s).to_string());
-                    write(format!("{episode_return},{length},{epsilon:.4},{success},,,,"));
-                }
-                TrainEvent::Train { loss, mean_q, .. } => {
-                    bursts.add(*loss, *mean_q);
-                    if step - bursts.since >= row_every {
-                        write(bursts.take(step));
-                    }
-                }
-                TrainEvent::Eval { report, .. } => {
-                    // Chunks end with an evaluation: flushing here keeps the rows of a
-                    // resumed run equal to those of a run never stopped.
-                    if bursts.count > 0 {
-                        write(bursts.take(step));
-                    }
-                    bursts.since = step;
-                    tracing::info!(
-                        step,
-                        mean_return = report.mean_return,
-                        success_rate = report.success_rate,
-                        "evaluation"
-                    );
-                    if E::solved(report) && trainer.first_solved_step.is_none() {
-                        trainer.first_solved_step = Some(step);
-                    }
-                    trainer.done |= E::done_training(report);
-                    // Success first, return second: on goal tasks the return also rewards speed.
-                    let score = report.success_rate.unwrap_or(0.0) * 1e9 + report.mean_return;
-                    if trainer.best_eval.is_none_or(|best| score > best) {
-                        trainer.best_eval = Some(score);
-                        improved = true;
-                    }
-                    let rate = report.success_rate.map_or(String::new(), |r| format!("{r:.3}"));
-                    write(format!(",,,,,,{:.2},{rate}", report.mean_return));
-                }
-            }
-        };
-        match vec_envs.as_mut() {
-            Some(envs) => {
-                agent.learn_vec(envs, steps.div_ceil(n_envs as u64), &mut on_event)?;
-                let seed = eval_seed.wrapping_add(agent.num_timesteps());
-                let report = agent.evaluate(&mut eval_env, eval_episodes, seed)?;
-                on_event(&TrainEvent::Eval { step: agent.num_timesteps(), report });
-            }
-            None => {
-                let eval = EvalSchedule { env: &mut eval_env, every: chunk, episodes: eval_episodes, seed: eval_seed };
-                agent.learn(&mut env, steps, Some(eval), &mut on_event)?;
-            }
-        }
-        if trainer.early_stop && trainer.done {
-            // One lucky evaluation is not enough to stop: confirm on ten times
-            // as many fresh episodes (a 0.97 policy scores 1.00 on 100 episodes
-            // one time in twenty).
-            let seed = eval_seed.wrapping_add(u64::MAX / 4).wrapping_add(agent.num_timesteps());
-            let check = agent.evaluate(&mut eval_env, 10 * trainer.eval_episodes, seed)?;
-            trainer.done = E::confirms_stop(&check);
-            tracing::info!(
-                mean_return = check.mean_return,
-                success_rate = check.success_rate,
-                confirmed = trainer.done,
-                "confirming the early stop"
-            );
-        }
-        trainer.wall_seconds = wall_before + start.elapsed().as_secs_f64();
-        // Evaluations end each chunk, so the network now is the one just evaluated.
-        if std::mem::take(&mut improved) {
-            save_network(&agent, &out.join("best"), env.id())?;
-        }
-        write_atomically(&out.join("metrics.csv"), metrics.as_bytes())?;
-        plot_metrics(&metrics, &format!("DQN on {}", env.id()), &out.join("learning_curve.png"))?;
-        let trainer_json = serde_json::to_vec_pretty(&trainer)?;
-        agent.save(&out.join("checkpoint"), &env, &[(TRAINER_FILE, &trainer_json)])?;
-        if interrupted.load(Ordering::SeqCst) {
-            progress.abandon_with_message("interrupted");
-            eprintln!(
-                "Interrupted at step {}; the training state is saved. Continue with `cargo xtask train --resume {}`.",
-                agent.num_timesteps(),
-                out.display()
-            );
-            return Ok(None);
-        }
+    let mut record =
+        RunRecord::<E>::new(format!("DQN on {}", env.id()), out.join("learning_curve.png"), out.join("metrics.csv"));
+    let mut checkpoints = CheckpointCallback::new(schedule.eval_every, &checkpoint_dir);
+    let interrupted = interrupt_flag()?;
+    let mut on_interrupt = OnInterrupt { flag: Arc::clone(&interrupted), dir: checkpoint_dir.clone() };
+    let mut progress = ProgressCallback::new(total, agent.num_timesteps());
+    let mut never_stop = observer(|_: &TrainEvent| {});
+    let stopper: &mut dyn Callback<B> = if schedule.early_stop { &mut stop } else { &mut never_stop };
+    let mut callbacks: [&mut dyn Callback<B>; 7] =
+        [&mut metrics, &mut eval, &mut record, stopper, &mut checkpoints, &mut on_interrupt, &mut progress];
+    if matches!(start, Start::Resume { .. }) {
+        Dqn::restore_callbacks(&checkpoint_dir, &mut callbacks)?;
     }
-    progress.finish_and_clear();
-    save_network(&agent, &out.join("last"), env.id())?;
 
-    let report = agent.evaluate(&mut eval_env, trainer.final_eval_episodes, eval_seed.wrapping_add(u64::MAX / 2))?;
-    let wall_seconds = trainer.wall_seconds;
+    let remaining = total.saturating_sub(agent.num_timesteps());
+    agent.learn_vec(&mut envs, remaining.div_ceil(n_envs.max(1) as u64), &mut callbacks)?;
+    if interrupted.load(Ordering::SeqCst) {
+        progress.bar().abandon_with_message("interrupted");
+        eprintln!(
+            "Interrupted at step {}; the training state is saved. Continue with `cargo xtask train --resume {}`.",
+            agent.num_timesteps(),
+            out.display()
+        );
+        return Ok(None);
+    }
+    progress.bar().finish_and_clear();
+    metrics.flush()?;
+    record.plot()?;
+    agent.save_network(&out.join("last"), env.id())?;
+
+    let mut eval_env = env.fresh()?;
+    let report = agent.evaluate(&mut eval_env, schedule.final_eval_episodes, eval_seed.wrapping_add(u64::MAX / 2))?;
+    let wall_seconds = metrics.wall_seconds();
     let summary = Summary {
         env: env.id().to_owned(),
         algo: "dqn",
@@ -458,39 +501,74 @@ fn train_dqn<E: Task, B: AutodiffBackend>(
         eval_std_return: report.std_return,
         eval_episodes: report.returns.len(),
         eval_success_rate: report.success_rate,
-        solved: E::solved(&report),
-        first_solved_step: trainer.first_solved_step,
+        solved: E::solved_threshold().reached(&report),
+        first_solved_step: record.first_solved_step,
     };
     write_atomically(&out.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
     Ok(Some(summary))
 }
 
-/// Loss and mean Q of the training bursts since the last metrics row.
-struct BurstMeans {
-    loss: f64,
-    mean_q: f64,
-    count: u32,
-    /// Step of the last row.
-    since: u64,
+/// The run's own record: the first step an evaluation solved the task, and
+/// the learning curve redrawn after every evaluation.
+struct RunRecord<E> {
+    title: String,
+    png: PathBuf,
+    metrics: PathBuf,
+    first_solved_step: Option<u64>,
+    task: std::marker::PhantomData<E>,
 }
 
-impl BurstMeans {
-    fn new(step: u64) -> Self {
-        Self { loss: 0.0, mean_q: 0.0, count: 0, since: step }
+impl<E: Task> RunRecord<E> {
+    fn new(title: String, png: PathBuf, metrics: PathBuf) -> Self {
+        Self { title, png, metrics, first_solved_step: None, task: std::marker::PhantomData }
     }
 
-    fn add(&mut self, loss: f64, mean_q: f64) {
-        self.loss += loss;
-        self.mean_q += mean_q;
-        self.count += 1;
+    /// Draws `learning_curve.png` from the rows of `metrics.csv`.
+    fn plot(&self) -> anyhow::Result<()> {
+        let rows = read_metrics(&self.metrics)?;
+        let episodes: Vec<(u64, f64)> = rows.iter().filter_map(|r| Some((r.step, r.episode_return?))).collect();
+        let evaluations: Vec<(u64, f64)> = rows.iter().filter_map(|r| Some((r.step, r.eval_mean_return?))).collect();
+        rlhf_bench::plot_learning_curve(&self.png, &self.title, &episodes, &evaluations)?;
+        Ok(())
+    }
+}
+
+impl<E: Task, B: AutodiffBackend> Callback<B> for RunRecord<E> {
+    fn on_event(&mut self, event: &TrainEvent, _: &mut CallbackContext<'_, B>) -> Result<ControlFlow<()>, AlgoError> {
+        if let TrainEvent::Eval { step, report } = event {
+            tracing::info!(step, mean_return = report.mean_return, success_rate = report.success_rate, "evaluation");
+            if E::solved_threshold().reached(report) && self.first_solved_step.is_none() {
+                self.first_solved_step = Some(*step);
+            }
+            // The metrics callback, before this one, has just written the rows.
+            self.plot().map_err(|e| AlgoError::BadState { path: self.png.clone(), reason: format!("{e:#}") })?;
+        }
+        Ok(ControlFlow::Continue(()))
     }
 
-    /// The row's loss and mean-Q columns, resetting the sums.
-    fn take(&mut self, step: u64) -> String {
-        let n = f64::from(self.count.max(1));
-        let row = format!(",,,,{:.6},{:.4},,", self.loss / n, self.mean_q / n);
-        *self = Self::new(step);
-        row
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "first_solved_step": self.first_solved_step })
+    }
+
+    fn restore(&mut self, state: serde_json::Value) -> Result<(), AlgoError> {
+        self.first_solved_step = state.get("first_solved_step").and_then(serde_json::Value::as_u64);
+        Ok(())
+    }
+}
+
+/// On Ctrl-C: save a checkpoint at the end of this step and stop.
+struct OnInterrupt {
+    flag: Arc<AtomicBool>,
+    dir: PathBuf,
+}
+
+impl<B: AutodiffBackend> Callback<B> for OnInterrupt {
+    fn on_event(&mut self, event: &TrainEvent, ctx: &mut CallbackContext<'_, B>) -> Result<ControlFlow<()>, AlgoError> {
+        if matches!(event, TrainEvent::Step { .. }) && self.flag.load(Ordering::SeqCst) {
+            ctx.save_checkpoint(self.dir.clone());
+            return Ok(ControlFlow::Break(()));
+        }
+        Ok(ControlFlow::Continue(()))
     }
 }
 
@@ -507,55 +585,6 @@ fn interrupt_flag() -> anyhow::Result<Arc<AtomicBool>> {
     installed.clone().map_err(|e| anyhow::anyhow!("installing the Ctrl-C handler: {e}"))
 }
 
-/// Draws `learning_curve.png` from the rows of `metrics.csv`.
-fn plot_metrics(metrics: &str, title: &str, path: &Path) -> anyhow::Result<()> {
-    let (mut episodes, mut evaluations) = (Vec::new(), Vec::new());
-    for line in metrics.lines().skip(1) {
-        let fields: Vec<&str> = line.split(',').collect();
-        let number = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
-        let Some(step) = fields.first().and_then(|f| f.parse::<u64>().ok()) else { continue };
-        if let Some(episode_return) = number(1) {
-            episodes.push((step, episode_return));
-        }
-        if let Some(eval_return) = number(7) {
-            evaluations.push((step, eval_return));
-        }
-    }
-    rlhf_bench::plot_learning_curve(path, title, &episodes, &evaluations)?;
-    Ok(())
-}
-
-/// The header and the rows of an earlier `metrics.csv` up to `step`: rows
-/// written after the checkpoint was taken are dropped, so a resumed run's
-/// metrics are those of a run never stopped.
-fn metrics_until(path: &Path, step: u64) -> anyhow::Result<String> {
-    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut kept = format!("{METRICS_HEADER}\n");
-    for (number, line) in text.lines().enumerate().skip(1) {
-        let row_step: u64 = line
-            .split(',')
-            .next()
-            .and_then(|s| s.parse().ok())
-            .with_context(|| format!("{}:{}: malformed row `{line}`", path.display(), number + 1))?;
-        if row_step <= step {
-            kept.push_str(line);
-            kept.push('\n');
-        }
-    }
-    Ok(kept)
-}
-
-fn save_network<B: AutodiffBackend>(agent: &Dqn<B>, dir: &Path, env_id: &str) -> anyhow::Result<()> {
-    let info = CheckpointInfo {
-        env_id: env_id.to_owned(),
-        step: agent.num_timesteps(),
-        backend: agent.backend_name(),
-        run_config: serde_json::to_value(agent.config())?,
-    };
-    checkpoint::save(dir, agent.online(), agent.network_config(), info)?;
-    Ok(())
-}
-
 /// Tabular Q-learning or SARSA on CartPole with the pole's angle and angular
 /// velocity binned (6 × 12 cells; position and velocity ignored).
 fn train_tabular(args: &TrainArgs) -> anyhow::Result<Summary> {
@@ -565,9 +594,10 @@ fn train_tabular(args: &TrainArgs) -> anyhow::Result<Summary> {
     config.seed = args.seed.unwrap_or(config.seed);
     let steps = args.steps.unwrap_or(200_000);
     let bins = BoxDiscretizer::new(vec![1, 1, 6, 12], vec![-2.4, -3.0, -0.21, -3.5], vec![2.4, 3.0, 0.21, 3.5])?;
-    let mut env = args.physics.cartpole()?;
+    let mut env = TimeLimit::new(CartPole::new(args.physics.cartpole()?)?, V1_MAX_EPISODE_STEPS);
     fs::create_dir_all(&args.out).with_context(|| format!("creating run folder {}", args.out.display()))?;
-    let run_config = RunConfig { algo: &config, env_id: env.id(), env: env.describe(), init_from: None };
+    let run_config =
+        RunConfig { algo: &config, env_id: env.id().to_owned(), env: env.describe(), init_from: None, schedule: None };
     write_atomically(&args.out.join("config.json"), serde_json::to_string_pretty(&run_config)?.as_bytes())?;
 
     let start = Instant::now();
@@ -599,13 +629,9 @@ fn train_tabular(args: &TrainArgs) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
+/// Writes `bytes` to `path` atomically (the one helper, in `rlhf_env::atomic`).
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
-    let mut file = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    rlhf_env::atomic::write_atomically(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
@@ -641,15 +667,18 @@ mod tests {
         }
     }
 
-    /// The metrics without the wall-clock columns.
-    fn metrics_without_time(run: &Path) -> Vec<String> {
-        let text = fs::read_to_string(run.join("metrics.csv")).unwrap();
-        text.lines().map(|line| line.split(',').take(9).collect::<Vec<_>>().join(",")).collect()
+    /// The metrics rows, read by column name, without the wall-clock columns.
+    fn metrics_without_time(run: &Path) -> Vec<rlhf_algo::callbacks::MetricsRow> {
+        let rows = read_metrics(&run.join("metrics.csv")).unwrap();
+        rows.into_iter()
+            .map(|row| rlhf_algo::callbacks::MetricsRow { wall_seconds: 0.0, steps_per_second: 0.0, ..row })
+            .collect()
     }
 
     #[test]
     fn a_goal_run_stopped_by_ctrl_c_and_resumed_equals_one_never_stopped() {
-        let root = std::env::temp_dir().join(format!("rlhf-xtask-train-{}", std::process::id()));
+        let tmp = tempfile::TempDir::new().unwrap();
+        let root = tmp.path();
         let (whole, split) = (root.join("whole"), root.join("split"));
         let summary = train(&args(&whole)).unwrap().unwrap();
         assert_eq!(summary.env, "bitflip:6");
@@ -661,7 +690,7 @@ mod tests {
             assert!(whole.join(file).exists(), "{file}");
         }
 
-        // Ctrl-C during the first chunk: the run saves at its end and returns.
+        // Ctrl-C before the first step: the run saves a checkpoint after it and returns.
         let flag = interrupt_flag().unwrap();
         flag.store(true, Ordering::SeqCst);
         let stopped = train(&args(&split));
@@ -670,13 +699,14 @@ mod tests {
         let resume = TrainArgs { resume: Some(split.clone()), ..args(Path::new("unused")) };
         let resumed = train(&TrainArgs { env: "cartpole".into(), her: None, ..resume }).unwrap().unwrap();
 
+        assert!(metrics_without_time(&whole).len() > 50);
         assert_eq!(metrics_without_time(&whole), metrics_without_time(&split));
         assert_eq!(resumed.eval_success_rate, summary.eval_success_rate);
         assert_eq!(resumed.gradient_updates, summary.gradient_updates);
+        assert_eq!(resumed.first_solved_step, summary.first_solved_step);
 
         // The same with eight CartPoles stepped together (`n_envs`), in this
         // test because the interrupt flag is process-wide.
-        fs::create_dir_all(&root).unwrap();
         let config = root.join("vec.toml");
         fs::write(&config, "n_envs = 8\nlearning_starts = 200\ntrain_freq = 1\ngradient_steps = 1\n").unwrap();
         let vec_args = |out: &Path| TrainArgs {
@@ -701,12 +731,12 @@ mod tests {
             train(&TrainArgs { resume: Some(split.clone()), ..vec_args(Path::new("unused")) }).unwrap().unwrap();
         assert_eq!(metrics_without_time(&whole), metrics_without_time(&split));
         assert_eq!(resumed.eval_mean_return, summary.eval_mean_return);
-        fs::remove_dir_all(root).unwrap();
     }
 
     #[test]
     fn her_on_cartpole_and_unknown_config_keys_are_errors() {
-        let dir = std::env::temp_dir().join(format!("rlhf-xtask-bad-{}", std::process::id()));
+        let tmp = tempfile::TempDir::new().unwrap();
+        let dir = tmp.path().join("run");
         let err = train(&TrainArgs { env: "cartpole".into(), ..args(&dir) }).unwrap_err();
         assert!(err.to_string().contains("--her needs a goal environment"), "{err}");
         fs::create_dir_all(&dir).unwrap();
@@ -715,6 +745,5 @@ mod tests {
         let err = train(&TrainArgs { config: Some(config), ..args(&dir) }).unwrap_err();
         let message = format!("{err:#}");
         assert!(message.contains("bad.toml") && message.contains("learning_rat"), "{message}");
-        fs::remove_dir_all(dir).unwrap();
     }
 }

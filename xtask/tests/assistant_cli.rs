@@ -9,11 +9,12 @@ use rlhf_algo::intent::feedback::{Feedback, LogEntry, read_log};
 use rlhf_algo::intent::pipeline::{IntentModelSpec, new_network, save_intent_model};
 use rlhf_model::backend::{AutodiffCpu, cpu_device};
 use rlhf_model::text::HashedNgrams;
+use tempfile::TempDir;
 
 #[test]
 fn a_piped_session_answers_in_json_and_logs_every_feedback() {
-    let dir = std::env::temp_dir().join(format!("rlhf-assistant-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
     let config = PipelineConfig::default();
     let featurizer = HashedNgrams::new(config.featurizer).unwrap();
     let network = new_network::<AutodiffCpu>(&config, &featurizer, 2, &cpu_device(), 0);
@@ -58,5 +59,4 @@ fn a_piped_session_answers_in_json_and_logs_every_feedback() {
     assert_eq!(feedback.len(), 2);
     assert!(matches!(feedback[0], Feedback::Right | Feedback::Corrected));
     assert_eq!(feedback[1], Feedback::Wrong);
-    std::fs::remove_dir_all(&dir).unwrap();
 }

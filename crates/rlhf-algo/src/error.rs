@@ -49,6 +49,39 @@ pub enum AlgoError {
         /// What is wrong with it.
         reason: String,
     },
+    /// Data of the wrong size for what it is given to (an observation for
+    /// another environment, a pretrained network of another shape).
+    #[error("{what}: expected {expected}, found {found}")]
+    ShapeMismatch {
+        /// What has the wrong shape.
+        what: String,
+        /// The shape wanted.
+        expected: String,
+        /// The shape given.
+        found: String,
+    },
+    /// Sampling from a replay buffer that holds nothing to sample yet.
+    #[error("cannot sample: {reason}")]
+    EmptyReplay {
+        /// Why there is nothing.
+        reason: &'static str,
+    },
+    /// A combination of settings and environments that cannot work together.
+    #[error("{what} is not supported: {reason}")]
+    Unsupported {
+        /// The combination.
+        what: String,
+        /// Why not.
+        reason: String,
+    },
+    /// A value could not be turned into bytes or text.
+    #[error("serialising {what}: {reason}")]
+    Serialize {
+        /// The value.
+        what: String,
+        /// The serialiser's reason.
+        reason: String,
+    },
     /// A configuration value out of its allowed range.
     #[error("invalid value for `{field}`: {reason}")]
     InvalidConfig {

@@ -12,6 +12,9 @@
 //! - [`dqn::Dqn`]: deep Q-learning with target network, double Q and dueling
 //!   options, configured by [`dqn::DqnConfig`] (Stable-Baselines3's names);
 //!   on goal environments it replays through a `HerBuffer` ([`dqn::Dqn::for_goal_env`]).
+//! - [`callbacks`]: what runs during training, as Stable-Baselines3's
+//!   callbacks: periodic evaluation with best-model saving, checkpoints,
+//!   stopping on a threshold, metrics rows, a progress bar.
 //! - [`intent`]: the voice assistant: supervised pretraining, learning from
 //!   rewards, fine-tuning to new intents, classification metrics.
 //!
@@ -30,6 +33,7 @@
 //! Architecture invariant: algorithms see environments only through the
 //! `rlhf_env::Env` trait and networks only through `rlhf-model`.
 
+pub mod callbacks;
 pub mod dqn;
 mod error;
 mod evaluation;
@@ -41,4 +45,4 @@ pub mod tabular;
 
 pub use error::AlgoError;
 pub use evaluation::{EvalReport, evaluate};
-pub use policy::{Policy, RandomPolicy};
+pub use policy::{GreedyPolicy, Policy, RandomPolicy};

@@ -1,7 +1,8 @@
 //! DQN on CartPole-v1: a fast smoke run that must clearly beat a random
 //! policy, and bit-for-bit reproducibility.
 
-use rlhf_algo::dqn::{Dqn, DqnConfig, TrainEvent};
+use rlhf_algo::callbacks::{TrainEvent, observer};
+use rlhf_algo::dqn::{Dqn, DqnConfig};
 use rlhf_algo::{RandomPolicy, evaluate};
 use rlhf_env::{CartPole, Env};
 use rlhf_model::backend::{AutodiffCpu, cpu_device};
@@ -29,7 +30,7 @@ fn train(config: DqnConfig, chunks: &[u64]) -> (Dqn<AutodiffCpu>, Vec<TrainEvent
     let mut agent = Dqn::<AutodiffCpu>::for_env(config, &env, cpu_device()).unwrap();
     let mut events = Vec::new();
     for &steps in chunks {
-        agent.learn(&mut env, steps, None, |e| events.push(e.clone())).unwrap();
+        agent.learn(&mut env, steps, &mut [&mut observer(|e| events.push(e.clone()))]).unwrap();
     }
     (agent, events)
 }
@@ -67,19 +68,20 @@ fn resumed_training_equals_uninterrupted_training() {
     let config = small_config(5, total);
     let (uninterrupted, expected_events) = train(config.clone(), &[total]);
 
-    let dir = std::env::temp_dir().join(format!("rlhf-resume-{}", std::process::id()));
+    let tmp = tempfile::TempDir::new().unwrap();
+    let dir = tmp.path().join("checkpoint");
     let mut events = Vec::new();
     {
         let mut env = CartPole::v1();
         let mut agent = Dqn::<AutodiffCpu>::for_env(config, &env, cpu_device()).unwrap();
         // Stop mid-episode, after updates began (learning_starts 500, train_freq 4)
         // and between target updates (every 250 steps).
-        agent.learn(&mut env, 777, None, |e| events.push(e.clone())).unwrap();
+        agent.learn(&mut env, 777, &mut [&mut observer(|e| events.push(e.clone()))]).unwrap();
         agent.save(&dir, &env, &[]).unwrap();
     }
     let mut env = CartPole::v1();
     let mut resumed = Dqn::<AutodiffCpu>::load(&dir, &mut env, cpu_device()).unwrap();
-    resumed.learn(&mut env, total - 777, None, |e| events.push(e.clone())).unwrap();
+    resumed.learn(&mut env, total - 777, &mut [&mut observer(|e| events.push(e.clone()))]).unwrap();
 
     assert_eq!(events, expected_events);
     assert_eq!(resumed.gradient_updates(), uninterrupted.gradient_updates());
@@ -95,5 +97,4 @@ fn resumed_training_equals_uninterrupted_training() {
     std::fs::write(&replay, &bytes[..bytes.len() - 3]).unwrap();
     let err = Dqn::<AutodiffCpu>::load(&dir, &mut CartPole::v1(), cpu_device()).err().unwrap();
     assert!(err.to_string().contains("replay.bin") && err.to_string().contains("truncated"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -4,6 +4,7 @@
 //! check that relabeling is what makes the difference, the four-rooms grid,
 //! and exact resume of a goal-conditioned run.
 
+use rlhf_algo::callbacks::observer;
 use rlhf_algo::dqn::{Dqn, DqnConfig};
 use rlhf_algo::replay::HerConfig;
 use rlhf_env::{BitFlipping, Env, FourRooms, GoalEnv};
@@ -16,11 +17,11 @@ fn config(seed: u64, total_timesteps: u64, her: Option<&str>) -> DqnConfig {
 /// Greedy success rate over 100 evaluation episodes after training on a fresh `env`.
 fn success_after<E>(mut env: E, mut eval_env: E, config: DqnConfig) -> f64
 where
-    E: GoalEnv<Action = usize, ActionSpace = rlhf_env::Discrete>,
+    E: GoalEnv<Action = usize, ActionSpace = rlhf_env::Discrete> + rlhf_env::Snapshot,
 {
     let steps = config.total_timesteps;
     let mut agent = Dqn::<AutodiffCpu>::for_goal_env(config, &env, cpu_device()).unwrap();
-    agent.learn(&mut env, steps, None, |_| {}).unwrap();
+    agent.learn(&mut env, steps, &mut []).unwrap();
     agent.evaluate(&mut eval_env, 100, 12_345).unwrap().success_rate.unwrap()
 }
 
@@ -71,12 +72,13 @@ fn goal_conditioned_training_resumes_exactly() {
                 env = bits(8);
                 agent = Dqn::<AutodiffCpu>::load_goal(dir, &mut env, cpu_device()).unwrap();
             }
-            agent.learn(&mut env, steps, None, |e| events.push(e.clone())).unwrap();
+            agent.learn(&mut env, steps, &mut [&mut observer(|e| events.push(e.clone()))]).unwrap();
         }
         let obs = env.reset(Some(99)).0;
         (events, agent.greedy_policy().q_values(&[obs.observation, obs.desired_goal].concat()).unwrap().to_vec())
     };
-    let dir = std::env::temp_dir().join(format!("rlhf-her-resume-{}", std::process::id()));
+    let tmp = tempfile::TempDir::new().unwrap();
+    let dir = tmp.path().join("checkpoint");
     // 437 stops mid-episode (episodes are 8 steps or shorter) after updates began.
     let (events, q) = run(&[total], None);
     let (resumed_events, resumed_q) = run(&[437, total - 437], Some(&dir));
@@ -85,5 +87,4 @@ fn goal_conditioned_training_resumes_exactly() {
     // A checkpoint of another goal environment is refused.
     let err = Dqn::<AutodiffCpu>::load_goal(&dir, &mut bits(9), cpu_device()).err().unwrap();
     assert!(err.to_string().contains("bitflip:8") && err.to_string().contains("bitflip:9"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,8 +1,11 @@
 //! A fast, small version of the assistant's pipeline: each stage must beat
 //! chance by a wide margin, and intent models must save and load exactly.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
+use rlhf_algo::callbacks::every;
+use rlhf_algo::dqn::Dqn;
 use rlhf_algo::intent::pipeline::{
     IntentModelSpec, classifier_of, domain_corpora, intent_env, learn_from_rewards, load_intent_model, new_network,
     save_intent_model, shared_outputs,
@@ -48,7 +51,7 @@ fn pretrain_then_rewards_then_finetune_each_beat_chance_widely() {
     let source_labels = source_train.labels().to_vec();
     let mut env = intent_env(Arc::new(source_train), &featurizer, config.noise).unwrap();
     let dqn = config.bandit_dqn(1000, config.rl_learning_rate, true, 0);
-    let agent = learn_from_rewards(network, &mut env, dqn, 500, |_, _| Ok(false), |_| {}).unwrap();
+    let agent = learn_from_rewards(network, &mut env, dqn, &mut []).unwrap();
     assert_eq!(agent.num_timesteps(), 1000);
     let after_rl = accuracy(agent.online(), &source_labels, &source_tests);
     assert!(after_rl > pretrained - 0.1, "rewards undid pretraining: {pretrained} → {after_rl}");
@@ -60,18 +63,11 @@ fn pretrain_then_rewards_then_finetune_each_beat_chance_widely() {
     let mut env = intent_env(Arc::new(target_train), &featurizer, config.noise).unwrap();
     let dqn = config.bandit_dqn(1200, 1e-3, true, 0);
     let mut probes = Vec::new();
-    let agent = learn_from_rewards(
-        start,
-        &mut env,
-        dqn,
-        400,
-        |step, _| {
-            probes.push(step);
-            Ok(false)
-        },
-        |_| {},
-    )
-    .unwrap();
+    let mut probe = every(400, |step, _: &Dqn<AutodiffCpu>| {
+        probes.push(step);
+        Ok(ControlFlow::Continue(()))
+    });
+    let agent = learn_from_rewards(start, &mut env, dqn, &mut [&mut probe]).unwrap();
     assert_eq!(probes, vec![400, 800, 1200]);
     let finetuned = accuracy(agent.online(), &target_labels, &target_tests);
     // Chance is 1/7 ≈ 0.14.
@@ -85,7 +81,8 @@ fn intent_models_save_and_load_exactly_and_refuse_damage() {
     let featurizer = HashedNgrams::new(config.featurizer).unwrap();
     let network = new_network::<AutodiffCpu>(&config, &featurizer, 3, &cpu_device(), 4);
     let spec = IntentModelSpec { labels: vec!["a".into(), "b".into(), "c".into()], featurizer: config.featurizer };
-    let dir = std::env::temp_dir().join(format!("rlhf-intent-model-{}", std::process::id()));
+    let tmp = tempfile::TempDir::new().unwrap();
+    let dir = tmp.path().join("model");
     save_intent_model(&dir, &network, &spec, 7, "flex".into(), serde_json::json!({})).unwrap();
     let (loaded, loaded_spec, meta) = load_intent_model::<CpuBackend>(&dir, &cpu_device()).unwrap();
     assert_eq!((loaded_spec, meta.step), (spec.clone(), 7));
@@ -103,5 +100,4 @@ fn intent_models_save_and_load_exactly_and_refuse_damage() {
     std::fs::write(&spec_path, text).unwrap();
     let err = load_intent_model::<CpuBackend>(&dir, &cpu_device()).unwrap_err().to_string();
     assert!(err.contains("intent.json"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -161,7 +161,8 @@ fn a_table_of_the_wrong_size_is_an_error() {
     let mut table = QTable::new(3, 2).unwrap();
     let err =
         table.learn(&mut chain(), &IdentityDiscretizer { n_states: N }, &TabularConfig::default(), 10).unwrap_err();
-    assert!(err.to_string().contains("table is 3 × 2 but the environment has 5 states × 2 actions"), "{err}");
+    assert!(matches!(err, rlhf_algo::AlgoError::ShapeMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("expected 5 × 2 (the environment's), found 3 × 2"), "{err}");
 }
 
 #[test]

@@ -22,6 +22,7 @@ use rlhf_algo::replay::HerConfig;
 use rlhf_env::rng::{seeded_rng, uniform_f64};
 use rlhf_env::{BitFlipping, CartPole};
 use rlhf_model::{QNetwork, QNetworkConfig, argmax};
+use tempfile::TempDir;
 
 type Cpu = Autodiff<Flex>;
 type Gpu = Autodiff<Wgpu>;
@@ -114,7 +115,7 @@ fn cartpole_config(seed: u64) -> DqnConfig {
 fn filled<B: AutodiffBackend>(config: &DqnConfig, device: B::Device) -> Dqn<B> {
     let mut env = CartPole::v1();
     let mut agent = Dqn::<B>::for_env(config.clone(), &env, device).unwrap();
-    agent.learn(&mut env, config.learning_starts, None, |_| {}).unwrap();
+    agent.learn(&mut env, config.learning_starts, &mut []).unwrap();
     assert_eq!(agent.gradient_updates(), 0);
     agent
 }
@@ -141,7 +142,7 @@ fn a_short_training_run_gives_the_same_greedy_actions() {
     fn train<B: AutodiffBackend>(config: &DqnConfig, device: B::Device) -> Dqn<B> {
         let mut env = CartPole::v1();
         let mut agent = Dqn::<B>::for_env(config.clone(), &env, device).unwrap();
-        agent.learn(&mut env, config.total_timesteps, None, |_| {}).unwrap();
+        agent.learn(&mut env, config.total_timesteps, &mut []).unwrap();
         agent
     }
     let config = cartpole_config(5);
@@ -160,11 +161,12 @@ fn a_short_training_run_gives_the_same_greedy_actions() {
 
 #[test]
 fn checkpoints_move_between_backends() {
-    let dir = std::env::temp_dir().join(format!("rlhf-wgpu-parity-{}", std::process::id()));
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
     let config = DqnConfig { total_timesteps: 1_500, ..cartpole_config(9) };
     let mut env = CartPole::v1();
     let mut on_cpu = Dqn::<Cpu>::for_env(config.clone(), &env, cpu()).unwrap();
-    on_cpu.learn(&mut env, 1_000, None, |_| {}).unwrap();
+    on_cpu.learn(&mut env, 1_000, &mut []).unwrap();
     on_cpu.save(&dir.join("cpu"), &env, &[]).unwrap();
 
     // CPU → GPU: the weights arrive unchanged and training goes on there.
@@ -172,7 +174,7 @@ fn checkpoints_move_between_backends() {
     let mut on_gpu = Dqn::<Gpu>::load(&dir.join("cpu"), &mut gpu_env, gpu()).unwrap();
     assert_eq!(params(&on_cpu.online().valid()), params(&on_gpu.online().valid()));
     assert_eq!(on_gpu.num_timesteps(), 1_000);
-    on_gpu.learn(&mut gpu_env, 500, None, |_| {}).unwrap();
+    on_gpu.learn(&mut gpu_env, 500, &mut []).unwrap();
     on_gpu.save(&dir.join("gpu"), &gpu_env, &[]).unwrap();
 
     // GPU → CPU: same weights, same greedy evaluation.
@@ -182,7 +184,6 @@ fn checkpoints_move_between_backends() {
     let on_gpu_eval = on_gpu.evaluate(&mut CartPole::v1(), 5, 11).unwrap();
     let back_eval = back.evaluate(&mut CartPole::v1(), 5, 11).unwrap();
     assert_eq!(on_gpu_eval.returns, back_eval.returns);
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -193,7 +194,7 @@ fn hindsight_replay_trains_on_the_gpu() {
     let config = DqnConfig { seed: 0, total_timesteps: 1_500, her: Some(her), ..DqnConfig::bit_flipping() };
     let mut agent = Dqn::<Gpu>::for_goal_env(config, &env, gpu()).unwrap();
     let mut train_env = env.clone();
-    agent.learn(&mut train_env, 1_500, None, |_| {}).unwrap();
+    agent.learn(&mut train_env, 1_500, &mut []).unwrap();
     let report = agent.evaluate(&mut BitFlipping::new(10).unwrap(), 100, 12_345).unwrap();
     let success = report.success_rate.unwrap_or(0.0);
     assert!(success >= 0.9, "greedy success after 1,500 steps: {success}");

@@ -41,23 +41,17 @@ where
 {
     let fail = |message: String| PlotError { path: path.to_owned(), message };
     register_font().map_err(fail)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp{}.png", std::process::id()));
-    {
-        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
-        let drawn = root.fill(&WHITE).map_err(|e| e.to_string()).and_then(|()| {
-            draw(&root).map_err(|e| e.to_string())?;
-            root.present().map_err(|e| e.to_string())
-        });
-        if let Err(message) = drawn {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(fail(message));
-        }
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        fail(e.to_string())
-    })
+    rlhf_env::atomic::write_atomically_with(
+        path,
+        "png",
+        |tmp| {
+            let root = BitMapBackend::new(tmp, size).into_drawing_area();
+            root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
+            draw(&root).map_err(|e| fail(e.to_string()))?;
+            root.present().map_err(|e| fail(e.to_string()))
+        },
+        |e| fail(e.to_string()),
+    )
 }
 
 /// Writes a learning curve: the return of every training episode (light
@@ -206,42 +200,38 @@ pub fn plot_confusion(path: &Path, title: &str, labels: &[String], confusion: &[
 
 #[cfg(test)]
 mod tests {
+    use tempfile::TempDir;
+
     use super::*;
 
     #[test]
     fn writes_a_png_and_no_temporary_file() {
-        let dir = std::env::temp_dir().join(format!("rlhf-curve-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("curve.png");
+        let tmp = TempDir::new().unwrap();
+        let path = tmp.path().join("curve.png");
         let episodes: Vec<(u64, f64)> = (1..50).map(|i| (i * 100, (i * 7 % 40) as f64)).collect();
         plot_learning_curve(&path, "test", &episodes, &[(2500, 20.0), (5000, 35.5)]).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
-        std::fs::remove_dir_all(dir).unwrap();
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
     }
 
     #[test]
     fn lines_chart_is_a_png() {
-        let dir = std::env::temp_dir().join(format!("rlhf-lines-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("lines.png");
+        let tmp = TempDir::new().unwrap();
+        let path = tmp.path().join("lines.png");
         let a = [(5.0, 1.0), (10.0, 1.0), (50.0, 0.98)];
         let b = [(5.0, 1.0), (10.0, 0.4), (50.0, 0.0)];
         plot_lines(&path, "t", ("bits", "success"), 0.0..1.05, &[("with", &a), ("without", &b)]).unwrap();
         assert_eq!(&std::fs::read(&path).unwrap()[..4], b"\x89PNG");
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn confusion_heatmaps_are_written_and_bad_shapes_refused() {
-        let dir = std::env::temp_dir().join(format!("rlhf-confusion-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("c.png");
+        let tmp = TempDir::new().unwrap();
+        let path = tmp.path().join("c.png");
         let labels = vec!["light_on".to_owned(), "light_off".to_owned()];
         plot_confusion(&path, "test", &labels, &[vec![5, 1], vec![0, 6]]).unwrap();
         assert_eq!(&std::fs::read(&path).unwrap()[1..4], b"PNG");
         assert!(plot_confusion(&path, "test", &labels, &[vec![5, 1]]).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -39,6 +39,7 @@
 //! Architecture invariant: this crate knows nothing about neural networks or
 //! learning algorithms; it never depends on burn.
 
+pub mod atomic;
 mod checker;
 mod env;
 pub mod envs;
@@ -63,5 +64,5 @@ pub use goal::{EpisodeOutcome, GoalEnv, GoalInfo, GoalObs, GoalReward, GoalSpace
 pub use intent::{DialogEnv, IntentCorpus, IntentEnv, TextFeaturizer};
 pub use registry::EnvId;
 pub use spaces::{BoxSpace, Discrete, MultiBinary, Space};
-pub use vector::{AutoresetMode, EnvSubStep, SubStep, VecEnv};
+pub use vector::{AutoresetMode, EnvSubStep, SubStep, VecEnv, VecEnvState};
 pub use wrappers::TimeLimit;

@@ -52,11 +52,16 @@ pub fn rgb_frame<S: Scene>(scene: &S, (width, height): (u32, u32)) -> Result<Vec
 
 /// Writes the scene as a PNG file.
 pub fn save_png<S: Scene>(scene: &S, path: &Path, size: (u32, u32)) -> Result<(), RenderError> {
-    write_atomically(path, "png", |tmp| {
-        let area = BitMapBackend::new(tmp, size).into_drawing_area();
-        scene.draw(&area).map_err(|e| RenderError::at(path, e))?;
-        area.present().map_err(|e| RenderError::at(path, e))
-    })
+    crate::atomic::write_atomically_with(
+        path,
+        "png",
+        |tmp| {
+            let area = BitMapBackend::new(tmp, size).into_drawing_area();
+            scene.draw(&area).map_err(|e| RenderError::at(path, e))?;
+            area.present().map_err(|e| RenderError::at(path, e))
+        },
+        |e| RenderError::at(path, e),
+    )
 }
 
 /// Writes the scenes as an animated GIF, `frame_delay_ms` per frame.
@@ -64,48 +69,36 @@ pub fn save_gif<S: Scene>(scenes: &[S], path: &Path, size: (u32, u32), frame_del
     if scenes.is_empty() {
         return Err(RenderError::at(path, "no frames to write"));
     }
-    write_atomically(path, "gif", |tmp| {
-        let backend = BitMapBackend::gif(tmp, size, frame_delay_ms).map_err(|e| RenderError::at(path, e))?;
-        let area = backend.into_drawing_area();
-        for scene in scenes {
-            scene.draw(&area).map_err(|e| RenderError::at(path, e))?;
-            area.present().map_err(|e| RenderError::at(path, e))?;
-        }
-        Ok(())
-    })
-}
-
-/// Runs `write` on a temporary path beside `path` (with `extension`, which
-/// plotters reads to pick the format), then renames it to `path`.
-fn write_atomically(
-    path: &Path,
-    extension: &str,
-    write: impl FnOnce(&Path) -> Result<(), RenderError>,
-) -> Result<(), RenderError> {
-    let name = path.file_name().ok_or_else(|| RenderError::at(path, "not a file path"))?;
-    let tmp = path.with_file_name(format!(".{}.{}.tmp.{extension}", name.to_string_lossy(), std::process::id()));
-    let result = write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| RenderError::at(path, e)));
-    if result.is_err() {
-        // Best effort: the temporary file may not exist if writing failed early.
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::atomic::write_atomically_with(
+        path,
+        "gif",
+        |tmp| {
+            let backend = BitMapBackend::gif(tmp, size, frame_delay_ms).map_err(|e| RenderError::at(path, e))?;
+            let area = backend.into_drawing_area();
+            for scene in scenes {
+                scene.draw(&area).map_err(|e| RenderError::at(path, e))?;
+                area.present().map_err(|e| RenderError::at(path, e))?;
+            }
+            Ok(())
+        },
+        |e| RenderError::at(path, e),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::envs::cartpole::CartPoleScene;
+    use tempfile::TempDir;
 
-    fn scratch_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("rlhf-render-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    fn scratch_dir(name: &str) -> TempDir {
+        TempDir::with_prefix(format!("rlhf-render-{name}-")).unwrap()
     }
 
     #[test]
     fn png_and_gif_files_are_written_whole_and_nothing_else_is_left() {
-        let dir = scratch_dir("files");
+        let tmp = scratch_dir("files");
+        let dir = tmp.path();
         let scenes: Vec<CartPoleScene> =
             (0..5).map(|i| CartPoleScene::v1([0.1 * f64::from(i), 0.0, 0.05 * f64::from(i), 0.0])).collect();
         save_png(&scenes[0], &dir.join("frame.png"), (120, 80)).unwrap();
@@ -118,10 +111,9 @@ mod tests {
         let frames = gif.windows(2).filter(|w| w == &[0x00, 0x2C]).count();
         assert!(frames >= 5, "{frames} frames");
         let mut names: Vec<String> =
-            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         assert_eq!(names, ["episode.gif", "frame.png"]);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -192,6 +192,32 @@ pub struct CheckpointInfo {
 }
 
 /// Writes `network` and its metadata to the checkpoint directory `dir`, atomically.
+///
+/// ```
+/// use rlhf_model::QNetworkConfig;
+/// use rlhf_model::backend::{CpuBackend, cpu_device};
+/// use rlhf_model::checkpoint::{self, CheckpointInfo, Expectation};
+///
+/// let config = QNetworkConfig::new(4, 2).with_hidden(vec![16]);
+/// let network = config.init::<CpuBackend>(&cpu_device(), 0);
+/// let dir = tempfile::TempDir::new().unwrap();
+/// let info = CheckpointInfo {
+///     env_id: "CartPole-v1".into(),
+///     step: 1_000,
+///     backend: "flex".into(),
+///     run_config: serde_json::json!({}),
+/// };
+/// checkpoint::save(dir.path(), &network, &config, info)?;
+///
+/// // Loading checks the checkpoint is for this environment and these sizes.
+/// let expected = Expectation { env_id: "CartPole-v1", obs_dim: 4, n_actions: 2 };
+/// let (loaded, meta) = checkpoint::load::<CpuBackend>(dir.path(), &expected, &cpu_device())?;
+/// assert_eq!(meta.step, 1_000);
+/// assert_eq!(loaded.to_host()?.q_values(&[0.1, 0.0, -0.1, 0.0])?, network.to_host()?.q_values(&[0.1, 0.0, -0.1, 0.0])?);
+/// let other = Expectation { env_id: "bitflip:4", obs_dim: 8, n_actions: 4 };
+/// assert!(checkpoint::load::<CpuBackend>(dir.path(), &other, &cpu_device()).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn save<B: Backend>(
     dir: &Path,
     network: &QNetwork<B>,
@@ -410,34 +436,22 @@ mod tests {
     use super::*;
     use crate::backend::{CpuBackend, cpu_device};
     use burn::tensor::{Tensor, TensorData};
+    use tempfile::TempDir;
 
     type B = CpuBackend;
 
     const CARTPOLE: Expectation<'static> = Expectation { env_id: "CartPole-v1", obs_dim: 4, n_actions: 2 };
 
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!("rlhf-ckpt-{name}-{}", std::process::id()));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(&dir).unwrap();
-            Self(dir)
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
+    fn scratch(name: &str) -> TempDir {
+        TempDir::with_prefix(format!("rlhf-ckpt-{name}-")).unwrap()
     }
 
     fn config() -> QNetworkConfig {
         QNetworkConfig::new(4, 2).with_hidden(vec![16, 8]).with_dueling(true)
     }
 
-    fn saved(scratch: &Scratch, seed: u64) -> (PathBuf, QNetwork<B>) {
-        let dir = scratch.0.join("ckpt");
+    fn saved(tmp: &TempDir, seed: u64) -> (PathBuf, QNetwork<B>) {
+        let dir = tmp.path().join("ckpt");
         let net = config().init::<B>(&cpu_device(), seed);
         let info = CheckpointInfo {
             env_id: "CartPole-v1".into(),
@@ -459,8 +473,8 @@ mod tests {
 
     #[test]
     fn round_trip_restores_the_same_network_and_metadata() {
-        let scratch = Scratch::new("round-trip");
-        let (dir, net) = saved(&scratch, 7);
+        let tmp = scratch("round-trip");
+        let (dir, net) = saved(&tmp, 7);
         let (loaded, meta) = load::<B>(&dir, &CARTPOLE, &cpu_device()).unwrap();
         assert_eq!(q(&loaded), q(&net));
         assert_eq!(read_extra(&dir, &meta, "notes.bin").unwrap(), b"abc");
@@ -469,12 +483,12 @@ mod tests {
 
     #[test]
     fn saving_over_a_checkpoint_replaces_it_and_leaves_no_staging_files() {
-        let scratch = Scratch::new("replace");
-        saved(&scratch, 1);
-        let (dir, net) = saved(&scratch, 2);
+        let tmp = scratch("replace");
+        saved(&tmp, 1);
+        let (dir, net) = saved(&tmp, 2);
         assert_eq!(q(&load::<B>(&dir, &CARTPOLE, &cpu_device()).unwrap().0), q(&net));
         let names: Vec<String> =
-            fs::read_dir(&scratch.0).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+            fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         assert_eq!(names, ["ckpt"]);
     }
 
@@ -487,8 +501,8 @@ mod tests {
 
     #[test]
     fn each_kind_of_damage_or_mismatch_is_a_typed_error_naming_the_file() {
-        let scratch = Scratch::new("damage");
-        let (dir, _) = saved(&scratch, 3);
+        let tmp = scratch("damage");
+        let (dir, _) = saved(&tmp, 3);
         let weights = dir.join(WEIGHTS_FILE);
         let meta = dir.join(META_FILE);
         let original_weights = fs::read(&weights).unwrap();

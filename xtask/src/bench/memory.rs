@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::Context;
-use clap::{Args, Parser as _, ValueEnum};
+use clap::{Args, ValueEnum};
 use rlhf_algo::replay::ReplayBuffer;
 use serde::{Deserialize, Serialize};
 
@@ -87,9 +87,7 @@ pub fn probe(args: &MemoryProbe) -> anyhow::Result<()> {
         MemoryCase::Baseline => {}
         MemoryCase::Cartpole => {
             let out = args.scratch.join("cartpole");
-            let cli = crate::Cli::try_parse_from(["xtask", "train", "--out", &out.to_string_lossy()])?;
-            let crate::Command::Train(train) = cli.command else { anyhow::bail!("not a train command") };
-            crate::train::train(&train)?;
+            crate::train::NewRun::new(rlhf_env::EnvId::CartPoleV1, out).train()?;
         }
         MemoryCase::Replay => {
             let (_, before) = peak_and_current_rss()?;

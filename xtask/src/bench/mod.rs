@@ -19,14 +19,15 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use rlhf_algo::dqn::BIT_FLIPPING_LARGE_N;
+use rlhf_algo::replay::HerConfig;
+use rlhf_env::EnvId;
 use serde::Serialize;
 
 mod memory;
 mod report;
 mod scale;
 
-use crate::task::Device;
-use crate::train::{Algo, Summary, TrainArgs, train};
+use crate::train::{ConfigOverrides, NewRun, Schedule, Summary};
 
 /// Arguments of `cargo xtask bench`.
 #[derive(Debug, Args)]
@@ -52,6 +53,12 @@ enum Bench {
         /// Folder for the runs and the report.
         #[arg(long, default_value = "runs/bench-cartpole")]
         out: PathBuf,
+        /// Environments stepped together (`n_envs`).
+        #[arg(long, default_value_t = 1)]
+        n_envs: usize,
+        /// Steps of n-step returns (`n_steps`).
+        #[arg(long, default_value_t = 1)]
+        n_steps: usize,
     },
     /// Hindsight replay: bit flipping success against the number of bits,
     /// and the four-rooms grid, with and without HER.
@@ -101,6 +108,12 @@ struct HerBench {
     /// Runs trained at the same time (each on one thread).
     #[arg(long, default_value_t = 1)]
     jobs: usize,
+    /// Steps of n-step returns (`n_steps`), computed under relabeled goals.
+    #[arg(long, default_value_t = 1)]
+    n_steps: usize,
+    /// Only the HER runs (not plain DQN beside them).
+    #[arg(long)]
+    her_only: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -130,7 +143,10 @@ fn median<T: Copy + PartialOrd>(mut values: Vec<T>) -> Option<T> {
 pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let Some(which) = &args.which else { return report::bench_report(&args.report) };
     match which {
-        Bench::Cartpole { seeds, steps, out } => bench_cartpole(*seeds, *steps, out),
+        Bench::Cartpole { seeds, steps, out, n_envs, n_steps } => {
+            let overrides = ConfigOverrides { n_envs: Some(*n_envs), n_steps: Some(*n_steps), ..Default::default() };
+            bench_cartpole(*seeds, *steps, &overrides, out)
+        }
         Bench::Her(her) => bench_her(her),
         Bench::Feedback(feedback) => crate::assistant::bench_feedback(feedback),
         Bench::Scale(scale) => scale::bench_scale(scale).map(drop),
@@ -140,31 +156,28 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
 }
 
 /// A DQN training run of the benchmarks: default config, early stop, 100 final episodes.
-fn bench_run(env: &str, her: Option<&str>, seed: u64, steps: u64, eval: (u64, usize), out: PathBuf) -> TrainArgs {
-    TrainArgs {
-        env: env.to_owned(),
-        her: her.map(str::to_owned),
-        device: Device::Cpu,
-        algo: Algo::Dqn,
-        seed: Some(seed),
-        steps: Some(steps),
-        config: None,
-        out,
-        resume: None,
-        eval_every: eval.0,
-        eval_episodes: eval.1,
-        final_eval_episodes: 100,
-        no_early_stop: false,
-        init_from: None,
-        physics: Default::default(),
+fn bench_run(env: EnvId, her: Option<HerConfig>, seed: u64, steps: u64, eval: (u64, usize), out: PathBuf) -> NewRun {
+    NewRun {
+        config: ConfigOverrides {
+            seed: Some(seed),
+            steps: Some(steps),
+            her: env.is_goal_env().then_some(her),
+            ..ConfigOverrides::default()
+        },
+        schedule: Schedule { eval_every: eval.0, eval_episodes: eval.1, ..Schedule::default() },
+        ..NewRun::new(env, out)
     }
 }
 
-fn bench_cartpole(seeds: u64, steps: u64, out: &Path) -> anyhow::Result<()> {
+fn bench_cartpole(seeds: u64, steps: u64, overrides: &ConfigOverrides, out: &Path) -> anyhow::Result<()> {
     let mut runs = Vec::new();
     for seed in 0..seeds {
-        let args = bench_run("cartpole", None, seed, steps, (2_500, 10), out.join(format!("seed-{seed}")));
-        let Some(summary) = train(&args)? else { anyhow::bail!("interrupted") };
+        let run = bench_run(EnvId::CartPoleV1, None, seed, steps, (2_500, 10), out.join(format!("seed-{seed}")));
+        let run = NewRun {
+            config: ConfigOverrides { n_envs: overrides.n_envs, n_steps: overrides.n_steps, ..run.config },
+            ..run
+        };
+        let Some(summary) = run.train()? else { anyhow::bail!("interrupted") };
         eprintln!(
             "seed {seed}: solved at {:?}, greedy mean {:.1}, {:.1} s",
             summary.first_solved_step, summary.eval_mean_return, summary.wall_seconds
@@ -210,7 +223,7 @@ fn bench_cartpole(seeds: u64, steps: u64, out: &Path) -> anyhow::Result<()> {
 }
 
 /// Trains every run, `jobs` at a time, and returns their summaries in order.
-fn run_all(runs: Vec<&TrainArgs>, jobs: usize) -> anyhow::Result<Vec<Summary>> {
+fn run_all(runs: Vec<&NewRun>, jobs: usize) -> anyhow::Result<Vec<Summary>> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<std::sync::Mutex<Option<anyhow::Result<Summary>>>> =
         runs.iter().map(|_| std::sync::Mutex::new(None)).collect();
@@ -220,7 +233,7 @@ fn run_all(runs: Vec<&TrainArgs>, jobs: usize) -> anyhow::Result<Vec<Summary>> {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let Some(run) = runs.get(i) else { break };
-                    let result = train(run).and_then(|s| s.ok_or_else(|| anyhow::anyhow!("interrupted")));
+                    let result = run.train().and_then(|s| s.ok_or_else(|| anyhow::anyhow!("interrupted")));
                     let failed = result.is_err();
                     if let Ok(mut slot) = results[i].lock() {
                         *slot = Some(result);
@@ -263,22 +276,28 @@ fn bench_her(args: &HerBench) -> anyhow::Result<()> {
     let tasks = args
         .bits
         .iter()
-        .map(|&n| {
-            let per_bit = if n >= BIT_FLIPPING_LARGE_N { args.large_steps_per_bit } else { args.steps_per_bit };
-            (format!("bitflip:{n}"), per_bit * n as u64)
+        .map(|&n_bits| {
+            let per_bit = if n_bits >= BIT_FLIPPING_LARGE_N { args.large_steps_per_bit } else { args.steps_per_bit };
+            (EnvId::BitFlipping { n_bits }, per_bit * n_bits as u64)
         })
-        .chain(args.grids.iter().map(|&size| (format!("fourrooms:{size}"), args.grid_steps)));
+        .chain(args.grids.iter().map(|&size| (EnvId::FourRooms { size }, args.grid_steps)));
+    let her: Option<HerConfig> = match args.her.as_str() {
+        "none" => None,
+        her => Some(her.parse()?),
+    };
     // Every (task, method, seed) run, in report order.
     let mut plan = Vec::new();
     for (env, budget) in tasks {
-        for her in [Some(args.her.clone()), None] {
+        let methods = if args.her_only { vec![her] } else { vec![her, None] };
+        for her in methods {
             for seed in 0..args.seeds {
-                let method = her.as_deref().unwrap_or("none");
-                let name = format!("{}-{}-seed-{seed}", env.replace(':', "-"), method.replace(':', "-"));
+                let method = her.map_or("none".to_owned(), |h| h.to_string());
+                let name = format!("{}-{}-seed-{seed}", env.name().replace(':', "-"), method.replace(':', "-"));
                 // 50 evaluations per run, on 100 episodes: success ≥ 0.99 must be measured finely.
                 let every = (budget / 50).max(100);
-                let run = bench_run(&env, Some(method), seed, budget, (every, 100), args.out.join(name));
-                plan.push((env.clone(), her.clone(), budget, run));
+                let run = bench_run(env, her, seed, budget, (every, 100), args.out.join(name));
+                let run = NewRun { config: ConfigOverrides { n_steps: Some(args.n_steps), ..run.config }, ..run };
+                plan.push((env.name(), her.map(|h| h.to_string()), budget, run));
             }
         }
     }

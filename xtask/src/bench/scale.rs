@@ -186,7 +186,7 @@ impl BackendJob for BackendRows<'_> {
                 };
                 let mut env = CartPole::v1();
                 let mut agent = Dqn::<B>::for_env(config, &env, device.clone())?;
-                agent.learn(&mut env, fill, None, |_| {})?;
+                agent.learn(&mut env, fill, &mut [])?;
                 let per_update = seconds_per_call(args.seconds, || Ok(agent.gradient_step().map(drop)?))?;
                 rows.push(row(Measure::Update, 0, batch, width, 1.0 / per_update, 0.0));
                 eprintln!("{}: update, width {width}, batch {batch}: {:.1} updates/s", self.name, 1.0 / per_update);
@@ -205,7 +205,8 @@ impl BackendJob for BackendRows<'_> {
                 let mut agent = Dqn::<B>::for_env(config, &CartPole::v1(), device.clone())?;
                 let mut envs = cartpoles(n)?.with_threads(true);
                 let vec_steps = 10;
-                let per_call = seconds_per_call(args.seconds, || Ok(agent.learn_vec(&mut envs, vec_steps, |_| {})?))?;
+                let per_call =
+                    seconds_per_call(args.seconds, || Ok(agent.learn_vec(&mut envs, vec_steps, &mut []).map(drop)?))?;
                 let updates = vec_steps as f64 / per_call;
                 rows.push(row(Measure::Train, n, n, width, updates, updates * n as f64));
                 eprintln!(

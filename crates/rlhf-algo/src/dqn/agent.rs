@@ -1,3 +1,8 @@
+//! The DQN agent: online and target networks, Adam, replay, the gradient
+//! step (Huber or MSE on the TD error, double Q, clipped targets) and the
+//! target update (hard copy or Polyak averaging). Collection lives in
+//! `collect.rs`, saving and resuming in `persistence.rs`.
+
 use std::sync::Arc;
 
 use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param};
@@ -7,72 +12,28 @@ use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
-use rlhf_env::rng::{EnvRng, seeded_rng, uniform_f64, uniform_index};
+use rlhf_env::rng::{EnvRng, seeded_rng};
 use rlhf_env::{BoxSpace, Discrete, Env, EpisodeOutcome, GoalEnv, GoalReward};
+use rlhf_model::checkpoint::{self, CheckpointInfo};
 use rlhf_model::{HostQNetwork, QNetwork, QNetworkConfig};
 
+use super::collect::Collection;
 use super::config::{DqnConfig, LossKind};
 use super::store::{FlatObs, ReplayStore, write_row};
 use super::td::td_targets;
+use crate::callbacks::TrainEvent;
 use crate::error::AlgoError;
 use crate::evaluation::{EvalReport, evaluate};
+use crate::policy::GreedyPolicy;
 use crate::replay::{HerBuffer, ReplayBatch, ReplayBuffer};
-
-/// What happened during [`Dqn::learn`], for logging and metrics.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TrainEvent {
-    /// A training episode ended.
-    Episode {
-        /// Environment steps so far.
-        step: u64,
-        /// Undiscounted return of the episode.
-        episode_return: f64,
-        /// Its length.
-        length: usize,
-        /// Exploration rate at its end.
-        epsilon: f64,
-        /// Whether it reached its goal, for tasks that have one.
-        success: Option<bool>,
-    },
-    /// A burst of gradient steps finished.
-    Train {
-        /// Environment steps so far.
-        step: u64,
-        /// Gradient steps so far.
-        gradient_updates: u64,
-        /// Mean loss over the burst.
-        loss: f64,
-        /// Mean Q(s, a) of the sampled transitions over the burst.
-        mean_q: f64,
-    },
-    /// A greedy evaluation finished.
-    Eval {
-        /// Environment steps so far.
-        step: u64,
-        /// The evaluation episodes.
-        report: EvalReport,
-    },
-}
-
-/// Periodic greedy evaluation on a separate environment.
-#[derive(Debug)]
-pub struct EvalSchedule<'a, E> {
-    /// The evaluation environment (its own copy, its own seeds).
-    pub env: &'a mut E,
-    /// Environment steps between evaluations.
-    pub every: u64,
-    /// Episodes per evaluation.
-    pub episodes: usize,
-    /// Seeds of the evaluations: the one at step `t` uses `seed + t`.
-    pub seed: u64,
-}
 
 /// A DQN agent: online and target Q-networks, Adam, replay and exploration.
 ///
-/// The training loop ([`Dqn::learn`]) reads as CleanRL's: act ε-greedily,
-/// store the transition, every `train_freq` steps take `gradient_steps`
-/// gradient steps on sampled batches, every `target_update_interval` steps
-/// move the target network towards the online one. Acting uses a host copy
+/// The training loop ([`Dqn::learn`], [`Dqn::learn_vec`]) reads as
+/// CleanRL's: act ε-greedily, store the transition, every `train_freq`
+/// steps take `gradient_steps` gradient steps on sampled batches, every
+/// `target_update_interval` steps move the target network towards the
+/// online one; callbacks ([`crate::callbacks`]) evaluate, save and stop. Acting uses a host copy
 /// of the online weights ([`HostQNetwork`]), refreshed after every burst of
 /// gradient steps, so the action is the one `forward` would pick.
 ///
@@ -80,6 +41,27 @@ pub struct EvalSchedule<'a, E> {
 /// `[observation, desired_goal]` and replay is a [`HerBuffer`], which
 /// relabels goals in hindsight when `config.her` is set; the update itself
 /// is the same.
+///
+/// ```
+/// use rlhf_algo::dqn::{Dqn, DqnConfig};
+/// use rlhf_env::CartPole;
+/// use rlhf_model::backend::{AutodiffCpu, cpu_device};
+///
+/// let config = DqnConfig { learning_starts: 100, train_freq: 4, gradient_steps: 1, ..DqnConfig::default() };
+/// let mut env = CartPole::v1();
+/// let mut agent = Dqn::<AutodiffCpu>::for_env(config, &env, cpu_device())?;
+/// agent.learn(&mut env, 500, &mut [])?;
+/// // Save everything, resume from the files alone, and go on exactly where it stopped.
+/// let dir = tempfile::TempDir::new().map_err(|e| rlhf_algo::AlgoError::Io { path: "tmp".into(), source: e })?;
+/// agent.save(dir.path(), &env, &[])?;
+/// let mut env = CartPole::v1();
+/// let mut resumed = Dqn::<AutodiffCpu>::load(dir.path(), &mut env, cpu_device())?;
+/// assert_eq!(resumed.num_timesteps(), 500);
+/// resumed.learn(&mut env, 500, &mut [])?;
+/// let report = resumed.evaluate(&mut CartPole::v1(), 5, 0)?;
+/// assert_eq!(report.returns.len(), 5);
+/// # Ok::<(), rlhf_algo::AlgoError>(())
+/// ```
 pub struct Dqn<B: AutodiffBackend> {
     pub(super) config: DqnConfig,
     pub(super) device: B::Device,
@@ -96,29 +78,20 @@ pub struct Dqn<B: AutodiffBackend> {
     pub(super) n_actions: usize,
     pub(super) num_timesteps: u64,
     pub(super) gradient_updates: u64,
-    /// The episode in progress between calls to `learn`.
-    pub(super) episode: Option<EpisodeProgress>,
-    /// Reused rows: the network input and the next observation.
-    input: Vec<f32>,
-    next_row: Vec<f32>,
-}
-
-/// Where the training episode stands.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub(super) struct EpisodeProgress {
-    /// The current observation as a flat row.
-    obs: Vec<f32>,
-    episode_return: f64,
-    length: usize,
+    /// The episodes in progress between calls to `learn`.
+    pub(super) collection: Option<Collection>,
+    /// Reused rows: the network input and an observation.
+    pub(super) input: Vec<f32>,
+    row: Vec<f32>,
 }
 
 impl<B: AutodiffBackend> Dqn<B> {
     /// An untrained agent for flat observations of `obs_dim` floats and `n_actions` actions.
     pub fn new(config: DqnConfig, obs_dim: usize, n_actions: usize, device: B::Device) -> Result<Self, AlgoError> {
         if config.her.is_some() {
-            return Err(AlgoError::InvalidConfig {
-                field: "her",
-                reason: "hindsight replay needs a goal environment (bitflip, fourrooms)".into(),
+            return Err(AlgoError::Unsupported {
+                what: "hindsight replay (`her`) on this environment".into(),
+                reason: "it needs a goal environment (bitflip, fourrooms)".into(),
             });
         }
         let replay = ReplayStore::Transitions(ReplayBuffer::new(config.buffer_size, obs_dim)?);
@@ -135,7 +108,8 @@ impl<B: AutodiffBackend> Dqn<B> {
         reward: Arc<dyn GoalReward>,
         device: B::Device,
     ) -> Result<Self, AlgoError> {
-        let buffer = HerBuffer::new(config.buffer_size, obs_dim, goal_dim, config.her, reward)?;
+        let buffer = HerBuffer::new(config.buffer_size, obs_dim, goal_dim, config.her, reward)?
+            .with_n_steps(config.n_steps, config.gamma)?;
         Self::with_replay(config, obs_dim + goal_dim, n_actions, ReplayStore::Hindsight(buffer), device)
     }
 
@@ -181,9 +155,9 @@ impl<B: AutodiffBackend> Dqn<B> {
             n_actions,
             num_timesteps: 0,
             gradient_updates: 0,
-            episode: None,
+            collection: None,
             input: Vec::new(),
-            next_row: Vec::new(),
+            row: Vec::new(),
         })
     }
 
@@ -232,13 +206,10 @@ impl<B: AutodiffBackend> Dqn<B> {
     pub fn init_from(&mut self, network: QNetwork<B>) -> Result<(), AlgoError> {
         let fresh = self.network_config.init::<B>(&self.device, 0);
         if network.param_shapes() != fresh.param_shapes() {
-            return Err(AlgoError::InvalidConfig {
-                field: "net_arch",
-                reason: format!(
-                    "the pretrained network has shapes {:?}, this config {:?}",
-                    network.param_shapes(),
-                    fresh.param_shapes()
-                ),
+            return Err(AlgoError::ShapeMismatch {
+                what: "the pretrained network's parameters".into(),
+                expected: format!("{:?} (this config's net_arch)", fresh.param_shapes()),
+                found: format!("{:?}", network.param_shapes()),
             });
         }
         self.online = network.freeze_hidden(self.config.freeze_layers);
@@ -264,139 +235,48 @@ impl<B: AutodiffBackend> Dqn<B> {
 
     /// The greedy action of the current online network on an observation.
     pub fn greedy_action(&mut self, obs: &impl FlatObs) -> Result<usize, AlgoError> {
-        let mut row = std::mem::take(&mut self.next_row);
-        row.clear();
-        obs.write_flat(&mut row);
-        if row.len() != self.replay.row_dim() {
-            let reason = format!("{} values, the agent was built for {}", row.len(), self.replay.row_dim());
-            self.next_row = row;
-            return Err(AlgoError::InvalidConfig { field: "observation", reason });
-        }
-        let action = self.acting.greedy_action(self.replay.network_input(&row, &mut self.input));
-        self.next_row = row;
-        Ok(action?)
+        write_row(obs, &mut self.row, self.replay.row_dim())?;
+        self.input.clear();
+        obs.write_network_input(&mut self.input);
+        Ok(self.acting.greedy_action(&self.input)?)
     }
 
-    /// A copy of the greedy policy for evaluation: the network reading
-    /// network inputs (for goal environments `[observation, desired_goal]`).
-    pub fn greedy_policy(&self) -> HostQNetwork {
-        self.acting.clone()
-    }
-
-    /// Trains for `steps` more environment steps, reporting events to
-    /// `observer` and evaluating greedily on `eval` when given.
-    ///
-    /// The first call resets `env` with the config's seed; later calls carry
-    /// on the same episode, so `learn(env, a)` then `learn(env, b)` is the
-    /// same as `learn(env, a + b)`. Exploration follows the schedule over
-    /// `config.total_timesteps`.
-    pub fn learn<E>(
-        &mut self,
-        env: &mut E,
-        steps: u64,
-        mut eval: Option<EvalSchedule<'_, E>>,
-        mut observer: impl FnMut(&TrainEvent),
-    ) -> Result<(), AlgoError>
-    where
-        E: Env<Action = usize>,
-        E::Obs: FlatObs,
-        E::Info: EpisodeOutcome,
-    {
-        let schedule = self.config.exploration_schedule();
-        let row_dim = self.replay.row_dim();
-        let flat = |obs: &E::Obs| -> Result<Vec<f32>, AlgoError> {
-            let mut row = Vec::with_capacity(row_dim);
-            write_row(obs, &mut row, row_dim)?;
-            Ok(row)
+    /// Saves the online network (for acting, evaluating or fine-tuning, not
+    /// for resuming) as a checkpoint directory tagged with `env_id`.
+    pub fn save_network(&self, dir: &std::path::Path, env_id: &str) -> Result<(), AlgoError> {
+        let run_config = serde_json::to_value(&self.config)
+            .map_err(|e| AlgoError::Serialize { what: "the DqnConfig".into(), reason: e.to_string() })?;
+        let info = CheckpointInfo {
+            env_id: env_id.to_owned(),
+            step: self.num_timesteps,
+            backend: self.backend_name(),
+            run_config,
         };
-        if self.episode.is_none() {
-            let (obs, _) = env.reset(Some(self.config.seed));
-            self.episode = Some(EpisodeProgress { obs: flat(&obs)?, episode_return: 0.0, length: 0 });
-        }
-        for _ in 0..steps {
-            let Some(episode) = self.episode.as_mut() else { break };
-            // Collect.
-            let epsilon = schedule.value(self.num_timesteps, self.config.total_timesteps);
-            let explore =
-                self.num_timesteps < self.config.learning_starts || uniform_f64(&mut self.rng, 0.0, 1.0) < epsilon;
-            let action = if explore {
-                uniform_index(&mut self.rng, self.n_actions)
-            } else {
-                self.acting.greedy_action(self.replay.network_input(&episode.obs, &mut self.input))?
-            };
-            let transition = env.step(action)?;
-            self.next_row.clear();
-            transition.obs.write_flat(&mut self.next_row);
-            let done = transition.done();
-            let reward = transition.reward as f32;
-            self.replay.push(&episode.obs, action, reward, &self.next_row, transition.terminated, done)?;
-            self.num_timesteps += 1;
-            episode.episode_return += transition.reward;
-            episode.length += 1;
-            episode.obs.copy_from_slice(&self.next_row);
-            if done {
-                observer(&TrainEvent::Episode {
-                    step: self.num_timesteps,
-                    episode_return: episode.episode_return,
-                    length: episode.length,
-                    epsilon,
-                    success: transition.info.is_success(),
-                });
-                let (obs, _) = env.reset(None);
-                *episode = EpisodeProgress { obs: flat(&obs)?, episode_return: 0.0, length: 0 };
-            }
-
-            // Update (a hindsight buffer has nothing to sample until an episode ends).
-            if self.num_timesteps > self.config.learning_starts
-                && self.num_timesteps.is_multiple_of(self.config.train_freq)
-                && !self.replay.is_empty()
-            {
-                let event = self.train_burst()?;
-                self.acting = self.online.to_host()?;
-                observer(&event);
-            }
-            if self.num_timesteps.is_multiple_of(self.config.target_update_interval) {
-                self.update_target();
-            }
-
-            // Evaluate.
-            if let Some(schedule) = eval.as_mut()
-                && self.num_timesteps.is_multiple_of(schedule.every.max(1))
-            {
-                let seed = schedule.seed.wrapping_add(self.num_timesteps);
-                let report = self.evaluate(schedule.env, schedule.episodes, seed)?;
-                observer(&TrainEvent::Eval { step: self.num_timesteps, report });
-            }
-        }
+        checkpoint::save(dir, &self.online, &self.network_config, info)?;
         Ok(())
     }
 
-    /// Plays `episodes` greedy episodes on `env` (first reset seeded with `seed`).
+    /// The greedy policy of the current online network, for evaluation.
+    pub fn greedy_policy(&self) -> GreedyPolicy {
+        GreedyPolicy::new(self.acting.clone())
+    }
+
+    /// Plays `episodes` greedy episodes on `env` (first reset seeded with
+    /// `seed`); an observation of the wrong size is an error.
     pub fn evaluate<E>(&self, env: &mut E, episodes: usize, seed: u64) -> Result<EvalReport, AlgoError>
     where
         E: Env<Action = usize>,
         E::Obs: FlatObs,
         E::Info: EpisodeOutcome,
     {
-        let mut policy = self.acting.clone();
-        let (mut row, mut input) = (Vec::new(), Vec::new());
-        let row_dim = self.replay.row_dim();
-        let mut mismatch: Option<AlgoError> = None;
-        let mut act = |obs: &E::Obs| {
-            row.clear();
-            obs.write_flat(&mut row);
-            if row.len() != row_dim {
-                let reason = format!("{} values, the agent was built for {row_dim}", row.len());
-                mismatch.get_or_insert(AlgoError::InvalidConfig { field: "observation", reason });
-                return 0;
-            }
-            policy.greedy_action(self.replay.network_input(&row, &mut input)).unwrap_or_else(|e| {
-                mismatch.get_or_insert(e.into());
-                0
-            })
-        };
-        let report = evaluate(env, &mut act, episodes, seed)?;
-        match mismatch {
+        let mut policy = self.greedy_policy();
+        // The first observation is checked against the replay's row, so an
+        // environment of another size fails even if its network input fits.
+        let (first, _) = env.reset(Some(seed));
+        let mut row = Vec::new();
+        write_row(&first, &mut row, self.replay.row_dim())?;
+        let report = evaluate(env, &mut policy, episodes, seed)?;
+        match policy.take_error() {
             Some(e) => Err(e),
             None => Ok(report),
         }
@@ -418,12 +298,15 @@ impl<B: AutodiffBackend> Dqn<B> {
         let next_obs = Tensor::<B::InnerBackend, 2>::from_data(floats2(&batch.next_obs), device);
         let next_q_target = self.target.forward(next_obs.clone());
         let next_q_online = self.config.double_q.then(|| self.online.valid().forward(next_obs));
+        // γ^k for a transition over k steps (k = 1 without n-step returns).
+        let gamma = self.config.gamma;
+        let discounts: Vec<f32> = batch.steps.iter().map(|&k| gamma.powi(i32::from(k)) as f32).collect();
         let targets = td_targets(
             Tensor::from_data(floats1(&batch.rewards), device),
             Tensor::from_data(floats1(&batch.terminated), device),
+            Tensor::from_data(floats1(&discounts), device),
             next_q_target,
             next_q_online,
-            self.config.gamma,
         );
         let targets = match self.config.target_bounds {
             Some([low, high]) => targets.clamp(low, high),
@@ -523,7 +406,7 @@ mod tests {
             DqnConfig { tau, learning_starts: u64::MAX, target_update_interval: u64::MAX, ..DqnConfig::default() };
         let mut env = CartPole::v1();
         let mut agent = Dqn::<AutodiffCpu>::for_env(config, &env, cpu_device()).unwrap();
-        agent.learn(&mut env, 300, None, |_| {}).unwrap();
+        agent.learn(&mut env, 300, &mut []).unwrap();
         let obs = [0.1, 0.2, -0.1, 0.3];
         let before = q_target(&agent, &obs);
         for _ in 0..20 {
@@ -538,9 +421,12 @@ mod tests {
         let mut agent = Dqn::<AutodiffCpu>::for_goal_env(DqnConfig::bit_flipping(), &env, cpu_device()).unwrap();
         let short =
             rlhf_env::GoalObs { observation: vec![0.0; 2], achieved_goal: vec![0.0; 4], desired_goal: vec![1.0] };
-        assert!(matches!(agent.greedy_action(&short), Err(AlgoError::InvalidConfig { field: "observation", .. })));
+        assert!(matches!(agent.greedy_action(&short), Err(AlgoError::ShapeMismatch { .. })));
         let err = agent.evaluate(&mut rlhf_env::BitFlipping::new(5).unwrap(), 2, 0).unwrap_err();
-        assert!(err.to_string().contains("15 values, the agent was built for 12"), "{err}");
+        assert!(err.to_string().contains("expected 12 values, found 15"), "{err}");
+        // A policy of the right network input size still checks the whole observation.
+        let mut policy = agent.greedy_policy();
+        assert!(policy.try_act(&short).is_err());
     }
 
     #[test]
@@ -555,7 +441,7 @@ mod tests {
         };
         let mut env = CartPole::v1();
         let mut agent = Dqn::<AutodiffCpu>::for_env(config, &env, cpu_device()).unwrap();
-        agent.learn(&mut env, 300, None, |_| {}).unwrap();
+        agent.learn(&mut env, 300, &mut []).unwrap();
         let mut mean_q = 0.0;
         for _ in 0..300 {
             mean_q = agent.gradient_step().unwrap().1;

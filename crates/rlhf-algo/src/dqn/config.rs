@@ -1,3 +1,6 @@
+//! DQN's hyperparameters ([`DqnConfig`], Stable-Baselines3's names), their
+//! validation, and the presets for CartPole and bit flipping.
+
 use rlhf_model::Activation;
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +48,10 @@ pub struct DqnConfig {
     pub tau: f64,
     /// Discount factor.
     pub gamma: f64,
+    /// Steps of reward summed before bootstrapping (n-step returns; 1 is
+    /// plain DQN). The sum stops at a termination and bootstraps at a
+    /// truncation; with hindsight replay it is computed under the relabeled goal.
+    pub n_steps: usize,
     /// Environment steps between bursts of gradient steps.
     pub train_freq: u64,
     /// Gradient steps per burst.
@@ -99,6 +106,7 @@ impl Default for DqnConfig {
             batch_size: 64,
             tau: 1.0,
             gamma: 0.99,
+            n_steps: 1,
             train_freq: 128,
             gradient_steps: 32,
             target_update_interval: 10,
@@ -197,6 +205,9 @@ impl DqnConfig {
         if !unit(self.gamma) {
             return bad("gamma", "must be in [0, 1]");
         }
+        if !(1..=u8::MAX as usize).contains(&self.n_steps) {
+            return bad("n_steps", "must be in 1..=255");
+        }
         if self.train_freq == 0 {
             return bad("train_freq", "must be at least 1");
         }
@@ -252,6 +263,7 @@ mod tests {
             (DqnConfig { net_arch: vec![64, 0], ..Default::default() }, "net_arch"),
             (DqnConfig { target_bounds: Some([0.0, -1.0]), ..Default::default() }, "target_bounds"),
             (DqnConfig { n_envs: 0, ..Default::default() }, "n_envs"),
+            (DqnConfig { n_steps: 0, ..Default::default() }, "n_steps"),
             (DqnConfig { n_envs: 4, her: Some("future:4".parse().unwrap()), ..Default::default() }, "n_envs"),
         ];
         for (config, field) in cases {

@@ -3,13 +3,14 @@
 //! environments with hindsight experience replay (Andrychowicz et al. 2017).
 
 mod agent;
+mod collect;
 mod config;
 mod persistence;
 mod store;
 mod td;
-mod vectorized;
 
-pub use agent::{Dqn, EvalSchedule, TrainEvent};
+pub use crate::callbacks::TrainEvent;
+pub use agent::Dqn;
 pub use config::{BIT_FLIPPING_LARGE_N, DqnConfig, LossKind};
 pub use store::FlatObs;
 pub use td::td_targets;

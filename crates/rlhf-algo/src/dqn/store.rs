@@ -9,10 +9,17 @@ use crate::replay::{HerBuffer, ReplayBatch, ReplayBuffer};
 
 /// Observations DQN can learn from, written as one flat row of floats: the
 /// values themselves for a flat observation, `[observation, achieved_goal,
-/// desired_goal]` for a goal observation.
+/// desired_goal]` for a goal observation. The network reads the
+/// observation's network input, which is defined here and only here.
 pub trait FlatObs {
-    /// Appends the row to `out`.
+    /// Appends the row (what replay stores) to `out`.
     fn write_flat(&self, out: &mut Vec<f32>);
+
+    /// Appends what the Q-network reads to `out`: the row itself, unless the
+    /// observation says otherwise.
+    fn write_network_input(&self, out: &mut Vec<f32>) {
+        self.write_flat(out);
+    }
 }
 
 impl<const N: usize> FlatObs for [f32; N] {
@@ -31,6 +38,13 @@ impl FlatObs for GoalObs {
     fn write_flat(&self, out: &mut Vec<f32>) {
         out.extend_from_slice(&self.observation);
         out.extend_from_slice(&self.achieved_goal);
+        out.extend_from_slice(&self.desired_goal);
+    }
+
+    /// `[observation, desired_goal]`: the policy is conditioned on the goal
+    /// (hindsight replay writes its relabeled goal in the same place).
+    fn write_network_input(&self, out: &mut Vec<f32>) {
+        out.extend_from_slice(&self.observation);
         out.extend_from_slice(&self.desired_goal);
     }
 }
@@ -53,17 +67,7 @@ impl ReplayStore {
         }
     }
 
-    /// The network input of a flat row (`scratch` holds it when it must be assembled).
-    pub(super) fn network_input<'a>(&self, row: &'a [f32], scratch: &'a mut Vec<f32>) -> &'a [f32] {
-        match self {
-            ReplayStore::Transitions(_) => row,
-            ReplayStore::Hindsight(buffer) => {
-                buffer.network_input(row, scratch);
-                scratch
-            }
-        }
-    }
-
+    #[allow(clippy::too_many_arguments)] // one transition's fields
     pub(super) fn push(
         &mut self,
         row: &[f32],
@@ -72,9 +76,10 @@ impl ReplayStore {
         next_row: &[f32],
         terminated: bool,
         episode_end: bool,
+        steps: u8,
     ) -> Result<(), AlgoError> {
         match self {
-            ReplayStore::Transitions(buffer) => buffer.push(row, action, reward, next_row, terminated),
+            ReplayStore::Transitions(buffer) => buffer.push_n_step(row, action, reward, next_row, terminated, steps),
             ReplayStore::Hindsight(buffer) => buffer.push(row, action, reward, next_row, terminated, episode_end),
         }
     }
@@ -113,9 +118,10 @@ pub(super) fn write_row(obs: &impl FlatObs, row: &mut Vec<f32>, dim: usize) -> R
     row.clear();
     obs.write_flat(row);
     if row.len() != dim {
-        return Err(AlgoError::InvalidConfig {
-            field: "observation",
-            reason: format!("the environment observes {} values, the agent was built for {dim}", row.len()),
+        return Err(AlgoError::ShapeMismatch {
+            what: "the observation (as a flat row)".into(),
+            expected: format!("{dim} values"),
+            found: format!("{} values", row.len()),
         });
     }
     Ok(())

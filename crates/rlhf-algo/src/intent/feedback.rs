@@ -365,6 +365,8 @@ pub fn resolve(
 
 #[cfg(test)]
 mod tests {
+    use tempfile::TempDir;
+
     use super::*;
 
     fn labels() -> Vec<String> {
@@ -386,10 +388,12 @@ mod tests {
         }
     }
 
-    fn temp_log(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("rlhf-feedback-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir.join("feedback.jsonl")
+    /// A log path whose folder does not exist yet (opening the log creates it), inside a scratch directory that
+    /// lasts as long as the returned `TempDir`.
+    fn temp_log(name: &str) -> (TempDir, PathBuf) {
+        let tmp = TempDir::with_prefix(format!("rlhf-feedback-{name}-")).unwrap();
+        let path = tmp.path().join("log").join("feedback.jsonl");
+        (tmp, path)
     }
 
     #[test]
@@ -441,7 +445,7 @@ mod tests {
 
     #[test]
     fn the_log_round_trips_and_undo_takes_an_interaction_back() {
-        let path = temp_log("round-trip");
+        let (_tmp, path) = temp_log("round-trip");
         let (mut log, contents) = FeedbackLog::open(&path).unwrap();
         assert_eq!((contents.entries.len(), log.next_id()), (0, 0));
         let first = record(0, "打开灯", "light_on", Feedback::Right, None);
@@ -459,12 +463,11 @@ mod tests {
         assert_eq!(contents.interactions(), vec![(2, &second)]);
         assert_eq!(contents.next_id(), 3);
         contents.check_labels(&path, &labels()).unwrap();
-        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
     #[test]
     fn a_torn_last_line_is_reported_and_cut_before_appending() {
-        let path = temp_log("torn");
+        let (_tmp, path) = temp_log("torn");
         let (mut log, _) = FeedbackLog::open(&path).unwrap();
         log.append(&LogEntry::Interaction(record(0, "打开灯", "light_on", Feedback::Right, None))).unwrap();
         drop(log);
@@ -486,12 +489,11 @@ mod tests {
         // Even a complete JSON object without its newline counts as torn.
         std::fs::write(&path, &whole[..whole.len() - 1]).unwrap();
         assert_eq!(read_log(&path).unwrap().torn.unwrap().line, 1);
-        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
     #[test]
     fn a_bad_line_before_the_end_and_another_label_set_are_errors_naming_the_line() {
-        let path = temp_log("bad");
+        let (_tmp, path) = temp_log("bad");
         let (mut log, _) = FeedbackLog::open(&path).unwrap();
         log.append(&LogEntry::Interaction(record(0, "a", "light_on", Feedback::Right, None))).unwrap();
         drop(log);
@@ -508,6 +510,5 @@ mod tests {
         std::fs::write(&path, format!("{}\n", serde_json::to_string(&LogEntry::Interaction(other)).unwrap())).unwrap();
         let err = read_log(&path).unwrap().check_labels(&path, &labels()).unwrap_err().to_string();
         assert!(err.contains("feedback.jsonl:1") && err.contains("another label set"), "{err}");
-        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 }

@@ -11,10 +11,11 @@ use burn::tensor::backend::AutodiffBackend;
 use rlhf_env::intent::{AsrNoise, Domain, IntentCorpus, IntentEnv, IntentRewards, Split, TextFeaturizer};
 use rlhf_model::checkpoint::{self, CheckpointInfo, CheckpointMeta, Expectation};
 use rlhf_model::text::{FeaturizerConfig, HashedNgrams};
-use rlhf_model::{HostQNetwork, QNetwork, QNetworkConfig};
+use rlhf_model::{QNetwork, QNetworkConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::dqn::{Dqn, DqnConfig, LossKind, TrainEvent};
+use crate::callbacks::Callback;
+use crate::dqn::{Dqn, DqnConfig, LossKind};
 use crate::error::AlgoError;
 use crate::intent::classifier::IntentClassifier;
 use crate::intent::pretrain::PretrainConfig;
@@ -195,29 +196,20 @@ pub fn new_network<B: AutodiffBackend>(
     QNetworkConfig::new(featurizer.dim(), n_actions).with_hidden(config.net_arch.clone()).init::<B>(device, seed)
 }
 
-/// Q-learning from rewards on `env`, starting from `start`, in chunks of
-/// `chunk` interactions; after each chunk `probe(interactions, greedy
-/// network)` runs (e.g. to evaluate), and training stops early when it
-/// returns `true`. `observer` sees every training event.
+/// Q-learning from rewards on `env` for `config.total_timesteps`
+/// interactions, starting from `start`; `callbacks` see every event (probe
+/// held-out data with [`crate::callbacks::every`], stop early by returning `Break`).
 pub fn learn_from_rewards<B: AutodiffBackend>(
     start: QNetwork<B>,
     env: &mut IntentEnv<HashedNgrams>,
     config: DqnConfig,
-    chunk: u64,
-    mut probe: impl FnMut(u64, HostQNetwork) -> Result<bool, AlgoError>,
-    mut observer: impl FnMut(&TrainEvent),
+    callbacks: &mut [&mut dyn Callback<B>],
 ) -> Result<Dqn<B>, AlgoError> {
     let device = start.devices().into_iter().next().unwrap_or_default();
     let total = config.total_timesteps;
     let mut agent = Dqn::<B>::for_env(config, env, device)?;
     agent.init_from(start)?;
-    while agent.num_timesteps() < total {
-        let steps = chunk.max(1).min(total - agent.num_timesteps());
-        agent.learn(env, steps, None, &mut observer)?;
-        if probe(agent.num_timesteps(), agent.greedy_policy())? {
-            break;
-        }
-    }
+    agent.learn(env, total, callbacks)?;
     Ok(agent)
 }
 

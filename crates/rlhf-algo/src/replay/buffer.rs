@@ -1,10 +1,13 @@
+//! The plain replay buffer: a ring of transitions, sampled uniformly.
+
 use rand::Rng;
 use rlhf_env::rng::uniform_index;
 
 use crate::error::AlgoError;
 
 /// A fixed-capacity ring buffer of transitions `(s, a, r, s', terminated)`
-/// with flat f32 observations.
+/// with flat f32 observations; an n-step transition also records its
+/// number of steps k (its bootstrap is discounted by γᵏ).
 ///
 /// Only `terminated` is stored: a truncated transition keeps its true next
 /// observation and is bootstrapped like any other, which is what separating
@@ -21,6 +24,8 @@ pub struct ReplayBuffer {
     actions: Vec<u32>,
     rewards: Vec<f32>,
     terminated: Vec<bool>,
+    /// Environment steps between `s` and `s'` (1 unless n-step).
+    steps: Vec<u8>,
     /// Next slot to write.
     position: usize,
     len: usize,
@@ -39,6 +44,9 @@ pub struct ReplayBatch {
     pub next_obs: Vec<f32>,
     /// `[batch]`, 1.0 where the next state is terminal.
     pub terminated: Vec<f32>,
+    /// `[batch]`, environment steps k from `obs` to `next_obs`: the
+    /// bootstrap is discounted by γᵏ and the reward sums k discounted rewards.
+    pub steps: Vec<u8>,
 }
 
 impl ReplayBatch {
@@ -59,6 +67,7 @@ impl ReplayBatch {
         self.actions.clear();
         self.rewards.clear();
         self.terminated.clear();
+        self.steps.clear();
     }
 }
 
@@ -76,6 +85,7 @@ impl ReplayBuffer {
             actions: Vec::with_capacity(capacity),
             rewards: Vec::with_capacity(capacity),
             terminated: Vec::with_capacity(capacity),
+            steps: Vec::with_capacity(capacity),
             position: 0,
             len: 0,
         })
@@ -97,8 +107,8 @@ impl ReplayBuffer {
     }
 
     /// Heap bytes reserved for the transitions: per transition two
-    /// observations of `obs_dim` `f32`s, a `u32` action, an `f32` reward and
-    /// a `bool`; nothing else grows with the capacity. Reserved up front but
+    /// observations of `obs_dim` `f32`s, a `u32` action, an `f32` reward, a
+    /// `bool` and a `u8` step count; nothing else grows with the capacity. Reserved up front but
     /// touched (resident) only as transitions arrive.
     pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
@@ -106,9 +116,10 @@ impl ReplayBuffer {
             + self.actions.capacity() * size_of::<u32>()
             + self.rewards.capacity() * size_of::<f32>()
             + self.terminated.capacity() * size_of::<bool>()
+            + self.steps.capacity() * size_of::<u8>()
     }
 
-    /// Stores a transition, overwriting the oldest one when full.
+    /// Stores a one-step transition, overwriting the oldest one when full.
     pub fn push(
         &mut self,
         obs: &[f32],
@@ -117,11 +128,26 @@ impl ReplayBuffer {
         next_obs: &[f32],
         terminated: bool,
     ) -> Result<(), AlgoError> {
+        self.push_n_step(obs, action, reward, next_obs, terminated, 1)
+    }
+
+    /// Stores a transition over `steps` environment steps (`reward` is
+    /// their discounted sum), overwriting the oldest one when full.
+    pub fn push_n_step(
+        &mut self,
+        obs: &[f32],
+        action: usize,
+        reward: f32,
+        next_obs: &[f32],
+        terminated: bool,
+        steps: u8,
+    ) -> Result<(), AlgoError> {
         for (what, found) in [("obs", obs.len()), ("next_obs", next_obs.len())] {
             if found != self.obs_dim {
-                return Err(AlgoError::InvalidConfig {
-                    field: "observation",
-                    reason: format!("{what} has {found} values, the buffer stores {}", self.obs_dim),
+                return Err(AlgoError::ShapeMismatch {
+                    what: format!("the transition's {what}"),
+                    expected: format!("{} values", self.obs_dim),
+                    found: format!("{found} values"),
                 });
             }
         }
@@ -133,6 +159,7 @@ impl ReplayBuffer {
             self.actions.push(action);
             self.rewards.push(reward);
             self.terminated.push(terminated);
+            self.steps.push(steps);
             self.len += 1;
         } else {
             let i = self.position;
@@ -141,6 +168,7 @@ impl ReplayBuffer {
             self.actions[i] = action;
             self.rewards[i] = reward;
             self.terminated[i] = terminated;
+            self.steps[i] = steps;
         }
         self.position = (self.position + 1) % self.capacity;
         Ok(())
@@ -155,10 +183,7 @@ impl ReplayBuffer {
         batch: &mut ReplayBatch,
     ) -> Result<(), AlgoError> {
         if self.len == 0 {
-            return Err(AlgoError::InvalidConfig {
-                field: "replay",
-                reason: "cannot sample from an empty buffer".into(),
-            });
+            return Err(AlgoError::EmptyReplay { reason: "the buffer is empty" });
         }
         let d = self.obs_dim;
         batch.clear();
@@ -169,6 +194,7 @@ impl ReplayBuffer {
             batch.actions.push(i64::from(self.actions[i]));
             batch.rewards.push(self.rewards[i]);
             batch.terminated.push(if self.terminated[i] { 1.0 } else { 0.0 });
+            batch.steps.push(self.steps[i]);
         }
         Ok(())
     }
@@ -176,18 +202,20 @@ impl ReplayBuffer {
 
 /// An action index as the buffers store it (u32, half the memory of usize).
 pub(super) fn stored_action(action: usize) -> Result<u32, AlgoError> {
-    u32::try_from(action)
-        .map_err(|_| AlgoError::InvalidConfig { field: "action", reason: format!("{action} does not fit in u32") })
+    u32::try_from(action).map_err(|_| AlgoError::Unsupported {
+        what: format!("action {action}"),
+        reason: "actions are stored as u32".into(),
+    })
 }
 
-const MAGIC: &[u8; 8] = b"RLHFRB01";
+const MAGIC: &[u8; 8] = b"RLHFRB02";
 
 impl ReplayBuffer {
     /// The buffer as bytes: a magic tag, capacity, observation size, length
     /// and write position (u64), then each column, little-endian.
     pub fn to_bytes(&self) -> Vec<u8> {
         let d = self.obs_dim;
-        let mut out = Vec::with_capacity(40 + self.len * (8 * d + 9));
+        let mut out = Vec::with_capacity(40 + self.len * (8 * d + 10));
         out.extend_from_slice(MAGIC);
         for n in [self.capacity, self.obs_dim, self.len, self.position] {
             out.extend_from_slice(&(n as u64).to_le_bytes());
@@ -196,14 +224,19 @@ impl ReplayBuffer {
         self.actions.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
         self.rewards.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
         out.extend(self.terminated.iter().map(|&t| u8::from(t)));
+        out.extend_from_slice(&self.steps);
         out
     }
 
     /// Reads [`ReplayBuffer::to_bytes`]'s format; errors say what is wrong.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
         let mut reader = ByteReader { bytes, at: 0 };
-        if reader.take(8)? != MAGIC {
-            return Err("not a replay buffer file (bad magic)".into());
+        match reader.take(8)? {
+            magic if magic == MAGIC => {}
+            b"RLHFRB01" => {
+                return Err("a replay buffer of an older version (without n-step counts): start a new run".into());
+            }
+            _ => return Err("not a replay buffer file (bad magic)".into()),
         }
         let mut header = [0usize; 4];
         for slot in &mut header {
@@ -214,7 +247,7 @@ impl ReplayBuffer {
             return Err(format!("inconsistent header: capacity {capacity}, len {len}, position {position}"));
         }
         let floats = len.checked_mul(obs_dim).ok_or("header value too large")?;
-        let expected = 40 + floats * 8 + len * 9;
+        let expected = 40 + floats * 8 + len * 10;
         if bytes.len() != expected {
             return Err(format!("{} bytes, the header implies {expected} (truncated?)", bytes.len()));
         }
@@ -225,7 +258,8 @@ impl ReplayBuffer {
         let actions = (0..len).map(|_| reader.u32()).collect::<Result<Vec<_>, _>>()?;
         let rewards = (0..len).map(|_| reader.u32().map(f32::from_bits)).collect::<Result<Vec<_>, _>>()?;
         let terminated = reader.take(len)?.iter().map(|&b| b != 0).collect();
-        let mut buffer = Self { capacity, obs_dim, obs, next_obs, actions, rewards, terminated, position, len };
+        let steps = reader.take(len)?.to_vec();
+        let mut buffer = Self { capacity, obs_dim, obs, next_obs, actions, rewards, terminated, steps, position, len };
         buffer.reserve_capacity();
         Ok(buffer)
     }
@@ -237,6 +271,7 @@ impl ReplayBuffer {
         self.actions.reserve_exact(missing);
         self.rewards.reserve_exact(missing);
         self.terminated.reserve_exact(missing);
+        self.steps.reserve_exact(missing);
     }
 
     /// The observation size.
@@ -280,10 +315,10 @@ mod tests {
 
     #[test]
     fn heap_bytes_are_the_transitions_bytes() {
-        // CartPole: 2 × 4 floats × 4 bytes + 4 (action) + 4 (reward) + 1 (flag) = 41 bytes.
+        // CartPole: 2 × 4 floats × 4 bytes + 4 (action) + 4 (reward) + 1 (flag) + 1 (steps) = 42 bytes.
         let buffer = ReplayBuffer::new(1_000_000, 4).unwrap();
-        assert_eq!(buffer.heap_bytes(), 41_000_000);
-        assert_eq!(ReplayBuffer::new(10, 3).unwrap().heap_bytes(), 10 * (2 * 3 * 4 + 9));
+        assert_eq!(buffer.heap_bytes(), 42_000_000);
+        assert_eq!(ReplayBuffer::new(10, 3).unwrap().heap_bytes(), 10 * (2 * 3 * 4 + 10));
     }
 
     fn filled(capacity: usize, pushes: usize) -> ReplayBuffer {
@@ -356,7 +391,8 @@ mod tests {
         }
         let bytes = filled(4, 10).to_bytes();
         assert!(ReplayBuffer::from_bytes(&bytes[..bytes.len() - 1]).unwrap_err().contains("truncated"));
-        assert!(ReplayBuffer::from_bytes(b"RLHFRB01").unwrap_err().contains("end of data"));
+        assert!(ReplayBuffer::from_bytes(b"RLHFRB02").unwrap_err().contains("end of data"));
+        assert!(ReplayBuffer::from_bytes(b"RLHFRB01").unwrap_err().contains("older version"));
         let mut zero_capacity = bytes.clone();
         zero_capacity[8..16].copy_from_slice(&0u64.to_le_bytes());
         assert!(ReplayBuffer::from_bytes(&zero_capacity).unwrap_err().contains("inconsistent header"));
@@ -370,6 +406,6 @@ mod tests {
         let mut batch = ReplayBatch::default();
         assert!(buffer.sample_into(1, &mut seeded_rng(0), &mut batch).is_err());
         let err = buffer.push(&[1.0], 0, 0.0, &[1.0, 2.0], false).unwrap_err();
-        assert!(err.to_string().contains("obs has 1 values, the buffer stores 2"), "{err}");
+        assert!(err.to_string().contains("obs: expected 2 values, found 1"), "{err}");
     }
 }

@@ -90,12 +90,36 @@ impl fmt::Display for HerConfig {
 /// recomputed by the environment's [`GoalReward`]. The rows written to the
 /// batch are `[observation, goal]`, the network's input. Sampling reuses the
 /// batch's buffers, so the steady state allocates nothing.
+///
+/// ```
+/// use std::sync::Arc;
+/// use rlhf_algo::replay::{HerBuffer, HerConfig, ReplayBatch};
+/// use rlhf_env::SparseGoalReward;
+/// use rlhf_env::rng::seeded_rng;
+///
+/// // Rows are [observation, achieved_goal, desired_goal], here one value each.
+/// let her: HerConfig = "future:4".parse()?;
+/// let mut buffer = HerBuffer::new(1_000, 1, 1, Some(her), Arc::new(SparseGoalReward))?;
+/// // An episode that walks 0 → 1 → 2 and never reaches its goal 9 (reward -1 each step).
+/// buffer.push(&[0.0, 0.0, 9.0], 1, -1.0, &[1.0, 1.0, 9.0], false, false)?;
+/// buffer.push(&[1.0, 1.0, 9.0], 1, -1.0, &[2.0, 2.0, 9.0], false, true)?; // truncated
+/// let mut batch = ReplayBatch::default();
+/// buffer.sample_into(100, &mut seeded_rng(0), &mut batch)?;
+/// // 80 of the 100 rows are relabeled with a goal the episode reached, and
+/// // those that reach it right away get reward 0 and a terminal flag.
+/// let reached = (0..80).filter(|&i| batch.rewards[i] == 0.0).count();
+/// assert!(reached > 0 && batch.terminated[..80].iter().filter(|&&t| t == 1.0).count() == reached);
+/// # Ok::<(), rlhf_algo::AlgoError>(())
+/// ```
 pub struct HerBuffer {
     capacity: usize,
     obs_dim: usize,
     goal_dim: usize,
     her: Option<HerConfig>,
     reward: Arc<dyn GoalReward>,
+    /// n-step returns: steps summed before bootstrapping, and their discount.
+    n_steps: usize,
+    gamma: f64,
     observations: Vec<f32>,
     next_observations: Vec<f32>,
     /// The goal achieved by each transition's next state.
@@ -160,6 +184,8 @@ impl HerBuffer {
             goal_dim,
             her,
             reward,
+            n_steps: 1,
+            gamma: 1.0,
             observations: Vec::new(),
             next_observations: Vec::new(),
             achieved: Vec::new(),
@@ -176,6 +202,18 @@ impl HerBuffer {
             current_start: 0,
             current_len: 0,
         })
+    }
+
+    /// Samples n-step transitions: the rewards of up to `n_steps` steps of
+    /// the episode, discounted by `gamma` and recomputed under the
+    /// (relabeled) goal, stopping at the first step that reaches it or at
+    /// the episode's end; the batch's `steps` say how many were summed.
+    pub fn with_n_steps(mut self, n_steps: usize, gamma: f64) -> Result<Self, AlgoError> {
+        if !(1..=u8::MAX as usize).contains(&n_steps) {
+            return Err(AlgoError::InvalidConfig { field: "n_steps", reason: "must be in 1..=255".into() });
+        }
+        (self.n_steps, self.gamma) = (n_steps, gamma);
+        Ok(self)
     }
 
     /// Maximum number of transitions.
@@ -213,13 +251,6 @@ impl HerBuffer {
         self.her
     }
 
-    /// The network input `[observation, desired_goal]` of a flat row, written into `input`.
-    pub fn network_input(&self, row: &[f32], input: &mut Vec<f32>) {
-        input.clear();
-        input.extend_from_slice(&row[..self.obs_dim]);
-        input.extend_from_slice(&row[self.obs_dim + self.goal_dim..]);
-    }
-
     /// Stores a transition between flat rows `[observation, achieved_goal,
     /// desired_goal]`; `episode_end` (terminated or truncated) closes the
     /// episode and makes it sampleable.
@@ -235,9 +266,10 @@ impl HerBuffer {
         let (o, g) = (self.obs_dim, self.goal_dim);
         for (what, found) in [("obs", row.len()), ("next_obs", next_row.len())] {
             if found != self.row_dim() {
-                return Err(AlgoError::InvalidConfig {
-                    field: "observation",
-                    reason: format!("{what} has {found} values, the buffer stores {o} + 2 x {g}"),
+                return Err(AlgoError::ShapeMismatch {
+                    what: format!("the transition's {what}"),
+                    expected: format!("{o} + 2 x {g} values"),
+                    found: format!("{found} values"),
                 });
             }
         }
@@ -314,38 +346,58 @@ impl HerBuffer {
         batch: &mut ReplayBatch,
     ) -> Result<(), AlgoError> {
         if self.finished == 0 {
-            return Err(AlgoError::InvalidConfig {
-                field: "replay",
-                reason: "cannot sample before an episode has finished".into(),
-            });
+            return Err(AlgoError::EmptyReplay { reason: "no episode has finished yet" });
         }
         let (o, g) = (self.obs_dim, self.goal_dim);
         batch.clear();
         let relabeled = self.her.map_or(0, |her| her.relabeled(batch_size));
         for k in 0..batch_size {
             let i = (self.oldest + uniform_index(rng, self.finished)) % self.capacity;
-            let achieved = &self.achieved[i * g..(i + 1) * g];
-            let (goal, reward, terminated) = match self.her {
-                Some(her) if k < relabeled => {
-                    let j = self.hindsight_slot(i, her.strategy, rng);
-                    let goal = &self.achieved[j * g..(j + 1) * g];
-                    (
-                        goal,
-                        self.reward.compute_reward(achieved, goal) as f32,
-                        self.reward.compute_terminated(achieved, goal),
-                    )
-                }
-                _ => (&self.desired[i * g..(i + 1) * g], self.rewards[i], self.terminated[i]),
+            let hindsight = match self.her {
+                Some(her) if k < relabeled => Some(self.hindsight_slot(i, her.strategy, rng)),
+                _ => None,
             };
+            let goal = match hindsight {
+                Some(j) => &self.achieved[j * g..(j + 1) * g],
+                None => &self.desired[i * g..(i + 1) * g],
+            };
+            let (reward, terminated, last, steps) = self.n_step_return(i, goal, hindsight.is_some());
             batch.obs.extend_from_slice(&self.observations[i * o..(i + 1) * o]);
             batch.obs.extend_from_slice(goal);
-            batch.next_obs.extend_from_slice(&self.next_observations[i * o..(i + 1) * o]);
+            batch.next_obs.extend_from_slice(&self.next_observations[last * o..(last + 1) * o]);
             batch.next_obs.extend_from_slice(goal);
             batch.actions.push(i64::from(self.actions[i]));
-            batch.rewards.push(reward);
+            batch.rewards.push(reward as f32);
             batch.terminated.push(if terminated { 1.0 } else { 0.0 });
+            batch.steps.push(steps);
         }
         Ok(())
+    }
+
+    /// The return of up to `n_steps` steps from slot `i` under `goal` (the
+    /// stored rewards for the episode's own goal, recomputed for a hindsight
+    /// one): `(return, terminated, slot of the last step, steps summed)`.
+    fn n_step_return(&self, i: usize, goal: &[f32], relabeled: bool) -> (f64, bool, usize, u8) {
+        let g = self.goal_dim;
+        let start = self.episode_start[i] as usize;
+        let (len, offset) = (self.episode_len[i] as usize, (i + self.capacity - start) % self.capacity);
+        let (mut total, mut discount) = (0.0, 1.0);
+        let mut k = 0;
+        loop {
+            let j = (i + k) % self.capacity;
+            let (reward, terminated) = if relabeled {
+                let achieved = &self.achieved[j * g..(j + 1) * g];
+                (self.reward.compute_reward(achieved, goal), self.reward.compute_terminated(achieved, goal))
+            } else {
+                (f64::from(self.rewards[j]), self.terminated[j])
+            };
+            total += discount * reward;
+            discount *= self.gamma;
+            k += 1;
+            if terminated || offset + k == len || k == self.n_steps {
+                return (total, terminated, j, k as u8);
+            }
+        }
     }
 
     /// The slot whose achieved goal relabels the transition in slot `i`.
@@ -611,6 +663,37 @@ mod tests {
         }
         let err = tiny.push(&[0.0; 3], 0, 0.0, &[0.0; 3], false, false).unwrap_err();
         assert!(err.to_string().contains("longer than the buffer"), "{err}");
+    }
+
+    #[test]
+    fn n_step_returns_are_computed_under_the_relabeled_goal() {
+        // One truncated episode over positions 0..6; γ = 0.5, n = 3. Under a
+        // hindsight goal g the rewards are −1 until the step that reaches g
+        // (reward 0, terminal); under the real goal (never reached) all are −1.
+        let her = HerConfig { strategy: GoalStrategy::Future, n_sampled_goal: 1 };
+        let mut buffer = buffer(64, Some(her)).with_n_steps(3, 0.5).unwrap();
+        push_episode(&mut buffer, 0, 6, End::Truncated);
+        let mut batch = ReplayBatch::default();
+        buffer.sample_into(2_000, &mut seeded_rng(9), &mut batch).unwrap();
+        for k in 0..batch.len() {
+            let (position, goal) = (batch.obs[2 * k], batch.obs[2 * k + 1]);
+            let (next, steps, reward, terminated) =
+                (batch.next_obs[2 * k], batch.steps[k], batch.rewards[k], batch.terminated[k]);
+            let (expected_steps, expected_terminal) = if k < 1_000 {
+                let to_goal = (goal - position) as u8; // the goal is reached after this many steps
+                (to_goal.min(3), to_goal <= 3)
+            } else {
+                ((6.0 - position).min(3.0) as u8, false) // truncated at position 6: bootstrap
+            };
+            let minus_ones = if expected_terminal { expected_steps - 1 } else { expected_steps };
+            let expected_reward: f32 = (0..minus_ones).map(|j| -(0.5f32.powi(i32::from(j)))).sum();
+            assert_eq!(steps, expected_steps, "from {position} to goal {goal}");
+            assert_eq!(next, position + f32::from(steps), "bootstraps from the last step's next state");
+            assert_eq!(terminated, if expected_terminal { 1.0 } else { 0.0 }, "from {position} to goal {goal}");
+            assert_eq!(reward, expected_reward, "from {position} to goal {goal}");
+            assert_eq!(batch.next_obs[2 * k + 1], goal, "the goal stays the relabeled one");
+        }
+        assert!(HerBuffer::new(4, 1, 1, None, Arc::new(SparseGoalReward)).unwrap().with_n_steps(0, 0.9).is_err());
     }
 
     #[test]

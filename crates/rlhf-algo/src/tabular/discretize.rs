@@ -1,3 +1,6 @@
+//! Turning observations into table rows: [`Discretize`], and
+//! [`BoxDiscretizer`], which bins each dimension of a box observation.
+
 use crate::error::AlgoError;
 
 /// Maps observations to table rows `0..n_states()`.

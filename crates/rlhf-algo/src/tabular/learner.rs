@@ -1,3 +1,6 @@
+//! The Q-table and its training loop: Q-learning or SARSA with ε-greedy
+//! exploration, bootstrapping through truncations but not terminations.
+
 use rand::Rng;
 use rlhf_env::rng::{EnvRng, seeded_rng, uniform_f64, uniform_index};
 use rlhf_env::{Discrete, Env};
@@ -114,15 +117,10 @@ impl QTable {
         D: Discretize<E::Obs>,
     {
         if discretizer.n_states() != self.n_states || env.action_space().n() != self.n_actions {
-            return Err(AlgoError::InvalidConfig {
-                field: "table",
-                reason: format!(
-                    "table is {} × {} but the environment has {} states × {} actions",
-                    self.n_states,
-                    self.n_actions,
-                    discretizer.n_states(),
-                    env.action_space().n()
-                ),
+            return Err(AlgoError::ShapeMismatch {
+                what: "the Q-table (states × actions)".into(),
+                expected: format!("{} × {} (the environment's)", discretizer.n_states(), env.action_space().n()),
+                found: format!("{} × {}", self.n_states, self.n_actions),
             });
         }
         let schedule = LinearSchedule {

@@ -546,6 +546,8 @@ fn check_label(file: &str, line: usize, intent: String) -> Result<String, Datase
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
+    use tempfile::TempDir;
+
     use super::*;
 
     #[test]
@@ -642,17 +644,17 @@ mod tests {
         assert!("robotics".parse::<Domain>().unwrap_err().contains("smart_home"));
     }
 
-    fn write(name: &str, contents: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("rlhf-dataset-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
+    fn write(tmp: &TempDir, name: &str, contents: &str) -> PathBuf {
+        let path = tmp.path().join(name);
         std::fs::write(&path, contents).unwrap();
         path
     }
 
     #[test]
     fn user_jsonl_and_csv_files_load_with_their_own_labels() {
+        let tmp = TempDir::new().unwrap();
         let jsonl = write(
+            &tmp,
             "a.jsonl",
             "{\"text\": \"hello there\", \"intent\": \"greet\"}\n\n{\"text\": \"bye\", \"intent\": \"leave\"}\n",
         );
@@ -662,13 +664,14 @@ mod tests {
             corpus.utterances(5, 0),
             vec![Utterance { text: "hello there".into(), intent: 0 }, Utterance { text: "bye".into(), intent: 1 }]
         );
-        let csv = write("b.csv", "text,intent\n\"well, {hi}\",greet\nbye,leave\n");
+        let csv = write(&tmp, "b.csv", "text,intent\n\"well, {hi}\",greet\nbye,leave\n");
         let corpus = IntentCorpus::from_path(&csv, None).unwrap();
         assert_eq!(corpus.utterances(1, 0)[0].text, "well, {hi}", "user text is literal, braces included");
     }
 
     #[test]
     fn malformed_lines_are_errors_naming_file_and_line() {
+        let tmp = TempDir::new().unwrap();
         let cases = [
             ("bad.jsonl", "{\"text\": \"a\", \"intent\": \"x\"}\n{\"text\": \"b\"}\n", 2, "intent"),
             ("bad2.jsonl", "{\"text\": \"a\", \"intent\": \"x\"}\n\nnot json\n", 3, "expected"),
@@ -677,18 +680,21 @@ mod tests {
             ("header.csv", "utterance,label\na,x\n", 1, "no `text` column"),
         ];
         for (name, contents, line, needle) in cases {
-            let path = write(name, contents);
+            let path = write(&tmp, name, contents);
             let err = IntentCorpus::from_path(&path, None).unwrap_err();
             let message = err.to_string();
             assert!(matches!(err, DatasetError::Line { line: l, .. } if l == line), "{name}: {message}");
             assert!(message.contains(&path.display().to_string()) && message.contains(needle), "{name}: {message}");
         }
-        let path =
-            write("unknown.jsonl", "{\"text\": \"a\", \"intent\": \"x\"}\n{\"text\": \"b\", \"intent\": \"fly\"}\n");
+        let path = write(
+            &tmp,
+            "unknown.jsonl",
+            "{\"text\": \"a\", \"intent\": \"x\"}\n{\"text\": \"b\", \"intent\": \"fly\"}\n",
+        );
         let labels = vec!["x".to_owned()];
         let err = IntentCorpus::from_path(&path, Some(&labels)).unwrap_err().to_string();
         assert!(err.contains(":2:") && err.contains("`fly`"), "{err}");
-        let err = IntentCorpus::from_path(&write("none.jsonl", "\n"), None).unwrap_err();
+        let err = IntentCorpus::from_path(&write(&tmp, "none.jsonl", "\n"), None).unwrap_err();
         assert!(matches!(err, DatasetError::Invalid { .. }), "{err}");
         assert!(matches!(IntentCorpus::from_path(Path::new("/no/such.jsonl"), None), Err(DatasetError::Io { .. })));
     }

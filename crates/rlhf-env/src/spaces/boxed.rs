@@ -1,3 +1,5 @@
+//! [`BoxSpace`]: real vectors between per-dimension bounds (Gymnasium's `Box`).
+
 use std::fmt;
 
 use rand::Rng;

@@ -1,3 +1,5 @@
+//! [`Discrete`]: the integers `0..n` (Gymnasium's `Discrete`).
+
 use std::fmt;
 
 use rand::Rng;

@@ -1,3 +1,5 @@
+//! [`MultiBinary`]: vectors of 0s and 1s (Gymnasium's `MultiBinary`).
+
 use std::fmt;
 
 use rand::Rng;

@@ -1,3 +1,6 @@
+//! [`TimeLimit`]: cuts episodes after a number of steps, reporting the cut
+//! as `truncated` (not `terminated`), so learners keep bootstrapping there.
+
 use crate::env::{Env, EpisodePhase, Snapshot, Step};
 use crate::error::EnvError;
 
