@@ -720,9 +720,9 @@ mod tests {
         };
         let (whole, split) = (root.join("vec-whole"), root.join("vec-split"));
         let summary = train(&vec_args(&whole)).unwrap().unwrap();
-        // 2,000 steps in vector steps of 8, one update per vector step after 200 steps.
+        // 2,000 steps in vector steps of 8, one update per environment step after 200 steps.
         assert_eq!(summary.total_steps, 2_000);
-        assert_eq!(summary.gradient_updates, (2_000 - 200) / 8);
+        assert_eq!(summary.gradient_updates, 2_000 - 200);
         flag.store(true, Ordering::SeqCst);
         let stopped = train(&vec_args(&split));
         flag.store(false, Ordering::SeqCst);

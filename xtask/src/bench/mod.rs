@@ -59,6 +59,9 @@ enum Bench {
         /// Steps of n-step returns (`n_steps`).
         #[arg(long, default_value_t = 1)]
         n_steps: usize,
+        /// TOML file of `DqnConfig` fields over the default config.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Hindsight replay: bit flipping success against the number of bits,
     /// and the four-rooms grid, with and without HER.
@@ -143,8 +146,13 @@ fn median<T: Copy + PartialOrd>(mut values: Vec<T>) -> Option<T> {
 pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let Some(which) = &args.which else { return report::bench_report(&args.report) };
     match which {
-        Bench::Cartpole { seeds, steps, out, n_envs, n_steps } => {
-            let overrides = ConfigOverrides { n_envs: Some(*n_envs), n_steps: Some(*n_steps), ..Default::default() };
+        Bench::Cartpole { seeds, steps, out, n_envs, n_steps, config } => {
+            let overrides = ConfigOverrides {
+                file: config.clone(),
+                n_envs: Some(*n_envs),
+                n_steps: Some(*n_steps),
+                ..Default::default()
+            };
             bench_cartpole(*seeds, *steps, &overrides, out)
         }
         Bench::Her(her) => bench_her(her),
@@ -173,10 +181,8 @@ fn bench_cartpole(seeds: u64, steps: u64, overrides: &ConfigOverrides, out: &Pat
     let mut runs = Vec::new();
     for seed in 0..seeds {
         let run = bench_run(EnvId::CartPoleV1, None, seed, steps, (2_500, 10), out.join(format!("seed-{seed}")));
-        let run = NewRun {
-            config: ConfigOverrides { n_envs: overrides.n_envs, n_steps: overrides.n_steps, ..run.config },
-            ..run
-        };
+        let run =
+            NewRun { config: ConfigOverrides { seed: Some(seed), steps: Some(steps), ..overrides.clone() }, ..run };
         let Some(summary) = run.train()? else { anyhow::bail!("interrupted") };
         eprintln!(
             "seed {seed}: solved at {:?}, greedy mean {:.1}, {:.1} s",

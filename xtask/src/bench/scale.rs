@@ -197,7 +197,8 @@ impl BackendJob for BackendRows<'_> {
                     batch_size: n,
                     buffer_size: 1_000_000,
                     learning_starts: n as u64,
-                    train_freq: 1,
+                    // One gradient step per vector step (periods count environment steps).
+                    train_freq: n as u64,
                     gradient_steps: 1,
                     total_timesteps: 10_000_000,
                     ..DqnConfig::default()

@@ -330,15 +330,15 @@ impl<B: AutodiffBackend> Dqn<B> {
         Ok((loss_value, mean_q))
     }
 
-    /// `gradient_steps` gradient steps, reported as one event.
-    pub(super) fn train_burst(&mut self) -> Result<TrainEvent, AlgoError> {
+    /// `steps` gradient steps, reported as one event.
+    pub(super) fn train_burst(&mut self, steps: u64) -> Result<TrainEvent, AlgoError> {
         let (mut loss_sum, mut q_sum) = (0.0, 0.0);
-        for _ in 0..self.config.gradient_steps {
+        for _ in 0..steps {
             let (loss, mean_q) = self.gradient_step()?;
             loss_sum += loss;
             q_sum += mean_q;
         }
-        let n = self.config.gradient_steps.max(1) as f64;
+        let n = steps.max(1) as f64;
         Ok(TrainEvent::Train {
             step: self.num_timesteps,
             gradient_updates: self.gradient_updates,

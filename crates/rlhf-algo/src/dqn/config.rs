@@ -52,7 +52,8 @@ pub struct DqnConfig {
     /// plain DQN). The sum stops at a termination and bootstraps at a
     /// truncation; with hindsight replay it is computed under the relabeled goal.
     pub n_steps: usize,
-    /// Environment steps between bursts of gradient steps.
+    /// Environment steps between bursts of gradient steps (with several
+    /// environments too: unlike Stable-Baselines3, not vector steps).
     pub train_freq: u64,
     /// Gradient steps per burst.
     pub gradient_steps: u64,
