@@ -389,9 +389,13 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
     serde_json::from_slice(&bytes).with_context(|| format!("{}", path.display()))
 }
 
-/// A new agent as `run` says, with its run folder started.
-fn start_run<E: Task, B: AutodiffBackend>(run: &NewRun, env: &E, device: &B::Device) -> anyhow::Result<Dqn<B>> {
-    let config = run.config.apply(env.default_config())?;
+/// A new agent with `config`, as `run` says, with its run folder started.
+fn start_run<E: Task, B: AutodiffBackend>(
+    run: &NewRun,
+    config: DqnConfig,
+    env: &E,
+    device: &B::Device,
+) -> anyhow::Result<Dqn<B>> {
     let mut agent = env.new_agent::<B>(config, device.clone())?;
     if let Some(dir) = &run.init_from {
         let expected = checkpoint::Expectation {
@@ -420,22 +424,24 @@ fn train_dqn<E: Task, B: AutodiffBackend>(
     env: E,
     device: B::Device,
 ) -> anyhow::Result<Option<Summary>> {
-    let n_envs = match &start {
-        Start::New(run) => run.config.apply(env.default_config())?.n_envs,
-        Start::Resume { run, .. } => read_json::<RunConfig<DqnConfig>>(&run.join("config.json"))?.algo.n_envs,
+    let (config, schedule) = match &start {
+        Start::New(run) => (run.config.apply(env.default_config())?, run.schedule),
+        Start::Resume { run, .. } => {
+            let saved: RunConfig<DqnConfig> = read_json(&run.join("config.json"))?;
+            (saved.algo, saved.schedule.with_context(|| format!("{}: no schedule", run.display()))?)
+        }
     };
+    let n_envs = config.n_envs;
     // Threaded from 1,024 environments on: below that rayon's overhead
     // outweighs a CartPole step.
     let copies = (0..n_envs.max(1)).map(|_| env.fresh()).collect::<anyhow::Result<Vec<_>>>()?;
     let mut envs = VecEnv::new(copies)?.with_threads(n_envs >= 1_024);
-    let (out, schedule, mut agent) = match &start {
-        Start::New(run) => (run.out.clone(), run.schedule, start_run::<E, B>(run, &env, &device)?),
+    let (out, mut agent) = match &start {
+        Start::New(run) => (run.out.clone(), start_run::<E, B>(run, config, &env, &device)?),
         Start::Resume { run, .. } => {
-            let config: RunConfig<DqnConfig> = read_json(&run.join("config.json"))?;
-            let schedule = config.schedule.with_context(|| format!("{}: no schedule", run.display()))?;
             let agent = E::load_agent::<B>(&run.join("checkpoint"), &mut envs, device.clone())?;
             tracing::info!(step = agent.num_timesteps(), "resuming {}", run.display());
-            ((*run).to_owned(), schedule, agent)
+            ((*run).to_owned(), agent)
         }
     };
     let total = agent.config().total_timesteps;

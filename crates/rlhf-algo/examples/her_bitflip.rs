@@ -12,8 +12,9 @@ use rlhf_model::backend::{AutodiffCpu, cpu_device};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n_bits = 15;
-    // `future` goals, k = 4, and a 3-step return computed under each relabeled goal.
-    let config = DqnConfig { total_timesteps: 20_000, n_steps: 3, ..DqnConfig::bit_flipping_for(n_bits) };
+    // `future` goals, k = 4. (`n_steps: 3` would sum three rewards under each
+    // relabeled goal: slower here and at 30 bits, faster at 50; docs/BENCHMARKS.md.)
+    let config = DqnConfig { total_timesteps: 20_000, ..DqnConfig::bit_flipping_for(n_bits) };
     let mut env = BitFlipping::new(n_bits)?;
     let mut agent = Dqn::<AutodiffCpu>::for_goal_env(config, &env, cpu_device())?;
 

@@ -8,7 +8,9 @@
 //!   `contains` and `sample` (with an RNG you pass in).
 //! - [`TimeLimit`]: cuts episodes after a number of steps (`truncated`, not `terminated`).
 //! - [`VecEnv`]: N copies stepped together, sequentially or across threads, with
-//!   same-step auto-reset; the true final observation of each finished episode is kept.
+//!   same-step (the true final observation of each finished episode kept) or
+//!   next-step auto-reset (reset slots marked), and a snapshot of them all.
+//! - [`atomic`]: writing a file so a reader sees the old one or the new one.
 //! - [`check_env`]: validates an environment the way Stable-Baselines3's `check_env` does.
 //! - [`CartPole`]: CartPole-v1, bit for bit the dynamics of Gymnasium's `cartpole.py`.
 //! - [`goal`]: goal-conditioned environments for hindsight replay ([`GoalEnv`],

@@ -80,6 +80,9 @@ fn peak_and_current_rss() -> anyhow::Result<(u64, u64)> {
     Ok((field("VmHWM:")?, field("VmRSS:")?))
 }
 
+/// Transitions in the `replay` case's CartPole buffer.
+const REPLAY_TRANSITIONS: u64 = 1_000_000;
+
 /// Runs one case in this process and prints its row as JSON.
 pub fn probe(args: &MemoryProbe) -> anyhow::Result<()> {
     let (mut growth, mut transition_bytes) = (None, None);
@@ -91,8 +94,8 @@ pub fn probe(args: &MemoryProbe) -> anyhow::Result<()> {
         }
         MemoryCase::Replay => {
             let (_, before) = peak_and_current_rss()?;
-            let mut buffer = ReplayBuffer::new(1_000_000, 4)?;
-            for i in 0..1_000_000u32 {
+            let mut buffer = ReplayBuffer::new(REPLAY_TRANSITIONS as usize, 4)?;
+            for i in 0..REPLAY_TRANSITIONS as u32 {
                 let x = i as f32;
                 buffer.push(&[x, -x, 0.5 * x, 1.0], (i % 2) as usize, 1.0, &[x, x, x, x], i % 500 == 0)?;
             }
@@ -135,9 +138,10 @@ pub fn bench_memory(args: &MemoryBench) -> anyhow::Result<String> {
     for row in &rows {
         let note = match (row.replay_rss_growth_bytes, row.replay_transition_bytes) {
             (Some(growth), Some(bytes)) => format!(
-                "resident growth {:.1} MiB for {:.1} MiB of transitions (41 bytes each): {:+.2} MiB beyond them",
+                "resident growth {:.1} MiB for {:.1} MiB of transitions ({} bytes each): {:+.2} MiB beyond them",
                 growth as f64 / MIB,
                 bytes as f64 / MIB,
+                bytes / REPLAY_TRANSITIONS,
                 (growth as f64 - bytes as f64) / MIB
             ),
             _ => String::new(),

@@ -68,25 +68,14 @@ pub fn write_metrics(path: &Path, rows: &[MetricsRow]) -> Result<(), AlgoError> 
     rlhf_env::atomic::write_atomically(path, &bytes).map_err(io)
 }
 
-/// The header line alone (csv writes it with the first row).
+/// The header line alone: csv writes it with the first row, so it is the
+/// first line of a default row written out.
 fn header() -> Vec<u8> {
-    let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
-    let names = [
-        "step",
-        "episode_return",
-        "episode_length",
-        "epsilon",
-        "success",
-        "loss",
-        "mean_q",
-        "eval_mean_return",
-        "eval_success_rate",
-        "wall_seconds",
-        "steps_per_second",
-    ];
+    let mut writer = csv::Writer::from_writer(Vec::new());
     // Writing to memory cannot fail.
-    let _ = writer.write_record(names);
-    writer.into_inner().unwrap_or_default()
+    let _ = writer.serialize(MetricsRow::default());
+    let bytes = writer.into_inner().unwrap_or_default();
+    bytes.split_inclusive(|&b| b == b'\n').next().unwrap_or_default().to_vec()
 }
 
 /// Keeps a row per episode, per evaluation and per `row_every` steps of

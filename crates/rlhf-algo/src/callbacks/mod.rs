@@ -196,7 +196,12 @@ pub(crate) fn dispatch<B: AutodiffBackend>(
                 dispatched.flow = ControlFlow::Break(());
             }
             queue.extend(ctx.emitted);
-            dispatched.checkpoints.extend(ctx.checkpoint);
+            // Two callbacks asking for the same directory at one step get one save.
+            if let Some(dir) = ctx.checkpoint
+                && !dispatched.checkpoints.contains(&dir)
+            {
+                dispatched.checkpoints.push(dir);
+            }
         }
     }
     Ok(dispatched)
