@@ -196,3 +196,66 @@ impl<B: AutodiffBackend> Callback<B> for StopOnThreshold<B> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::callbacks::dispatch;
+    use crate::dqn::DqnConfig;
+    use rlhf_env::CartPole;
+    use rlhf_model::backend::{AutodiffCpu, cpu_device};
+
+    fn untrained() -> Dqn<AutodiffCpu> {
+        Dqn::for_env(DqnConfig::default(), &CartPole::v1(), cpu_device()).unwrap()
+    }
+
+    fn eval_event(mean_return: f64) -> TrainEvent {
+        let report = EvalReport {
+            returns: vec![mean_return],
+            lengths: vec![1],
+            mean_return,
+            std_return: 0.0,
+            success_rate: None,
+        };
+        TrainEvent::Eval { step: 100, report }
+    }
+
+    #[test]
+    fn a_stop_needs_the_threshold_and_then_the_confirmation() {
+        let agent = untrained();
+        let mut stop = StopOnThreshold::new(Threshold::MeanReturn(475.0));
+        assert!(dispatch(&agent, &mut [&mut stop], [eval_event(400.0)]).unwrap().flow.is_continue());
+        assert!(dispatch(&agent, &mut [&mut stop], [eval_event(480.0)]).unwrap().flow.is_break());
+
+        // An untrained network scores far below 475 on the confirming episodes.
+        let mut confirmed = StopOnThreshold::new(Threshold::MeanReturn(475.0)).confirm_on(
+            CartPole::v1(),
+            20,
+            7,
+            Threshold::MeanReturn(475.0),
+        );
+        assert!(dispatch(&agent, &mut [&mut confirmed], [eval_event(500.0)]).unwrap().flow.is_continue());
+        assert!(!confirmed.stopped());
+        // A run resumed after the stop stays stopped.
+        confirmed.restore(serde_json::json!({ "stopped": true })).unwrap();
+        assert!(dispatch(&agent, &mut [&mut confirmed], [eval_event(0.0)]).unwrap().flow.is_break());
+        assert!(confirmed.restore(serde_json::json!({})).unwrap_err().to_string().contains("callbacks.json"));
+    }
+
+    #[test]
+    fn evaluations_come_at_their_period_and_the_best_network_is_saved() {
+        let agent = untrained();
+        let tmp = tempfile::TempDir::new().unwrap();
+        let best = tmp.path().join("best");
+        let mut eval = EvalCallback::new(CartPole::v1(), 500, 3, 1).with_best_model(&best);
+        let mut seen = Vec::new();
+        let mut record = crate::callbacks::observer(|e: &TrainEvent| seen.push(e.clone()));
+        let step = |step| TrainEvent::Step { step, n_envs: 8 };
+        dispatch(&agent, &mut [&mut eval, &mut record], [step(496), step(504)]).unwrap();
+        assert_eq!(eval.reports().len(), 1, "only the vector step that crossed 500 evaluates");
+        assert_eq!(eval.reports()[0].0, 504);
+        assert!(matches!(seen.last(), Some(TrainEvent::Eval { step: 504, .. })), "the others see the evaluation");
+        assert!(best.join("meta.json").exists());
+        assert!(Callback::<AutodiffCpu>::state(&eval)["best_score"].as_f64().is_some());
+    }
+}
