@@ -205,7 +205,10 @@ macro_rules! goal_task {
             fn check(&mut self, seed: u64, episodes: usize) -> anyhow::Result<String> {
                 let env = rlhf_env::check_env(self, seed, episodes, 10_000)?;
                 let goals = rlhf_env::check_goal_env(self, seed, episodes)?;
-                Ok(format!("{env}; goal rewards: {goals:?}"))
+                Ok(format!(
+                    "{env}; every reward is compute_reward of its goals over {} episodes, {} steps ({} reached their goal)",
+                    goals.episodes, goals.steps, goals.successes
+                ))
             }
 
             /// Every evaluation episode succeeded: a policy that only just
