@@ -1,7 +1,9 @@
 //! `cargo xtask train`: train an agent and write a run folder.
 //!
-//! A DQN run folder holds `config.json` (the full `DqnConfig` and the
-//! environment's configuration, enough to repeat the run), `metrics.csv`
+//! DQN training is wiring of the library's callbacks (`rlhf_algo::callbacks`)
+//! around `Dqn::learn_vec` on `n_envs` copies of the task. A run folder
+//! holds `config.json` (the full `DqnConfig`, the environment's
+//! configuration and the evaluation schedule, enough to repeat the run), `metrics.csv`
 //! (one row per event: episode ends, training bursts, evaluations),
 //! `learning_curve.png`, `summary.json`, and checkpoints: `checkpoint/` (the
 //! whole training state, rewritten after every evaluation and on Ctrl-C;
