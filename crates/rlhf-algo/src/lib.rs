@@ -15,6 +15,8 @@
 //! - [`callbacks`]: what runs during training, as Stable-Baselines3's
 //!   callbacks: periodic evaluation with best-model saving, checkpoints,
 //!   stopping on a threshold, metrics rows, a progress bar.
+//! - [`stats`]: learning results over seeds: interquartile means, bootstrap
+//!   confidence intervals, probability of improvement, performance profiles.
 //! - [`intent`]: the voice assistant: supervised pretraining, learning from
 //!   rewards, fine-tuning to new intents, classification metrics.
 //!
@@ -41,6 +43,7 @@ pub mod intent;
 mod policy;
 pub mod replay;
 pub mod schedule;
+pub mod stats;
 pub mod tabular;
 
 pub use error::AlgoError;
