@@ -348,6 +348,7 @@ impl<B: AutodiffBackend> Dqn<B> {
         let schedule = self.config.exploration_schedule();
         let mut actions = vec![0usize; n];
         let mut next_row = Vec::with_capacity(dim);
+        let mut spare_rows = Vec::new();
         let mut events = Vec::new();
         let end = self.num_timesteps.saturating_add(steps);
         while self.num_timesteps < end {
@@ -364,7 +365,7 @@ impl<B: AutodiffBackend> Dqn<B> {
                 write_row(step.last, &mut next_row, dim)?;
                 let done = step.terminated || step.truncated;
                 let transition = (actions[i], step.reward, step.terminated, done);
-                store(replay, slot, transition, &next_row, n_steps, gamma)?;
+                store(replay, slot, &mut spare_rows, transition, &next_row, n_steps, gamma)?;
                 slot.episode_return += step.reward;
                 slot.length += 1;
                 if done {
@@ -454,10 +455,12 @@ impl<B: AutodiffBackend> Dqn<B> {
 /// waiting step): `R = r_t + γ r_{t+1} + … + γ^{k-1} r_{t+k-1}`, bootstrapped
 /// from the latest observation with `γ^k`, not at all after a termination.
 /// Hindsight replay stores single steps: it computes n-step returns when it
-/// samples, under the relabeled goal.
+/// samples, under the relabeled goal. `spare` holds the rows of stored
+/// windows for reuse, so the steady state allocates nothing.
 fn store(
     replay: &mut ReplayStore,
     slot: &mut Slot,
+    spare: &mut Vec<Vec<f32>>,
     (action, reward, terminated, done): (usize, f64, bool, bool),
     next_row: &[f32],
     n_steps: usize,
@@ -466,12 +469,16 @@ fn store(
     if n_steps <= 1 || matches!(replay, ReplayStore::Hindsight(_)) {
         return replay.push(&slot.obs, action, reward as f32, next_row, terminated, done, 1);
     }
-    slot.window.push_back(Pending { obs: slot.obs.clone(), action, reward });
+    let mut obs = spare.pop().unwrap_or_default();
+    obs.clear();
+    obs.extend_from_slice(&slot.obs);
+    slot.window.push_back(Pending { obs, action, reward });
     while slot.window.len() == n_steps || (done && !slot.window.is_empty()) {
         let n_step_return = slot.window.iter().rev().fold(0.0, |later, step| step.reward + gamma * later);
         let k = u8::try_from(slot.window.len()).unwrap_or(u8::MAX);
         if let Some(first) = slot.window.pop_front() {
             replay.push(&first.obs, first.action, n_step_return as f32, next_row, terminated, done, k)?;
+            spare.push(first.obs);
         }
     }
     Ok(())
@@ -674,9 +681,10 @@ mod tests {
         let mut replay = ReplayStore::Transitions(crate::replay::ReplayBuffer::new(16, 1).unwrap());
         let mut slot =
             Slot { obs: vec![0.0], input: vec![0.0], episode_return: 0.0, length: 0, window: VecDeque::new() };
+        let mut spare = Vec::new();
         for t in 1..=5 {
             let next = [t as f32];
-            store(&mut replay, &mut slot, (0, f64::from(t), t == 5, t == 5), &next, 3, 0.5).unwrap();
+            store(&mut replay, &mut slot, &mut spare, (0, f64::from(t), t == 5, t == 5), &next, 3, 0.5).unwrap();
             slot.obs = next.to_vec();
         }
         let ReplayStore::Transitions(buffer) = &replay else { unreachable!() };
@@ -698,6 +706,7 @@ mod tests {
             ]
         );
         assert!(slot.window.is_empty(), "an ended episode leaves nothing waiting");
+        assert_eq!(spare.len(), 3, "the window's rows are kept for reuse, not dropped");
     }
 
     #[test]
