@@ -54,11 +54,13 @@ class StopWhenSolved(BaseCallback):
         super().__init__()
         self.every, self.started = every, started
         self.solved_at, self.solved_seconds = None, None
+        self.evaluations = []
 
     def _on_step(self) -> bool:
         if self.num_timesteps % self.every != 0:
             return True
         mean = float(np.mean(greedy_returns(self.model, 10, 10_000 + self.num_timesteps)))
+        self.evaluations.append([self.num_timesteps, mean])
         if mean >= SOLVED:
             self.solved_at, self.solved_seconds = self.num_timesteps, time.perf_counter() - self.started
             return False
@@ -81,6 +83,7 @@ def run(seed: int, steps: int) -> dict:
         "updates": model._n_updates,
         "final_mean_return": float(np.mean(final)),
         "final_solved": float(np.mean(final)) >= SOLVED,
+        "evaluations": callback.evaluations,
     }
 
 

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use plotters::prelude::*;
+use rlhf_algo::stats::Estimate;
 
 /// Why a plot could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,18 @@ fn register_font() -> Result<(), String> {
 
 /// Width and height of line charts.
 const CHART_SIZE: (u32, u32) = (900, 540);
+
+/// Colour-blind-safe (Okabe–Ito), distinct up to eight lines.
+const COLORS: [RGBColor; 8] = [
+    RGBColor(213, 94, 0),
+    RGBColor(0, 114, 178),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(230, 159, 0),
+    RGBColor(86, 180, 233),
+    RGBColor(0, 0, 0),
+    RGBColor(240, 228, 66),
+];
 
 /// A drawing area on a bitmap, as the plotting closures receive it.
 type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
@@ -108,17 +121,6 @@ pub fn plot_lines(
     let points = || lines.iter().flat_map(|(_, points)| points.iter());
     let x_min = points().map(|p| p.0).fold(f64::INFINITY, f64::min).min(0.0);
     let x_max = points().map(|p| p.0).fold(1.0, f64::max);
-    // Colour-blind-safe (Okabe–Ito), distinct up to eight lines.
-    const COLORS: [RGBColor; 8] = [
-        RGBColor(213, 94, 0),
-        RGBColor(0, 114, 178),
-        RGBColor(0, 158, 115),
-        RGBColor(204, 121, 167),
-        RGBColor(230, 159, 0),
-        RGBColor(86, 180, 233),
-        RGBColor(0, 0, 0),
-        RGBColor(240, 228, 66),
-    ];
     write_png(path, CHART_SIZE, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 24))
@@ -144,6 +146,86 @@ pub fn plot_lines(
             .draw()?;
         Ok(())
     })
+}
+
+/// One curve of [`plot_bands`]: a label and its points, each an x with an
+/// estimate and its interval.
+pub type Band<'a> = (&'a str, &'a [(f64, Estimate)]);
+
+/// Writes a chart of estimates with shaded intervals (learning curves with
+/// 95% bands, performance profiles), one colour per curve, to `path` atomically.
+pub fn plot_bands(
+    path: &Path,
+    title: &str,
+    axes: (&str, &str),
+    y_range: std::ops::Range<f64>,
+    bands: &[Band<'_>],
+) -> Result<(), PlotError> {
+    write_png(path, CHART_SIZE, |root| draw_bands(root, title, axes, y_range, bands))
+}
+
+/// One chart of [`plot_band_panels`]: its title and its curves.
+pub type Panel<'a> = (&'a str, &'a [Band<'a>]);
+
+/// Writes several [`plot_bands`] charts side by side (`columns` per row),
+/// sharing their axes' labels and y range, under one title, to `path` atomically.
+pub fn plot_band_panels(
+    path: &Path,
+    title: &str,
+    axes: (&str, &str),
+    y_range: std::ops::Range<f64>,
+    columns: usize,
+    panels: &[Panel<'_>],
+) -> Result<(), PlotError> {
+    let columns = columns.clamp(1, panels.len().max(1));
+    let rows = panels.len().div_ceil(columns).max(1);
+    let size = (CHART_SIZE.0 * 2 / 3 * columns as u32, CHART_SIZE.1 * 2 / 3 * rows as u32 + 40);
+    write_png(path, size, |root| {
+        let (title_area, body) = root.split_vertically(40);
+        title_area.titled(title, ("sans-serif", 24))?;
+        for (area, (panel_title, bands)) in body.split_evenly((rows, columns)).iter().zip(panels) {
+            draw_bands(area, panel_title, axes, y_range.clone(), bands)?;
+        }
+        Ok(())
+    })
+}
+
+fn draw_bands<'a>(
+    area: &Area<'a>,
+    title: &str,
+    (x_label, y_label): (&str, &str),
+    y_range: std::ops::Range<f64>,
+    bands: &[Band<'_>],
+) -> Result<(), Box<dyn std::error::Error + 'a>> {
+    let xs = || bands.iter().flat_map(|(_, points)| points.iter().map(|p| p.0));
+    let x_min = xs().fold(f64::INFINITY, f64::min).min(0.0);
+    let x_max = xs().fold(f64::NEG_INFINITY, f64::max).max(x_min + 1.0);
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(x_min..x_max, y_range)?;
+    chart.configure_mesh().x_desc(x_label).y_desc(y_label).label_style(("sans-serif", 14)).draw()?;
+    for (i, (label, points)) in bands.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        // The band: along the upper ends, back along the lower ones.
+        let outline: Vec<(f64, f64)> =
+            points.iter().map(|(x, e)| (*x, e.high)).chain(points.iter().rev().map(|(x, e)| (*x, e.low))).collect();
+        chart.draw_series(std::iter::once(Polygon::new(outline, color.mix(0.2).filled())))?;
+        chart
+            .draw_series(LineSeries::new(points.iter().map(|(x, e)| (*x, e.value)), color.stroke_width(2)))?
+            .label(*label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()?;
+    Ok(())
 }
 
 /// Writes a confusion matrix as a heatmap: row `i` is the true label
@@ -222,6 +304,22 @@ mod tests {
         let a = [(5.0, 1.0), (10.0, 1.0), (50.0, 0.98)];
         let b = [(5.0, 1.0), (10.0, 0.4), (50.0, 0.0)];
         plot_lines(&path, "t", ("bits", "success"), 0.0..1.05, &[("with", &a), ("without", &b)]).unwrap();
+        assert_eq!(&std::fs::read(&path).unwrap()[..4], b"\x89PNG");
+    }
+
+    #[test]
+    fn banded_charts_are_pngs() {
+        let tmp = TempDir::new().unwrap();
+        let path = tmp.path().join("bands.png");
+        let e = |value: f64| Estimate { value, low: value - 0.1, high: value + 0.1 };
+        let ours = [(0.0, e(0.2)), (2_500.0, e(0.5)), (5_000.0, e(0.9))];
+        let theirs = [(0.0, e(0.1)), (5_000.0, e(0.6))];
+        plot_bands(&path, "t", ("steps", "return"), 0.0..1.0, &[("ours", &ours), ("SB3", &theirs)]).unwrap();
+        assert_eq!(&std::fs::read(&path).unwrap()[..4], b"\x89PNG");
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+        let panels = [("5 bits", &[("HER", &ours[..])][..]), ("10 bits", &[("HER", &theirs[..])][..])];
+        let path = tmp.path().join("panels.png");
+        plot_band_panels(&path, "t", ("steps", "success"), 0.0..1.0, 2, &panels).unwrap();
         assert_eq!(&std::fs::read(&path).unwrap()[..4], b"\x89PNG");
     }
 

@@ -6,14 +6,21 @@
 //!   reported as steps (elements) per second.
 //! - Reports: [`plot_learning_curve`] draws a run's episode returns and
 //!   evaluations to a PNG (with an embedded font, so it renders anywhere);
-//!   [`plot_lines`] labelled lines; [`plot_confusion`] a confusion-matrix heatmap.
+//!   [`plot_lines`] labelled lines; [`plot_bands`] estimates with shaded
+//!   95% intervals (learning curves over seeds, performance profiles), and
+//!   [`plot_band_panels`] several such charts in one picture;
+//!   [`plot_confusion`] a confusion-matrix heatmap. [`table`] formats
+//!   results over seeds (IQM with interval, from `rlhf_algo::stats`) as cells.
 //! - Learning: [`cartpole_controller`] is the fixed policy the speed benchmarks
 //!   drive CartPole with, so episodes are long and resets rare, as under a
 //!   trained agent. Learning-curve benchmarks join it with the DQN issue.
 
 mod curve;
+pub mod table;
 
-pub use curve::{Line, PlotError, plot_confusion, plot_learning_curve, plot_lines};
+pub use curve::{
+    Band, Line, Panel, PlotError, plot_band_panels, plot_bands, plot_confusion, plot_learning_curve, plot_lines,
+};
 
 /// A linear controller that balances CartPole-v1 for the full 500 steps from
 /// most reset states: push towards the side the pole falls to, corrected for

@@ -18,8 +18,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use rlhf_algo::callbacks::{MetricsRow, read_metrics};
 use rlhf_algo::dqn::BIT_FLIPPING_LARGE_N;
 use rlhf_algo::replay::HerConfig;
+use rlhf_algo::stats::{self, Estimate, OverSeeds};
+use rlhf_bench::table::{estimate_cell, seeds_cell};
 use rlhf_env::EnvId;
 use serde::Serialize;
 
@@ -79,18 +82,27 @@ enum Bench {
     MemoryProbe(memory::MemoryProbe),
 }
 
+/// `bench her`'s budget per bit below [`BIT_FLIPPING_LARGE_N`] bits.
+pub(crate) const HER_STEPS_PER_BIT: u64 = 1_500;
+
+/// `bench her`'s seeds on `n_bits` bits: enough for an interval up to 30
+/// bits, fewer above, where one run takes up to millions of steps.
+pub(crate) fn default_her_seeds(n_bits: usize) -> u64 {
+    if n_bits <= 30 { 5 } else { 3 }
+}
+
 /// Arguments of `bench her`.
 #[derive(Debug, Args)]
 struct HerBench {
     /// Bit counts to train on.
     #[arg(long, value_delimiter = ',', default_value = "5,10,15,20,30,40,50")]
     bits: Vec<usize>,
-    /// Seeds per setting (0..N).
-    #[arg(long, default_value_t = 3)]
-    seeds: u64,
+    /// Seeds per setting (0..N) [default: 5 up to 30 bits and on grids, 3 above].
+    #[arg(long)]
+    seeds: Option<u64>,
     /// Environment-step budget per run on n bits: this many per bit (the
     /// same with and without HER; runs stop early once solved).
-    #[arg(long, default_value_t = 1_500)]
+    #[arg(long, default_value_t = HER_STEPS_PER_BIT)]
     steps_per_bit: u64,
     /// The budget per bit from `BIT_FLIPPING_LARGE_N` (40) bits on, where
     /// the preset takes one gradient step per 16 environment steps.
@@ -119,13 +131,80 @@ struct HerBench {
     her_only: bool,
 }
 
+/// DQN runs of one configuration on CartPole over seeds, as the reports keep them.
 #[derive(Debug, Serialize)]
-struct Report {
-    runs: Vec<Summary>,
-    solved: usize,
+struct CartpoleReport {
+    /// Environment steps per run.
+    budget: u64,
     seeds: usize,
-    median_wall_seconds_to_solve: Option<f64>,
-    median_steps_to_solve: Option<u64>,
+    solved: usize,
+    /// Environment steps to the first 10-episode evaluation with mean ≥ 475;
+    /// an unsolved seed counts the whole budget (so the IQM is then a lower bound).
+    steps_to_solve: OverSeeds,
+    /// Wall seconds until the run stopped: solved and confirmed, or the whole budget.
+    seconds_to_solve: OverSeeds,
+    /// Greedy mean return of the kept model over 100 fresh episodes.
+    final_return: OverSeeds,
+    /// The evaluations' mean return against environment steps, IQM over seeds.
+    curve: Vec<(u64, Estimate)>,
+    runs: Vec<Summary>,
+}
+
+impl CartpoleReport {
+    /// The statistics of `runs` (their folders hold their `metrics.csv`).
+    fn new(budget: u64, runs: Vec<(Summary, PathBuf)>, eval_every: u64) -> anyhow::Result<Self> {
+        let steps: Vec<f64> = runs.iter().map(|(r, _)| r.first_solved_step.unwrap_or(budget) as f64).collect();
+        let seconds: Vec<f64> = runs.iter().map(|(r, _)| r.wall_seconds).collect();
+        let returns: Vec<f64> = runs.iter().map(|(r, _)| r.eval_mean_return).collect();
+        let curves = runs
+            .iter()
+            .map(|(_, dir)| evaluations(dir, |row| row.eval_mean_return))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Self {
+            budget,
+            seeds: runs.len(),
+            solved: runs.iter().filter(|(r, _)| r.solved && r.first_solved_step.is_some()).count(),
+            steps_to_solve: OverSeeds::new(&steps),
+            seconds_to_solve: OverSeeds::new(&seconds),
+            final_return: OverSeeds::new(&returns),
+            curve: stats::curve_interval(&curves, &evaluation_grid(eval_every, budget)),
+            runs: runs.into_iter().map(|(r, _)| r).collect(),
+        })
+    }
+
+    /// The row of the summary table: seeds, solved, and the three IQMs.
+    fn row(&self, label: &str) -> String {
+        format!(
+            "| {label} | {} | {} | {} | {} | {} |",
+            self.seeds,
+            self.solved,
+            seeds_cell(&self.steps_to_solve, 0),
+            seeds_cell(&self.seconds_to_solve, 2),
+            seeds_cell(&self.final_return, 1)
+        )
+    }
+}
+
+/// The header of [`CartpoleReport::row`]'s table.
+const CARTPOLE_SUMMARY_HEADER: &str = "| runs | seeds | solved | steps to first eval ≥ 475 | wall s to stop | greedy mean (100 ep.) |\n|---|---|---|---|---|---|\n";
+
+/// What every table of results over seeds says under it.
+pub(crate) const INTERVALS_NOTE: &str =
+    "Cells over seeds: interquartile mean [95% percentile bootstrap interval, 10,000 resamples].";
+
+/// The evaluation points of a run of `budget` steps evaluated every `every`.
+fn evaluation_grid(every: u64, budget: u64) -> Vec<u64> {
+    (1..=budget / every.max(1)).map(|k| k * every).collect()
+}
+
+/// `(step, value)` of every evaluation row of the run in `dir` (`metrics.csv`).
+fn evaluations(dir: &Path, value: fn(&MetricsRow) -> Option<f64>) -> anyhow::Result<Vec<(u64, f64)>> {
+    Ok(read_metrics(&dir.join("metrics.csv"))?.iter().filter_map(|row| Some((row.step, value(row)?))).collect())
+}
+
+/// Points of a curve for [`rlhf_bench::plot_bands`].
+fn band_points(curve: &[(u64, Estimate)]) -> Vec<(f64, Estimate)> {
+    curve.iter().map(|&(x, e)| (x as f64, e)).collect()
 }
 
 /// The last line a child process printed, parsed as JSON; its stderr's last
@@ -136,11 +215,6 @@ fn last_json_line<T: serde::de::DeserializeOwned>(output: &std::process::Output,
     let stdout = String::from_utf8_lossy(&output.stdout);
     let last = stdout.lines().last().with_context(|| format!("{what} printed nothing"))?;
     serde_json::from_str(last).with_context(|| format!("parsing the output of {what}: {last:?}"))
-}
-
-fn median<T: Copy + PartialOrd>(mut values: Vec<T>) -> Option<T> {
-    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    values.get(values.len() / 2).copied()
 }
 
 pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
@@ -177,28 +251,33 @@ fn bench_run(env: EnvId, her: Option<HerConfig>, seed: u64, steps: u64, eval: (u
     }
 }
 
-fn bench_cartpole(seeds: u64, steps: u64, overrides: &ConfigOverrides, out: &Path) -> anyhow::Result<()> {
-    let mut runs = Vec::new();
-    for seed in 0..seeds {
-        let run = bench_run(EnvId::CartPoleV1, None, seed, steps, (2_500, 10), out.join(format!("seed-{seed}")));
-        let run =
-            NewRun { config: ConfigOverrides { seed: Some(seed), steps: Some(steps), ..overrides.clone() }, ..run };
-        let Some(summary) = run.train()? else { anyhow::bail!("interrupted") };
-        eprintln!(
-            "seed {seed}: solved at {:?}, greedy mean {:.1}, {:.1} s",
-            summary.first_solved_step, summary.eval_mean_return, summary.wall_seconds
-        );
-        runs.push(summary);
-    }
-    let solved: Vec<&Summary> = runs.iter().filter(|r| r.solved && r.first_solved_step.is_some()).collect();
-    let report = Report {
-        solved: solved.len(),
-        seeds: runs.len(),
-        median_wall_seconds_to_solve: median(solved.iter().map(|r| r.wall_seconds).collect()),
-        median_steps_to_solve: median(solved.iter().filter_map(|r| r.first_solved_step).collect()),
-        runs,
-    };
+/// Trains `runs` one after the other, printing each seed's result.
+fn train_seeds(runs: &[NewRun]) -> anyhow::Result<Vec<(Summary, PathBuf)>> {
+    runs.iter()
+        .map(|run| {
+            let Some(summary) = run.train()? else { anyhow::bail!("interrupted") };
+            eprintln!(
+                "seed {}: solved at {:?}, greedy mean {:.1}, {:.1} s",
+                summary.seed, summary.first_solved_step, summary.eval_mean_return, summary.wall_seconds
+            );
+            Ok((summary, run.out.clone()))
+        })
+        .collect()
+}
 
+/// The CartPole runs of seeds `0..seeds` under `out/seed-K`, with `overrides`.
+fn cartpole_runs(seeds: u64, steps: u64, overrides: &ConfigOverrides, out: &Path) -> Vec<NewRun> {
+    (0..seeds)
+        .map(|seed| {
+            let run = bench_run(EnvId::CartPoleV1, None, seed, steps, (2_500, 10), out.join(format!("seed-{seed}")));
+            NewRun { config: ConfigOverrides { seed: Some(seed), steps: Some(steps), ..overrides.clone() }, ..run }
+        })
+        .collect()
+}
+
+fn bench_cartpole(seeds: u64, steps: u64, overrides: &ConfigOverrides, out: &Path) -> anyhow::Result<()> {
+    let runs = cartpole_runs(seeds, steps, overrides, out);
+    let report = CartpoleReport::new(steps, train_seeds(&runs)?, 2_500)?;
     let mut table = String::from(
         "| seed | steps to first eval ≥ 475 | greedy mean (100 ep.) | wall s | updates/s | env steps/s |\n|---|---|---|---|---|---|\n",
     );
@@ -216,16 +295,22 @@ fn bench_cartpole(seeds: u64, steps: u64, overrides: &ConfigOverrides, out: &Pat
             r.env_steps_per_second
         )?;
     }
+    write!(table, "\n{CARTPOLE_SUMMARY_HEADER}")?;
+    writeln!(table, "{}", report.row(&format!("{} seeds, {} steps", report.seeds, steps)))?;
     writeln!(
         table,
-        "\n{} of {} seeds solved (greedy mean ≥ 475 over 100 episodes); median to solve: {} steps, {} s.",
-        report.solved,
-        report.seeds,
-        report.median_steps_to_solve.map_or("-".into(), |s| s.to_string()),
-        report.median_wall_seconds_to_solve.map_or("-".into(), |s| format!("{s:.2}")),
+        "\n{INTERVALS_NOTE} Solved: greedy mean ≥ 475 over 10 episodes, confirmed over 100; an unsolved seed counts its whole budget."
     )?;
     print!("{table}");
-    write_report(out, &table, &report)
+    write_report(out, &table, &report)?;
+    rlhf_bench::plot_bands(
+        &out.join("curve.png"),
+        &format!("DQN on CartPole-v1, {} seeds", report.seeds),
+        ("environment steps", "greedy mean return (10 episodes), IQM"),
+        0.0..520.0,
+        &[("DQN", &band_points(&report.curve))],
+    )?;
+    Ok(())
 }
 
 /// Trains every run, `jobs` at a time, and returns their summaries in order.
@@ -274,8 +359,55 @@ struct HerRow {
     env: String,
     her: Option<String>,
     budget: u64,
-    mean_success: f64,
+    /// Greedy success rate of the kept model (100 episodes).
+    success: OverSeeds,
+    /// Environment steps to the first evaluation with success ≥ 0.99;
+    /// unsolved seeds count the whole budget.
+    steps_to_solve: OverSeeds,
+    /// Wall seconds to solve, or of the whole run.
+    seconds: OverSeeds,
+    /// The probability that a run of this row beats one of plain DQN on the
+    /// same task in success (HER rows beside a plain row).
+    improvement_over_plain: Option<Estimate>,
+    /// Evaluation success rate against environment steps, IQM over seeds.
+    curve: Vec<(u64, Estimate)>,
     runs: Vec<Summary>,
+}
+
+impl HerRow {
+    fn new(env: String, her: Option<String>, budget: u64, runs: Vec<(Summary, PathBuf)>) -> anyhow::Result<Self> {
+        let column = |value: fn(&Summary) -> f64| runs.iter().map(|(r, _)| value(r)).collect::<Vec<f64>>();
+        let curves = runs
+            .iter()
+            .map(|(_, dir)| evaluations(dir, |row| row.eval_success_rate))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Self {
+            success: OverSeeds::new(&column(|r| r.eval_success_rate.unwrap_or(0.0))),
+            steps_to_solve: OverSeeds::new(
+                &runs.iter().map(|(r, _)| r.first_solved_step.unwrap_or(budget) as f64).collect::<Vec<_>>(),
+            ),
+            seconds: OverSeeds::new(&column(|r| r.wall_seconds)),
+            improvement_over_plain: None,
+            curve: stats::curve_interval(&curves, &evaluation_grid(her_eval_every(budget), budget)),
+            env,
+            her,
+            budget,
+            runs: runs.into_iter().map(|(r, _)| r).collect(),
+        })
+    }
+
+    fn successes(&self) -> Vec<f64> {
+        self.runs.iter().map(|r| r.eval_success_rate.unwrap_or(0.0)).collect()
+    }
+
+    fn method(&self) -> String {
+        self.her.as_deref().map_or("plain".to_owned(), |h| format!("HER {h}"))
+    }
+}
+
+/// 50 evaluations per run, on 100 episodes: success ≥ 0.99 must be measured finely.
+fn her_eval_every(budget: u64) -> u64 {
+    (budget / 50).max(100)
 }
 
 fn bench_her(args: &HerBench) -> anyhow::Result<()> {
@@ -284,32 +416,31 @@ fn bench_her(args: &HerBench) -> anyhow::Result<()> {
         .iter()
         .map(|&n_bits| {
             let per_bit = if n_bits >= BIT_FLIPPING_LARGE_N { args.large_steps_per_bit } else { args.steps_per_bit };
-            (EnvId::BitFlipping { n_bits }, per_bit * n_bits as u64)
+            (EnvId::BitFlipping { n_bits }, per_bit * n_bits as u64, default_her_seeds(n_bits))
         })
-        .chain(args.grids.iter().map(|&size| (EnvId::FourRooms { size }, args.grid_steps)));
+        .chain(args.grids.iter().map(|&size| (EnvId::FourRooms { size }, args.grid_steps, 5)));
     let her: Option<HerConfig> = match args.her.as_str() {
         "none" => None,
         her => Some(her.parse()?),
     };
     // Every (task, method, seed) run, in report order.
     let mut plan = Vec::new();
-    for (env, budget) in tasks {
+    for (env, budget, default_seeds) in tasks {
         let methods = if args.her_only { vec![her] } else { vec![her, None] };
         for her in methods {
-            for seed in 0..args.seeds {
+            for seed in 0..args.seeds.unwrap_or(default_seeds) {
                 let method = her.map_or("none".to_owned(), |h| h.to_string());
                 let name = format!("{}-{}-seed-{seed}", env.name().replace(':', "-"), method.replace(':', "-"));
-                // 50 evaluations per run, on 100 episodes: success ≥ 0.99 must be measured finely.
-                let every = (budget / 50).max(100);
-                let run = bench_run(env, her, seed, budget, (every, 100), args.out.join(name));
+                let run = bench_run(env, her, seed, budget, (her_eval_every(budget), 100), args.out.join(name));
                 let run = NewRun { config: ConfigOverrides { n_steps: Some(args.n_steps), ..run.config }, ..run };
                 plan.push((env.name(), her.map(|h| h.to_string()), budget, run));
             }
         }
     }
     let summaries = run_all(plan.iter().map(|(.., run)| run).collect(), args.jobs)?;
-    let mut rows: Vec<HerRow> = Vec::new();
-    for ((env, her, budget, _), summary) in plan.into_iter().zip(summaries) {
+    // Group the runs by (task, method), in plan order.
+    let mut groups: Vec<(String, Option<String>, u64, Vec<(Summary, PathBuf)>)> = Vec::new();
+    for ((env, her, budget, run), summary) in plan.into_iter().zip(summaries) {
         eprintln!(
             "{env} her {}: seed {}: success {:.2}, solved at {:?}, {:.1} s",
             her.as_deref().unwrap_or("none"),
@@ -318,54 +449,99 @@ fn bench_her(args: &HerBench) -> anyhow::Result<()> {
             summary.first_solved_step,
             summary.wall_seconds
         );
-        match rows.last_mut() {
-            Some(row) if row.env == env && row.her == her => row.runs.push(summary),
-            _ => rows.push(HerRow { env, her, budget, mean_success: 0.0, runs: vec![summary] }),
+        match groups.last_mut() {
+            Some((e, h, _, runs)) if *e == env && *h == her => runs.push((summary, run.out)),
+            _ => groups.push((env, her, budget, vec![(summary, run.out)])),
         }
     }
-    for row in &mut rows {
-        row.mean_success =
-            row.runs.iter().map(|r| r.eval_success_rate.unwrap_or(0.0)).sum::<f64>() / row.runs.len().max(1) as f64;
+    let mut rows = groups
+        .into_iter()
+        .map(|(env, her, budget, runs)| HerRow::new(env, her, budget, runs))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for i in 0..rows.len() {
+        let plain = rows.iter().find(|r| r.env == rows[i].env && r.her.is_none()).map(HerRow::successes);
+        if let (Some(plain), Some(_)) = (plain, &rows[i].her) {
+            rows[i].improvement_over_plain = stats::probability_of_improvement_interval(&rows[i].successes(), &plain);
+        }
     }
 
     let mut table = String::from(
-        "| task | budget (env steps) | replay | success per seed | mean | steps to success ≥ 0.99 | wall s (to solve, or whole run) |\n|---|---|---|---|---|---|---|\n",
+        "| task | budget (env steps) | replay | seeds | greedy success (100 ep.) | P(better than plain) | steps to success ≥ 0.99 | wall s (to solve, or whole run) | success per seed |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for row in &rows {
-        let per_seed: Vec<String> =
-            row.runs.iter().map(|r| format!("{:.2}", r.eval_success_rate.unwrap_or(0.0))).collect();
-        let solved_at: Vec<String> =
-            row.runs.iter().map(|r| r.first_solved_step.map_or("-".to_owned(), |s| s.to_string())).collect();
-        let walls: Vec<String> = row.runs.iter().map(|r| format!("{:.1}", r.wall_seconds)).collect();
+        let per_seed: Vec<String> = row.successes().iter().map(|s| format!("{s:.2}")).collect();
         writeln!(
             table,
-            "| {} | {} | {} | {} | {:.2} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             row.env,
             row.budget,
-            row.her.as_deref().map_or("plain".to_owned(), |h| format!("HER {h}")),
-            per_seed.join(", "),
-            row.mean_success,
-            solved_at.join(", "),
-            walls.join(", ")
+            row.method(),
+            row.success.seeds,
+            seeds_cell(&row.success, 2),
+            estimate_cell(row.improvement_over_plain, 2),
+            seeds_cell(&row.steps_to_solve, 0),
+            seeds_cell(&row.seconds, 1),
+            per_seed.join(", ")
         )?;
     }
+    writeln!(
+        table,
+        "\n{INTERVALS_NOTE} Steps to success: an unsolved seed counts its whole budget. P(better than plain): the probability that a HER run's success beats a plain run's on the same task (ties count half), with its interval."
+    )?;
     print!("{table}");
     write_report(&args.out, &table, &rows)?;
+    plot_her(args, &rows)
+}
 
-    let line = |her: bool| -> Vec<(f64, f64)> {
+/// `report.png` (success against bits), `curves.png` (success against
+/// steps) and `profiles.png` (share of runs above each success), one
+/// curve per method, with 95% bands.
+fn plot_her(args: &HerBench, rows: &[HerRow]) -> anyhow::Result<()> {
+    let by_bits = |her: bool| -> Vec<(f64, Estimate)> {
         rows.iter()
             .filter(|r| r.env.starts_with("bitflip:") && r.her.is_some() == her)
-            .filter_map(|r| Some((r.env.strip_prefix("bitflip:")?.parse::<f64>().ok()?, r.mean_success)))
+            .filter_map(|r| Some((r.env.strip_prefix("bitflip:")?.parse::<f64>().ok()?, r.success.iqm?)))
             .collect()
     };
-    let (with, without) = (line(true), line(false));
     let label = format!("DQN + HER ({})", args.her);
-    rlhf_bench::plot_lines(
+    rlhf_bench::plot_bands(
         &args.out.join("report.png"),
         "Bit flipping: greedy success after the same step budget",
-        ("number of bits", "success rate (100 episodes, mean of seeds)"),
+        ("number of bits", "success rate (100 episodes), IQM over seeds"),
         0.0..1.05,
-        &[(label.as_str(), &with), ("DQN", &without)],
+        &[(label.as_str(), &by_bits(true)), ("DQN", &by_bits(false))],
     )?;
+    let taus: Vec<f64> = (0..=50).map(|i| f64::from(i) / 50.0).collect();
+    let mut tasks: Vec<&str> = rows.iter().map(|r| r.env.as_str()).collect();
+    tasks.dedup();
+    let methods = |task: &'_ str| rows.iter().filter(|r| r.env == task).collect::<Vec<_>>();
+    let curves: Vec<Vec<(String, Vec<(f64, Estimate)>)>> =
+        tasks.iter().map(|t| methods(t).iter().map(|r| (r.method(), band_points(&r.curve))).collect()).collect();
+    let profiles: Vec<Vec<(String, Vec<(f64, Estimate)>)>> = tasks
+        .iter()
+        .map(|t| {
+            methods(t)
+                .iter()
+                .map(|r| {
+                    let profile = stats::performance_profile_interval(&r.successes(), &taus);
+                    (r.method(), taus.iter().copied().zip(profile).collect())
+                })
+                .collect()
+        })
+        .collect();
+    for (file, title, axes, panels) in [
+        (
+            "curves.png",
+            "Greedy success during training, IQM and 95% interval",
+            ("environment steps", "success rate"),
+            &curves,
+        ),
+        ("profiles.png", "Performance profiles: share of runs with success above τ", ("τ", "share of runs"), &profiles),
+    ] {
+        let bands: Vec<Vec<rlhf_bench::Band<'_>>> =
+            panels.iter().map(|p| p.iter().map(|(l, pts)| (l.as_str(), pts.as_slice())).collect()).collect();
+        let panels: Vec<rlhf_bench::Panel<'_>> = tasks.iter().zip(&bands).map(|(t, b)| (*t, b.as_slice())).collect();
+        rlhf_bench::plot_band_panels(&args.out.join(file), title, axes, 0.0..1.05, 4, &panels)?;
+    }
     Ok(())
 }

@@ -16,6 +16,8 @@ use std::process::Command;
 
 use anyhow::Context;
 use clap::{Args, Parser as _};
+use rlhf_algo::stats::{self, Estimate};
+use rlhf_bench::table::{estimate_cell, ratio_cell};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -208,14 +210,17 @@ pub fn bench_report(args: &ReportArgs) -> anyhow::Result<()> {
 
     let criterion = if args.no_criterion { BTreeMap::new() } else { criterion(quick)? };
 
-    let (seeds, her_bits, her_seeds) = if quick { ("2", "5,10", "1") } else { ("10", "5,10,15,20,30,40,50", "3") };
+    // The quick run's seeds are too few for its intervals to mean much; its
+    // report says so. The full run takes each benchmark's default seeds.
+    let seeds = if quick { "2" } else { "10" };
     let cartpole_dir = runs.join("cartpole");
     xtask(&["bench", "cartpole", "--seeds", seeds, "--out", &path(&cartpole_dir)])?;
     let her_dir = runs.join("her");
     let her_out = path(&her_dir);
-    let mut her = vec!["bench", "her", "--bits", her_bits, "--seeds", her_seeds, "--jobs", "2", "--out", &her_out];
+    let mut her = vec!["bench", "her", "--jobs", "2", "--out", &her_out];
     if quick {
-        her.push("--grids"); // alone: no four-rooms grid
+        // No four-rooms grid (`--grids` alone).
+        her.extend(["--bits", "5,10", "--seeds", "2", "--grids"]);
     }
     xtask(&her)?;
     let pipeline_dir = runs.join("pipeline");
@@ -259,17 +264,16 @@ pub fn bench_report(args: &ReportArgs) -> anyhow::Result<()> {
         peers.insert("gymnasium_cartpole_step".into(), peer(&python, "gymnasium_cartpole_step.py", &[])?);
         peers.insert("torch_dqn_update".into(), peer(&python, "torch_dqn_update.py", &[])?);
         peers.insert("sb3_dqn_cartpole".into(), peer(&python, "sb3_dqn_cartpole.py", &["--seeds", seeds])?);
-        let her_steps = if quick { "3000" } else { "100000" };
-        let her_runs: Vec<Value> = (0..her_seeds.parse::<u64>()?)
+        // SB3 + HER on the largest bit count of ours up to 30, with our budget and seeds.
+        let (bits, her_seeds) = if quick { (10, 2) } else { (30, super::default_her_seeds(30)) };
+        let budget = (bits * super::HER_STEPS_PER_BIT).to_string();
+        let her_runs: Vec<Value> = (0..her_seeds)
             .map(|seed| {
-                peer(
-                    &python,
-                    "sb3_her_bitflip.py",
-                    &["--bits", "30", "--steps", her_steps, "--seed", &seed.to_string()],
-                )
+                let (bits, seed) = (bits.to_string(), seed.to_string());
+                peer(&python, "sb3_her_bitflip.py", &["--bits", &bits, "--steps", &budget, "--seed", &seed])
             })
             .collect::<anyhow::Result<_>>()?;
-        peers.insert("sb3_her_bitflip_30".into(), Value::Array(her_runs));
+        peers.insert("sb3_her_bitflip".into(), Value::Array(her_runs));
         for domains in ["source", "target"] {
             peers.insert(
                 format!("sklearn_intents_{domains}"),
@@ -289,10 +293,11 @@ pub fn bench_report(args: &ReportArgs) -> anyhow::Result<()> {
         memory: read_json(&runs.join("memory").join("report.json"))?,
         peers,
     };
-    let md = markdown(&report, &runs)?;
+    let md = markdown(&report, &runs, &out, "")?;
     super::write_report(&out, &md, &report)?;
     if !quick && args.out.is_none() {
-        splice_into_benchmarks(&md)?;
+        // docs/BENCHMARKS.md links the pictures of docs/bench/.
+        splice_into_benchmarks(&markdown(&report, &runs, &out, "bench/")?)?;
     }
     print!("{md}");
     Ok(())
@@ -313,7 +318,56 @@ fn splice_into_benchmarks(md: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn markdown(report: &FullReport, runs: &Path) -> anyhow::Result<String> {
+/// Said above every table of the quick report.
+const FEW_SEEDS: &str =
+    "_Quick run: two seeds per setting, so the intervals below come from few seeds and are only indicative._\n\n";
+
+/// The head of a table comparing ours with a peer, row by [`comparison_row`].
+const COMPARISON_HEADER: &str = "| | ours | peer | peer / ours | P(ours better) |\n|---|---|---|---|---|\n";
+
+/// What a comparison table's cells are.
+const COMPARISON_NOTE: &str = "Ours and the peer: interquartile mean [95% percentile bootstrap interval] over seeds. \
+    peer / ours: the ratio of the IQMs (a speed-up where lower is better), its interval from resampling both sides' seeds. \
+    P(ours better): the probability that a run of ours beats a run of the peer (ties count half; Agarwal et al. 2021), with its interval.";
+
+/// Which way a measure improves.
+#[derive(Clone, Copy)]
+enum Better {
+    Lower,
+    Higher,
+}
+
+/// A row of a [`COMPARISON_HEADER`] table: `label`, each side's IQM over
+/// seeds, their ratio (for costs) and the probability that ours is better.
+fn comparison_row(label: &str, ours: &[f64], peer: &[f64], decimals: usize, better: Better) -> String {
+    let negated = |v: &[f64]| v.iter().map(|x| -x).collect::<Vec<f64>>();
+    let (ratio, improvement) = match better {
+        Better::Lower => (
+            ratio_cell(stats::iqm_ratio_interval(ours, peer)),
+            stats::probability_of_improvement_interval(&negated(ours), &negated(peer)),
+        ),
+        Better::Higher => ("-".into(), stats::probability_of_improvement_interval(ours, peer)),
+    };
+    format!(
+        "| {label} | {} | {} | {ratio} | {} |\n",
+        estimate_cell(stats::iqm_interval(ours), decimals),
+        estimate_cell(stats::iqm_interval(peer), decimals),
+        estimate_cell(improvement, 2)
+    )
+}
+
+/// The share of runs solved within each `τ`, with its interval, from each
+/// run's cost to solve (steps or seconds; infinite when unsolved): the
+/// performance profile of the negated cost.
+fn solved_within(costs: &[f64], taus: &[f64]) -> Vec<Estimate> {
+    let negated: Vec<f64> = costs.iter().map(|c| -c).collect();
+    // −cost > −τ − ε holds exactly when cost ≤ τ, up to rounding.
+    let thresholds: Vec<f64> = taus.iter().map(|t| -t - 1e-9 * t.abs().max(1.0)).collect();
+    stats::performance_profile_interval(&negated, &thresholds)
+}
+
+/// The report's markdown; pictures are linked as `{img}NAME.png`.
+fn markdown(report: &FullReport, runs: &Path, out: &Path, img: &str) -> anyhow::Result<String> {
     let p = &report.provenance;
     let mut md = String::new();
     writeln!(md, "## Report of `cargo xtask bench{}`\n", if report.quick { " --quick" } else { "" })?;
@@ -400,31 +454,138 @@ fn markdown(report: &FullReport, runs: &Path) -> anyhow::Result<String> {
     }
 
     md.push_str("### CartPole-v1, DQN\n\n");
+    if report.quick {
+        md.push_str(FEW_SEEDS);
+    }
     md.push_str(&std::fs::read_to_string(runs.join("cartpole").join("report.md"))?);
     if let Some(Value::Array(sb3)) = report.peers.get("sb3_dqn_cartpole").and_then(|v| v.get("runs")) {
-        let solved: Vec<f64> = sb3.iter().filter_map(|r| r["seconds_to_solve"].as_f64()).collect();
-        let ours = report.cartpole["median_wall_seconds_to_solve"].as_f64();
+        let ours = report.cartpole["runs"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let budget = report.cartpole["budget"].as_f64().unwrap_or(f64::NAN);
+        let solved_count = |runs: &[Value], key: &str| runs.iter().filter(|r| r[key].is_number()).count();
+        md.push_str("\nStable-Baselines3 (rl-zoo hyperparameters) beside it, same machine, same run, same seeds and evaluation:\n\n");
+        md.push_str(COMPARISON_HEADER);
         writeln!(
             md,
-            "\nStable-Baselines3 (rl-zoo hyperparameters), same machine, same run: {} of {} seeds solved, median {} s to solve; ours / SB3 speed-up: {}.",
-            solved.len(),
-            sb3.len(),
-            us(super::median(solved.clone())),
-            ratio(super::median(solved), ours)
+            "| seeds solved | {} of {} | {} of {} | | |",
+            solved_count(ours, "first_solved_step"),
+            ours.len(),
+            solved_count(sb3, "solved_at_step"),
+            sb3.len()
+        )?;
+        // Per seed: the steps and seconds to solve (unsolved: the budget, the whole run).
+        let column = |runs: &[Value], key: &str, unsolved: Option<&str>| -> Vec<f64> {
+            runs.iter()
+                .map(|r| r[key].as_f64().or_else(|| unsolved.and_then(|u| r[u].as_f64())).unwrap_or(budget))
+                .collect()
+        };
+        let (ours_steps, sb3_steps) = (column(ours, "first_solved_step", None), column(sb3, "solved_at_step", None));
+        let (ours_seconds, sb3_seconds) =
+            (column(ours, "wall_seconds", None), column(sb3, "seconds_to_solve", Some("wall_seconds")));
+        md.push_str(&comparison_row(
+            "steps to first eval ≥ 475 (unsolved: budget)",
+            &ours_steps,
+            &sb3_steps,
+            0,
+            Better::Lower,
+        ));
+        md.push_str(&comparison_row("wall s to stop", &ours_seconds, &sb3_seconds, 2, Better::Lower));
+        writeln!(md, "\n{COMPARISON_NOTE}")?;
+
+        // Learning curves, and the share of runs solved within τ steps or seconds.
+        let grid: Vec<u64> = (1..=(budget / 2_500.0) as u64).map(|k| k * 2_500).collect();
+        let sb3_curves: Vec<Vec<(u64, f64)>> =
+            sb3.iter().map(|r| serde_json::from_value(r["evaluations"].clone()).unwrap_or_default()).collect();
+        let ours_curve: Vec<(u64, Estimate)> = serde_json::from_value(report.cartpole["curve"].clone())?;
+        rlhf_bench::plot_bands(
+            &out.join("cartpole_curves.png"),
+            &format!("CartPole-v1: greedy evaluations, IQM and 95% interval over {} seeds", ours.len()),
+            ("environment steps", "mean return (10 greedy episodes)"),
+            0.0..520.0,
+            &[
+                ("ours (DQN, default config)", &super::band_points(&ours_curve)),
+                ("Stable-Baselines3 DQN (rl-zoo)", &super::band_points(&stats::curve_interval(&sb3_curves, &grid))),
+            ],
+        )?;
+        let unsolved_infinite = |costs: &[f64], steps: &[f64]| -> Vec<f64> {
+            costs.iter().zip(steps).map(|(&c, &s)| if s < budget { c } else { f64::INFINITY }).collect()
+        };
+        let step_taus: Vec<f64> = grid.iter().map(|&s| s as f64).collect();
+        let longest = ours_seconds.iter().chain(&sb3_seconds).fold(1.0f64, |a, &b| a.max(b));
+        let second_taus: Vec<f64> = (0..=100).map(|i| longest * f64::from(i) / 100.0).collect();
+        let profile = |costs: Vec<f64>, steps: &[f64], taus: &[f64]| -> Vec<(f64, Estimate)> {
+            taus.iter().copied().zip(solved_within(&unsolved_infinite(&costs, steps), taus)).collect()
+        };
+        let by_steps =
+            [profile(ours_steps.clone(), &ours_steps, &step_taus), profile(sb3_steps.clone(), &sb3_steps, &step_taus)];
+        let by_seconds =
+            [profile(ours_seconds, &ours_steps, &second_taus), profile(sb3_seconds, &sb3_steps, &second_taus)];
+        rlhf_bench::plot_band_panels(
+            &out.join("cartpole_profile.png"),
+            "CartPole-v1: share of runs solved within τ (95% interval)",
+            ("τ", "share of runs solved"),
+            0.0..1.05,
+            2,
+            &[
+                ("τ environment steps", &[("ours", &by_steps[0]), ("SB3", &by_steps[1])]),
+                ("τ wall seconds", &[("ours", &by_seconds[0]), ("SB3", &by_seconds[1])]),
+            ],
+        )?;
+        writeln!(
+            md,
+            "\n![CartPole learning curves]({img}cartpole_curves.png)\n\n![CartPole: solved within τ]({img}cartpole_profile.png)"
         )?;
     }
 
     md.push_str("\n### Hindsight experience replay, bit flipping\n\n");
+    if report.quick {
+        md.push_str(FEW_SEEDS);
+    }
     md.push_str(&std::fs::read_to_string(runs.join("her").join("report.md"))?);
-    if let Some(Value::Array(sb3)) = report.peers.get("sb3_her_bitflip_30") {
-        let rates: Vec<String> =
-            sb3.iter().map(|r| r["final_success_rate"].as_f64().map_or("-".into(), |s| format!("{s:.2}"))).collect();
-        let budget = sb3.first().and_then(|r| r["budget"].as_u64()).unwrap_or(0);
+    if let Some(Value::Array(sb3)) = report.peers.get("sb3_her_bitflip") {
+        let bits = sb3.first().and_then(|r| r["bits"].as_u64()).unwrap_or(0);
+        let budget = sb3.first().and_then(|r| r["budget"].as_f64()).unwrap_or(f64::NAN);
+        let env = format!("bitflip:{bits}");
+        let ours: Vec<&Value> = report
+            .her
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|row| row["env"] == env.as_str() && !row["her"].is_null())
+            .flat_map(|row| row["runs"].as_array().into_iter().flatten())
+            .collect();
+        let column = |runs: &[&Value], key: &str, unsolved: Option<&str>, otherwise: f64| -> Vec<f64> {
+            runs.iter()
+                .map(|r| r[key].as_f64().or_else(|| unsolved.and_then(|u| r[u].as_f64())).unwrap_or(otherwise))
+                .collect()
+        };
+        let sb3: Vec<&Value> = sb3.iter().collect();
         writeln!(
             md,
-            "\nStable-Baselines3 DQN + HER (`future`, k = 4), 30 bits, {budget} steps: success {}.",
-            rates.join(", ")
+            "\nStable-Baselines3 DQN + HER (`future`, k = 4) beside ours (`future:4`) on {bits} bits, same budget ({budget} steps), same seeds, same run:\n"
         )?;
+        md.push_str(COMPARISON_HEADER);
+        md.push_str(&comparison_row(
+            "greedy success (100 episodes)",
+            &column(&ours, "eval_success_rate", None, 0.0),
+            &column(&sb3, "final_success_rate", None, 0.0),
+            2,
+            Better::Higher,
+        ));
+        md.push_str(&comparison_row(
+            "steps to success ≥ 0.99 (unsolved: budget)",
+            &column(&ours, "first_solved_step", None, budget),
+            &column(&sb3, "solved_at_step", None, budget),
+            0,
+            Better::Lower,
+        ));
+        md.push_str(&comparison_row(
+            "wall s (to solve, or the whole run)",
+            &column(&ours, "wall_seconds", None, f64::NAN),
+            &column(&sb3, "seconds_to_solve", Some("wall_seconds"), f64::NAN),
+            1,
+            Better::Lower,
+        ));
+        writeln!(md, "\n{COMPARISON_NOTE}")?;
     }
 
     md.push_str("\n### Voice assistant pipeline (test split, noise 0.1)\n\n| stage | accuracy zh | accuracy en |\n|---|---|---|\n");
