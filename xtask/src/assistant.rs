@@ -19,6 +19,8 @@ use rlhf_algo::intent::feedback::{Feedback, FeedbackLog, LogContents, read_log, 
 use rlhf_algo::intent::online::{OnlineConfig, OnlineLearner};
 use rlhf_algo::intent::pipeline::{IntentModelSpec, load_intent_model, output_indices, save_intent_model};
 use rlhf_algo::intent::{ClassificationReport, IntentClassifier};
+use rlhf_algo::stats::{Estimate, OverSeeds};
+use rlhf_bench::table::seeds_cell;
 use rlhf_env::intent::{AsrNoise, Domain, IntentCorpus, Split, Utterance};
 use rlhf_model::QNetwork;
 use rlhf_model::backend::{AutodiffCpu, cpu_device};
@@ -779,7 +781,7 @@ pub(crate) struct FeedbackBench {
     #[arg(long, value_delimiter = ',', default_value = "50,100,200,500")]
     eval_at: Vec<u64>,
     /// Seeds per setting (0..N).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     seeds: u64,
     /// TOML file over the online-learning defaults.
     #[arg(long)]
@@ -844,80 +846,79 @@ pub(crate) fn bench_feedback(args: &FeedbackBench) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     write_atomically(&args.out.join("report.md"), table.as_bytes())?;
     write_atomically(&args.out.join("report.json"), serde_json::to_string_pretty(&runs)?.as_bytes())?;
-    let mut lines = Vec::new();
+    let mut curves = Vec::new();
     for &error_rate in &args.error_rates {
         for relabel in [true, false] {
-            let curve: Vec<(f64, f64)> = std::iter::once(0)
+            let curve: Vec<(f64, Estimate)> = std::iter::once(0)
                 .chain(args.eval_at.iter().copied())
-                .filter_map(|n| Some((n as f64, mean_at(&runs, error_rate, relabel, n, |p| Some(p.accuracy))?)))
+                .filter_map(|n| {
+                    Some((n as f64, over_seeds_at(&runs, error_rate, relabel, n, |p| Some(p.accuracy)).iqm?))
+                })
                 .collect();
             let name = format!("error {error_rate}, {}", if relabel { "relabeled" } else { "no relabel" });
-            lines.push((name, curve));
+            curves.push((name, curve));
         }
     }
-    let series: Vec<(&str, &[(f64, f64)])> = lines.iter().map(|(n, c)| (n.as_str(), c.as_slice())).collect();
-    rlhf_bench::plot_lines(
+    let bands: Vec<rlhf_bench::Band<'_>> = curves.iter().map(|(n, c)| (n.as_str(), c.as_slice())).collect();
+    rlhf_bench::plot_bands(
         &args.out.join("report.png"),
-        "Learning a new domain from feedback",
-        ("feedback interactions", "held-out accuracy (mean of seeds)"),
+        &format!("Learning a new domain from feedback ({} seeds)", args.seeds),
+        ("feedback interactions", "held-out accuracy, IQM and 95% interval"),
         0.0..1.0,
-        &series,
+        &bands,
     )?;
     Ok(())
 }
 
-/// The mean over seeds of `value` at `interactions` for one setting.
-fn mean_at(
+/// One setting's `value` at `interactions` over its seeds.
+fn over_seeds_at(
     runs: &[FeedbackRun],
     error_rate: f64,
     relabel: bool,
     interactions: u64,
     value: impl Fn(&SimulationPoint) -> Option<f64>,
-) -> Option<f64> {
+) -> OverSeeds {
     let values: Vec<f64> = runs
         .iter()
         .filter(|r| r.error_rate == error_rate && r.relabel == relabel)
         .filter_map(|r| r.points.iter().find(|p| p.interactions == interactions).and_then(&value))
         .collect();
-    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+    OverSeeds::new(&values)
 }
 
 fn feedback_table(runs: &[FeedbackRun], eval_at: &[u64]) -> anyhow::Result<String> {
     use std::fmt::Write as _;
-    let mut table = String::from("| feedback error rate | corrections | start |");
+    let mut table = String::from("| feedback error rate | corrections | seeds | start |");
     for n in eval_at {
         write!(table, " after {n} |")?;
     }
-    table.push_str(" retained intents, start → end | wall s per run |\n|---|---|---|");
+    table.push_str(" retained intents, start → end | wall s per run |\n|---|---|---|---|");
     table.push_str(&"---|".repeat(eval_at.len() + 2));
     table.push('\n');
     let mut settings: Vec<(f64, bool)> = runs.iter().map(|r| (r.error_rate, r.relabel)).collect();
     settings.dedup();
     let last = eval_at.iter().copied().max().unwrap_or(0);
     for (error_rate, relabel) in settings {
-        let at = |n: u64| {
-            mean_at(runs, error_rate, relabel, n, |p| Some(p.accuracy)).map_or("-".into(), |a| format!("{a:.3}"))
-        };
-        let retained = |n: u64| {
-            mean_at(runs, error_rate, relabel, n, |p| p.retained_accuracy).map_or("-".into(), |a| format!("{a:.3}"))
-        };
+        let accuracy = |n: u64| seeds_cell(&over_seeds_at(runs, error_rate, relabel, n, |p| Some(p.accuracy)), 3);
+        let retained = |n: u64| seeds_cell(&over_seeds_at(runs, error_rate, relabel, n, |p| p.retained_accuracy), 3);
         let walls: Vec<f64> = runs
             .iter()
             .filter(|r| r.error_rate == error_rate && r.relabel == relabel)
             .map(|r| r.wall_seconds)
             .collect();
-        let wall = walls.iter().sum::<f64>() / walls.len().max(1) as f64;
         write!(
             table,
-            "| {error_rate} | {} | {} |",
+            "| {error_rate} | {} | {} | {} |",
             if relabel { "relabeled (+1 for the named intent)" } else { "only −1 for the answer" },
-            at(0)
+            walls.len(),
+            accuracy(0)
         )?;
         for &n in eval_at {
-            write!(table, " {} |", at(n))?;
+            write!(table, " {} |", accuracy(n))?;
         }
-        writeln!(table, " {} → {} | {wall:.1} |", retained(0), retained(last))?;
+        writeln!(table, " {} → {} | {} |", retained(0), retained(last), seeds_cell(&OverSeeds::new(&walls), 1))?;
     }
+    writeln!(table, "\n{}", crate::bench::INTERVALS_NOTE)?;
     Ok(table)
 }
 

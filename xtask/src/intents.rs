@@ -17,6 +17,8 @@ use rlhf_algo::intent::pipeline::{
     save_intent_model, shared_outputs,
 };
 use rlhf_algo::intent::{ClassificationReport, IntentClassifier, PipelineConfig, pretrain};
+use rlhf_algo::stats::{self, Estimate, OverSeeds};
+use rlhf_bench::table::{estimate_cell, seeds_cell};
 use rlhf_env::intent::{AsrNoise, DialogEnv, IntentCorpus, IntentRewards, Language, Split, Utterance};
 use rlhf_model::QNetwork;
 use rlhf_model::backend::cpu_device;
@@ -101,14 +103,20 @@ struct LanguageAccuracy {
 struct TransferReport {
     target_accuracy: f64,
     seeds: u64,
+    /// Interactions of each run.
+    budget: u64,
     /// Per seed: interactions until test accuracy first reached the target (None: never).
     finetune_steps_to_target: Vec<Option<u64>>,
     scratch_steps_to_target: Vec<Option<u64>>,
-    finetune_median: Option<u64>,
-    scratch_median: Option<u64>,
-    /// Median test accuracy against interactions.
-    finetune_curve: Vec<(u64, f64)>,
-    scratch_curve: Vec<(u64, f64)>,
+    /// Interactions to the target over seeds; a seed that never reached it counts the budget.
+    finetune_to_target: OverSeeds,
+    scratch_to_target: OverSeeds,
+    /// The probability that a fine-tuned run reaches the target in fewer
+    /// interactions than one from scratch (ties, such as both never, count half).
+    finetune_improvement: Option<Estimate>,
+    /// Test accuracy against interactions, IQM over seeds.
+    finetune_curve: Vec<(u64, Estimate)>,
+    scratch_curve: Vec<(u64, Estimate)>,
 }
 
 /// The test utterances of `test`, fixed by `seed`: the Chinese ones first, then the English.
@@ -293,31 +301,27 @@ fn run_pipeline<B: AutodiffBackend>(args: &PipelineArgs, device: B::Device) -> a
             &target_labels,
             &target_tests,
         )?;
-        let lines = [
-            (
-                "fine-tuned from the source network (median)",
-                transfer.finetune_curve.iter().map(|&(x, y)| (x as f64, y)).collect::<Vec<_>>(),
-            ),
-            ("from scratch (median)", transfer.scratch_curve.iter().map(|&(x, y)| (x as f64, y)).collect()),
-        ];
-        let lines: Vec<rlhf_bench::Line<'_>> = lines.iter().map(|(l, p)| (*l, p.as_slice())).collect();
-        rlhf_bench::plot_lines(
+        let points = |curve: &[(u64, Estimate)]| curve.iter().map(|&(x, e)| (x as f64, e)).collect::<Vec<_>>();
+        rlhf_bench::plot_bands(
             &args.out.join("transfer.png"),
-            &format!("Target domains, test accuracy ({} seeds)", transfer.seeds),
+            &format!("Target domains, test accuracy, IQM and 95% interval over {} seeds", transfer.seeds),
             ("environment interactions", "test accuracy"),
             0.0..1.02,
-            &lines,
+            &[
+                ("fine-tuned from the source network", &points(&transfer.finetune_curve)),
+                ("from scratch", &points(&transfer.scratch_curve)),
+            ],
         )?;
-        println!(
-            "transfer: interactions to {TRANSFER_TARGET} test accuracy, median of {} seeds: fine-tuned {}, from scratch {}",
+        let line = format!(
+            "interactions to {TRANSFER_TARGET} test accuracy over {} seeds (IQM [95% interval], a seed that never reached it counting the {} of the budget): fine-tuned {}, from scratch {}; P(fine-tuned reaches it sooner) {}",
             transfer.seeds,
-            transfer.finetune_median.map_or("never".into(), |s| s.to_string()),
-            transfer.scratch_median.map_or("never".into(), |s| s.to_string()),
+            transfer.budget,
+            seeds_cell(&transfer.finetune_to_target, 0),
+            seeds_cell(&transfer.scratch_to_target, 0),
+            estimate_cell(transfer.finetune_improvement, 2),
         );
-        markdown.push_str(&format!(
-            "## transfer\n\ninteractions to {TRANSFER_TARGET} test accuracy (median of {} seeds): fine-tuned {:?}, from scratch {:?}\n",
-            transfer.seeds, transfer.finetune_median, transfer.scratch_median
-        ));
+        println!("transfer: {line}");
+        markdown.push_str(&format!("## transfer\n\n{line}\n"));
         Some(transfer)
     } else {
         None
@@ -437,36 +441,25 @@ fn transfer<B: AutodiffBackend>(
         curves.iter().map(|c| c.iter().find(|(_, acc)| *acc >= TRANSFER_TARGET).map(|(s, _)| *s)).collect()
     };
     let (finetune_steps_to_target, scratch_steps_to_target) = (reach(&finetune), reach(&scratch));
+    let budget = args.transfer_steps;
+    let to_target = |steps: &[Option<u64>]| steps.iter().map(|s| s.unwrap_or(budget) as f64).collect::<Vec<f64>>();
+    let negated = |steps: &[Option<u64>]| to_target(steps).iter().map(|s| -s).collect::<Vec<f64>>();
+    let grid: Vec<u64> = (0..=budget / args.transfer_every.max(1)).map(|k| k * args.transfer_every).collect();
     Ok(TransferReport {
         target_accuracy: TRANSFER_TARGET,
         seeds: args.transfer_seeds,
-        finetune_median: median_steps(&finetune_steps_to_target),
-        scratch_median: median_steps(&scratch_steps_to_target),
+        budget,
+        finetune_to_target: OverSeeds::new(&to_target(&finetune_steps_to_target)),
+        scratch_to_target: OverSeeds::new(&to_target(&scratch_steps_to_target)),
+        finetune_improvement: stats::probability_of_improvement_interval(
+            &negated(&finetune_steps_to_target),
+            &negated(&scratch_steps_to_target),
+        ),
         finetune_steps_to_target,
         scratch_steps_to_target,
-        finetune_curve: median_curve(&finetune),
-        scratch_curve: median_curve(&scratch),
+        finetune_curve: stats::curve_interval(&finetune, &grid),
+        scratch_curve: stats::curve_interval(&scratch, &grid),
     })
-}
-
-/// The median of per-seed step counts, a seed that never reached the target
-/// counting as more than any that did (`None` when the median one never did).
-fn median_steps(steps: &[Option<u64>]) -> Option<u64> {
-    let mut sorted: Vec<u64> = steps.iter().map(|s| s.unwrap_or(u64::MAX)).collect();
-    sorted.sort_unstable();
-    sorted.get(sorted.len().saturating_sub(1) / 2).copied().filter(|&s| s != u64::MAX)
-}
-
-/// Point-wise median of curves sampled at the same steps.
-fn median_curve(curves: &[Vec<(u64, f64)>]) -> Vec<(u64, f64)> {
-    let len = curves.iter().map(Vec::len).min().unwrap_or(0);
-    (0..len)
-        .map(|i| {
-            let mut ys: Vec<f64> = curves.iter().map(|c| c[i].1).collect();
-            ys.sort_by(f64::total_cmp);
-            (curves[0][i].0, ys[(ys.len() - 1) / 2])
-        })
-        .collect()
 }
 
 /// Arguments of `cargo xtask eval-intents`.

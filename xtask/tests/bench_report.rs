@@ -28,10 +28,23 @@ fn the_quick_report_has_every_section_and_a_lean_replay_buffer() {
     assert_eq!(provenance["versions"]["burn"], version);
     assert!(!provenance["commit"].as_str().unwrap().is_empty());
 
-    // Two CartPole seeds, five and ten bits with and without HER, the pipeline's four stages.
+    // Two CartPole seeds, five and ten bits with and without HER (two seeds
+    // each), fine-tuning on two seeds, the pipeline's four stages.
     assert_eq!(report["cartpole"]["seeds"], 2);
     assert!(report["cartpole"]["solved"].as_u64().unwrap() >= 1, "{}", report["cartpole"]);
-    assert_eq!(report["her"].as_array().unwrap().len(), 4);
+    // Results over seeds are an IQM inside its interval.
+    let steps = &report["cartpole"]["steps_to_solve"];
+    assert_eq!(steps["seeds"], 2);
+    let [low, value, high] = ["low", "value", "high"].map(|k| steps["iqm"][k].as_f64().unwrap());
+    assert!(low <= value && value <= high, "{steps}");
+    assert!(!report["cartpole"]["curve"].as_array().unwrap().is_empty());
+    let her = report["her"].as_array().unwrap();
+    assert_eq!(her.len(), 4);
+    assert!(her.iter().all(|row| row["success"]["seeds"] == 2), "{}", report["her"]);
+    // HER rows are compared with the plain rows of their task.
+    assert!(her.iter().filter(|row| !row["her"].is_null()).all(|row| row["improvement_over_plain"].is_object()));
+    assert_eq!(report["finetune"]["finetuned"]["seeds"], 2);
+    assert_eq!(report["finetune"]["scratch"]["seeds"], 2);
     assert_eq!(report["pipeline"]["stages"].as_array().unwrap().len(), 4);
     // Without noise the same source test utterances are scored too: far above chance (1/17).
     let noise_free = report["pipeline"]["source_noise_free"]["accuracy"].as_f64().unwrap();
@@ -47,10 +60,19 @@ fn the_quick_report_has_every_section_and_a_lean_replay_buffer() {
     assert_eq!(bytes, 1e6 * (2.0 * 4.0 * 4.0 + 4.0 + 4.0 + 1.0 + 1.0));
     assert!(growth >= 0.95 * bytes && growth <= bytes + 4.0 * 1024.0 * 1024.0, "grew {growth} for {bytes}");
 
+    for picture in
+        ["cartpole_curves.png", "her_success.png", "her_curves.png", "her_profiles.png", "finetune_curves.png"]
+    {
+        assert_eq!(&std::fs::read(dir.join(picture)).unwrap()[1..4], b"PNG", "{picture}");
+    }
+
     let markdown = std::fs::read_to_string(dir.join("report.md")).unwrap();
     for heading in [
         "CartPole-v1, DQN",
+        "interquartile mean [95% percentile bootstrap interval",
+        "intervals below come from few seeds",
         "bit flipping",
+        "Fine-tuning",
         "Voice assistant",
         "without noise",
         "Throughput at scale",

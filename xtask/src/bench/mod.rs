@@ -23,7 +23,7 @@ use rlhf_algo::dqn::BIT_FLIPPING_LARGE_N;
 use rlhf_algo::replay::HerConfig;
 use rlhf_algo::stats::{self, Estimate, OverSeeds};
 use rlhf_bench::table::{estimate_cell, seeds_cell};
-use rlhf_env::EnvId;
+use rlhf_env::{CartPoleConfig, EnvId};
 use serde::Serialize;
 
 mod memory;
@@ -66,6 +66,9 @@ enum Bench {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Fine-tuning: CartPole with a pole twice as long, from scratch and
+    /// from a network pretrained on the standard pole, over seeds.
+    Finetune(FinetuneBench),
     /// Hindsight replay: bit flipping success against the number of bits,
     /// and the four-rooms grid, with and without HER.
     Her(HerBench),
@@ -80,6 +83,26 @@ enum Bench {
     /// One case of `bench memory`, in this process (run by `bench memory`).
     #[command(hide = true)]
     MemoryProbe(memory::MemoryProbe),
+}
+
+/// Arguments of `bench finetune`.
+#[derive(Debug, Args)]
+struct FinetuneBench {
+    /// Seeds of the runs on the new task, each from scratch and fine-tuned (0..N).
+    #[arg(long, default_value_t = 10)]
+    seeds: u64,
+    /// Environment steps per run on the new task.
+    #[arg(long, default_value_t = 50_000)]
+    steps: u64,
+    /// Seed of the pretraining run on the standard pole (default config).
+    #[arg(long, default_value_t = 100)]
+    pretrain_seed: u64,
+    /// Half the pole's length (m) of the new task (Gymnasium's `length`, 0.5 standard).
+    #[arg(long, default_value_t = 1.0)]
+    length: f64,
+    /// Folder for the runs and the report.
+    #[arg(long, default_value = "runs/bench-finetune")]
+    out: PathBuf,
 }
 
 /// `bench her`'s budget per bit below [`BIT_FLIPPING_LARGE_N`] bits.
@@ -229,6 +252,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             };
             bench_cartpole(*seeds, *steps, &overrides, out)
         }
+        Bench::Finetune(finetune) => bench_finetune(finetune),
         Bench::Her(her) => bench_her(her),
         Bench::Feedback(feedback) => crate::assistant::bench_feedback(feedback),
         Bench::Scale(scale) => scale::bench_scale(scale).map(drop),
@@ -309,6 +333,69 @@ fn bench_cartpole(seeds: u64, steps: u64, overrides: &ConfigOverrides, out: &Pat
         ("environment steps", "greedy mean return (10 episodes), IQM"),
         0.0..520.0,
         &[("DQN", &band_points(&report.curve))],
+    )?;
+    Ok(())
+}
+
+/// Fine-tuning against training from scratch on a changed CartPole, with
+/// the same default config and seeds; the pretrained network is the best
+/// model of one run on the standard pole.
+fn bench_finetune(args: &FinetuneBench) -> anyhow::Result<()> {
+    let pretrained = args.out.join("pretrain");
+    let pretrain = bench_run(EnvId::CartPoleV1, None, args.pretrain_seed, 50_000, (2_500, 10), pretrained.clone());
+    let Some(summary) = pretrain.train()? else { anyhow::bail!("interrupted") };
+    anyhow::ensure!(summary.solved, "the pretraining run (seed {}) did not solve CartPole-v1", args.pretrain_seed);
+    let cartpole = CartPoleConfig { length: args.length, ..CartPoleConfig::default() };
+    let runs = |name: &str, init_from: Option<PathBuf>| -> Vec<NewRun> {
+        cartpole_runs(args.seeds, args.steps, &ConfigOverrides::default(), &args.out.join(name))
+            .into_iter()
+            .map(|run| NewRun { cartpole, init_from: init_from.clone(), ..run })
+            .collect()
+    };
+    let scratch = CartpoleReport::new(args.steps, train_seeds(&runs("scratch", None))?, 2_500)?;
+    let finetuned =
+        CartpoleReport::new(args.steps, train_seeds(&runs("finetuned", Some(pretrained.join("best"))))?, 2_500)?;
+    let steps = |r: &CartpoleReport| -> Vec<f64> {
+        r.runs.iter().map(|s| -(s.first_solved_step.unwrap_or(r.budget) as f64)).collect()
+    };
+    let improvement = stats::probability_of_improvement_interval(&steps(&finetuned), &steps(&scratch));
+    let mut table = format!(
+        "Pretrained: seed {} on the standard pole (solved at {} steps). New task: `length` {} (the pole's half-length, 0.5 standard), {} steps per run.\n\n{CARTPOLE_SUMMARY_HEADER}",
+        args.pretrain_seed,
+        summary.first_solved_step.map_or("-".into(), |s| s.to_string()),
+        args.length,
+        args.steps
+    );
+    writeln!(table, "{}", scratch.row("from scratch"))?;
+    writeln!(table, "{}", finetuned.row("fine-tuned from the pretrained network"))?;
+    writeln!(
+        table,
+        "\nP(a fine-tuned run solves in fewer steps than one from scratch): {}.\n\n{INTERVALS_NOTE} Same default config in both rows (no frozen layers, same learning rate); an unsolved seed counts its whole budget.",
+        estimate_cell(improvement, 2)
+    )?;
+    print!("{table}");
+    #[derive(Serialize)]
+    struct FinetuneReport<'a> {
+        pretrain: &'a Summary,
+        length: f64,
+        scratch: &'a CartpoleReport,
+        finetuned: &'a CartpoleReport,
+        improvement: Option<Estimate>,
+    }
+    let report = FinetuneReport {
+        pretrain: &summary,
+        length: args.length,
+        scratch: &scratch,
+        finetuned: &finetuned,
+        improvement,
+    };
+    write_report(&args.out, &table, &report)?;
+    rlhf_bench::plot_bands(
+        &args.out.join("curve.png"),
+        &format!("CartPole-v1 with length {}: greedy evaluations over {} seeds", args.length, args.seeds),
+        ("environment steps", "greedy mean return (10 episodes), IQM"),
+        0.0..520.0,
+        &[("fine-tuned", &band_points(&finetuned.curve)), ("from scratch", &band_points(&scratch.curve))],
     )?;
     Ok(())
 }

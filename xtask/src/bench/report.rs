@@ -16,8 +16,8 @@ use std::process::Command;
 
 use anyhow::Context;
 use clap::{Args, Parser as _};
-use rlhf_algo::stats::{self, Estimate};
-use rlhf_bench::table::{estimate_cell, ratio_cell};
+use rlhf_algo::stats::{self, Estimate, OverSeeds};
+use rlhf_bench::table::{estimate_cell, ratio_cell, seeds_cell};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -71,6 +71,7 @@ struct FullReport {
     criterion: BTreeMap<String, f64>,
     cartpole: Value,
     her: Value,
+    finetune: Value,
     pipeline: Value,
     scale: Value,
     memory: Value,
@@ -223,6 +224,12 @@ pub fn bench_report(args: &ReportArgs) -> anyhow::Result<()> {
         her.extend(["--bits", "5,10", "--seeds", "2", "--grids"]);
     }
     xtask(&her)?;
+    let finetune_dir = path(&runs.join("finetune"));
+    let mut finetune = vec!["bench", "finetune", "--out", &finetune_dir];
+    if quick {
+        finetune.extend(["--seeds", "2", "--steps", "20000"]);
+    }
+    xtask(&finetune)?;
     let pipeline_dir = runs.join("pipeline");
     if quick {
         let config = runs.join("pipeline-quick.toml");
@@ -288,16 +295,31 @@ pub fn bench_report(args: &ReportArgs) -> anyhow::Result<()> {
         criterion,
         cartpole: read_json(&cartpole_dir.join("report.json"))?,
         her: read_json(&her_dir.join("report.json"))?,
+        finetune: read_json(&runs.join("finetune").join("report.json"))?,
         pipeline: read_json(&pipeline_dir.join("report.json"))?,
         scale: read_json(&runs.join("scale").join("report.json"))?,
         memory: read_json(&runs.join("memory").join("report.json"))?,
         peers,
     };
-    let md = markdown(&report, &runs, &out, "")?;
+    // The pictures beside the report's tables.
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    for (from, to) in [
+        (her_dir.join("report.png"), "her_success.png"),
+        (her_dir.join("curves.png"), "her_curves.png"),
+        (her_dir.join("profiles.png"), "her_profiles.png"),
+        (runs.join("finetune").join("curve.png"), "finetune_curves.png"),
+        (pipeline_dir.join("transfer.png"), "transfer.png"),
+    ] {
+        if from.exists() {
+            std::fs::copy(&from, out.join(to)).with_context(|| format!("copying {}", from.display()))?;
+        }
+    }
+    plot_cartpole(&report, &out)?;
+    let md = markdown(&report, &runs, "")?;
     super::write_report(&out, &md, &report)?;
     if !quick && args.out.is_none() {
         // docs/BENCHMARKS.md links the pictures of docs/bench/.
-        splice_into_benchmarks(&markdown(&report, &runs, &out, "bench/")?)?;
+        splice_into_benchmarks(&markdown(&report, &runs, "bench/")?)?;
     }
     print!("{md}");
     Ok(())
@@ -366,8 +388,109 @@ fn solved_within(costs: &[f64], taus: &[f64]) -> Vec<Estimate> {
     stats::performance_profile_interval(&negated, &thresholds)
 }
 
+/// One side of the CartPole comparison, per seed.
+struct CartpoleRuns {
+    /// Steps to the first evaluation ≥ 475; the budget when unsolved.
+    steps: Vec<f64>,
+    /// Seconds to stop: to solve, or the whole run.
+    seconds: Vec<f64>,
+    /// Every evaluation: (step, mean return).
+    evaluations: Vec<Vec<(u64, f64)>>,
+}
+
+/// Ours and SB3 on CartPole in one report.
+struct CartpoleSides {
+    budget: f64,
+    ours: CartpoleRuns,
+    sb3: CartpoleRuns,
+}
+
+impl CartpoleSides {
+    /// Both sides, when the report has SB3's runs.
+    fn of(report: &FullReport) -> Option<Self> {
+        let sb3 = report.peers.get("sb3_dqn_cartpole")?.get("runs")?.as_array()?;
+        let ours = report.cartpole["runs"].as_array()?;
+        let budget = report.cartpole["budget"].as_f64()?;
+        let column = |runs: &[Value], key: &str, unsolved: &str| -> Vec<f64> {
+            runs.iter().map(|r| r[key].as_f64().or_else(|| r[unsolved].as_f64()).unwrap_or(budget)).collect()
+        };
+        let sb3_evaluations =
+            sb3.iter().map(|r| serde_json::from_value(r["evaluations"].clone()).unwrap_or_default()).collect();
+        Some(Self {
+            budget,
+            ours: CartpoleRuns {
+                steps: column(ours, "first_solved_step", "first_solved_step"),
+                seconds: column(ours, "wall_seconds", "wall_seconds"),
+                evaluations: Vec::new(),
+            },
+            sb3: CartpoleRuns {
+                steps: column(sb3, "solved_at_step", "solved_at_step"),
+                seconds: column(sb3, "seconds_to_solve", "wall_seconds"),
+                evaluations: sb3_evaluations,
+            },
+        })
+    }
+}
+
+/// `cartpole_curves.png` (ours, and SB3's when the report has it) and
+/// `cartpole_profile.png` (the share of runs solved within τ steps and
+/// seconds, ours against SB3) in `out`.
+fn plot_cartpole(report: &FullReport, out: &Path) -> anyhow::Result<()> {
+    let ours_curve: Vec<(u64, Estimate)> = serde_json::from_value(report.cartpole["curve"].clone())?;
+    let seeds = report.cartpole["seeds"].as_u64().unwrap_or(0);
+    let mut bands = vec![("ours (DQN, default config)", super::band_points(&ours_curve))];
+    let Some(sides) = CartpoleSides::of(report) else {
+        let bands: Vec<rlhf_bench::Band<'_>> = bands.iter().map(|(l, p)| (*l, p.as_slice())).collect();
+        return Ok(plot_cartpole_curves(out, seeds, &bands)?);
+    };
+    let grid: Vec<u64> = (1..=(sides.budget / 2_500.0) as u64).map(|k| k * 2_500).collect();
+    bands.push((
+        "Stable-Baselines3 DQN (rl-zoo)",
+        super::band_points(&stats::curve_interval(&sides.sb3.evaluations, &grid)),
+    ));
+    let curve_bands: Vec<rlhf_bench::Band<'_>> = bands.iter().map(|(l, p)| (*l, p.as_slice())).collect();
+    plot_cartpole_curves(out, seeds, &curve_bands)?;
+
+    // A run's cost to solve, infinite when it did not.
+    let cost = |side: &CartpoleRuns, seconds: bool| -> Vec<f64> {
+        let solved = side.steps.iter().map(|&s| s < sides.budget);
+        let costs = if seconds { &side.seconds } else { &side.steps };
+        costs.iter().zip(solved).map(|(&c, solved)| if solved { c } else { f64::INFINITY }).collect()
+    };
+    let step_taus: Vec<f64> = grid.iter().map(|&s| s as f64).collect();
+    let longest = sides.ours.seconds.iter().chain(&sides.sb3.seconds).fold(1.0f64, |a, &b| a.max(b));
+    let second_taus: Vec<f64> = (0..=100).map(|i| longest * f64::from(i) / 100.0).collect();
+    let profile = |costs: Vec<f64>, taus: &[f64]| -> Vec<(f64, Estimate)> {
+        taus.iter().copied().zip(solved_within(&costs, taus)).collect()
+    };
+    let by_steps = [profile(cost(&sides.ours, false), &step_taus), profile(cost(&sides.sb3, false), &step_taus)];
+    let by_seconds = [profile(cost(&sides.ours, true), &second_taus), profile(cost(&sides.sb3, true), &second_taus)];
+    rlhf_bench::plot_band_panels(
+        &out.join("cartpole_profile.png"),
+        "CartPole-v1: share of runs solved within τ (95% interval)",
+        ("τ", "share of runs solved"),
+        0.0..1.05,
+        2,
+        &[
+            ("τ environment steps", &[("ours", &by_steps[0]), ("SB3", &by_steps[1])]),
+            ("τ wall seconds", &[("ours", &by_seconds[0]), ("SB3", &by_seconds[1])]),
+        ],
+    )?;
+    Ok(())
+}
+
+fn plot_cartpole_curves(out: &Path, seeds: u64, bands: &[rlhf_bench::Band<'_>]) -> Result<(), rlhf_bench::PlotError> {
+    rlhf_bench::plot_bands(
+        &out.join("cartpole_curves.png"),
+        &format!("CartPole-v1: greedy evaluations, IQM and 95% interval over {seeds} seeds"),
+        ("environment steps", "mean return (10 greedy episodes)"),
+        0.0..520.0,
+        bands,
+    )
+}
+
 /// The report's markdown; pictures are linked as `{img}NAME.png`.
-fn markdown(report: &FullReport, runs: &Path, out: &Path, img: &str) -> anyhow::Result<String> {
+fn markdown(report: &FullReport, runs: &Path, img: &str) -> anyhow::Result<String> {
     let p = &report.provenance;
     let mut md = String::new();
     writeln!(md, "## Report of `cargo xtask bench{}`\n", if report.quick { " --quick" } else { "" })?;
@@ -458,89 +581,34 @@ fn markdown(report: &FullReport, runs: &Path, out: &Path, img: &str) -> anyhow::
         md.push_str(FEW_SEEDS);
     }
     md.push_str(&std::fs::read_to_string(runs.join("cartpole").join("report.md"))?);
-    if let Some(Value::Array(sb3)) = report.peers.get("sb3_dqn_cartpole").and_then(|v| v.get("runs")) {
-        let ours = report.cartpole["runs"].as_array().map(Vec::as_slice).unwrap_or_default();
-        let budget = report.cartpole["budget"].as_f64().unwrap_or(f64::NAN);
-        let solved_count = |runs: &[Value], key: &str| runs.iter().filter(|r| r[key].is_number()).count();
+    if let Some(sides) = CartpoleSides::of(report) {
         md.push_str("\nStable-Baselines3 (rl-zoo hyperparameters) beside it, same machine, same run, same seeds and evaluation:\n\n");
         md.push_str(COMPARISON_HEADER);
+        let solved = |steps: &[f64]| steps.iter().filter(|&&s| s < sides.budget).count();
         writeln!(
             md,
             "| seeds solved | {} of {} | {} of {} | | |",
-            solved_count(ours, "first_solved_step"),
-            ours.len(),
-            solved_count(sb3, "solved_at_step"),
-            sb3.len()
+            solved(&sides.ours.steps),
+            sides.ours.steps.len(),
+            solved(&sides.sb3.steps),
+            sides.sb3.steps.len()
         )?;
-        // Per seed: the steps and seconds to solve (unsolved: the budget, the whole run).
-        let column = |runs: &[Value], key: &str, unsolved: Option<&str>| -> Vec<f64> {
-            runs.iter()
-                .map(|r| r[key].as_f64().or_else(|| unsolved.and_then(|u| r[u].as_f64())).unwrap_or(budget))
-                .collect()
-        };
-        let (ours_steps, sb3_steps) = (column(ours, "first_solved_step", None), column(sb3, "solved_at_step", None));
-        let (ours_seconds, sb3_seconds) =
-            (column(ours, "wall_seconds", None), column(sb3, "seconds_to_solve", Some("wall_seconds")));
-        md.push_str(&comparison_row(
-            "steps to first eval ≥ 475 (unsolved: budget)",
-            &ours_steps,
-            &sb3_steps,
-            0,
-            Better::Lower,
-        ));
-        md.push_str(&comparison_row("wall s to stop", &ours_seconds, &sb3_seconds, 2, Better::Lower));
-        writeln!(md, "\n{COMPARISON_NOTE}")?;
-
-        // Learning curves, and the share of runs solved within τ steps or seconds.
-        let grid: Vec<u64> = (1..=(budget / 2_500.0) as u64).map(|k| k * 2_500).collect();
-        let sb3_curves: Vec<Vec<(u64, f64)>> =
-            sb3.iter().map(|r| serde_json::from_value(r["evaluations"].clone()).unwrap_or_default()).collect();
-        let ours_curve: Vec<(u64, Estimate)> = serde_json::from_value(report.cartpole["curve"].clone())?;
-        rlhf_bench::plot_bands(
-            &out.join("cartpole_curves.png"),
-            &format!("CartPole-v1: greedy evaluations, IQM and 95% interval over {} seeds", ours.len()),
-            ("environment steps", "mean return (10 greedy episodes)"),
-            0.0..520.0,
-            &[
-                ("ours (DQN, default config)", &super::band_points(&ours_curve)),
-                ("Stable-Baselines3 DQN (rl-zoo)", &super::band_points(&stats::curve_interval(&sb3_curves, &grid))),
-            ],
-        )?;
-        let unsolved_infinite = |costs: &[f64], steps: &[f64]| -> Vec<f64> {
-            costs.iter().zip(steps).map(|(&c, &s)| if s < budget { c } else { f64::INFINITY }).collect()
-        };
-        let step_taus: Vec<f64> = grid.iter().map(|&s| s as f64).collect();
-        let longest = ours_seconds.iter().chain(&sb3_seconds).fold(1.0f64, |a, &b| a.max(b));
-        let second_taus: Vec<f64> = (0..=100).map(|i| longest * f64::from(i) / 100.0).collect();
-        let profile = |costs: Vec<f64>, steps: &[f64], taus: &[f64]| -> Vec<(f64, Estimate)> {
-            taus.iter().copied().zip(solved_within(&unsolved_infinite(&costs, steps), taus)).collect()
-        };
-        let by_steps =
-            [profile(ours_steps.clone(), &ours_steps, &step_taus), profile(sb3_steps.clone(), &sb3_steps, &step_taus)];
-        let by_seconds =
-            [profile(ours_seconds, &ours_steps, &second_taus), profile(sb3_seconds, &sb3_steps, &second_taus)];
-        rlhf_bench::plot_band_panels(
-            &out.join("cartpole_profile.png"),
-            "CartPole-v1: share of runs solved within τ (95% interval)",
-            ("τ", "share of runs solved"),
-            0.0..1.05,
-            2,
-            &[
-                ("τ environment steps", &[("ours", &by_steps[0]), ("SB3", &by_steps[1])]),
-                ("τ wall seconds", &[("ours", &by_seconds[0]), ("SB3", &by_seconds[1])]),
-            ],
-        )?;
-        writeln!(
-            md,
-            "\n![CartPole learning curves]({img}cartpole_curves.png)\n\n![CartPole: solved within τ]({img}cartpole_profile.png)"
-        )?;
+        let label = "steps to first eval ≥ 475 (unsolved: budget)";
+        md.push_str(&comparison_row(label, &sides.ours.steps, &sides.sb3.steps, 0, Better::Lower));
+        md.push_str(&comparison_row("wall s to stop", &sides.ours.seconds, &sides.sb3.seconds, 2, Better::Lower));
+        writeln!(md, "\n{COMPARISON_NOTE}\n\n![CartPole: solved within τ]({img}cartpole_profile.png)")?;
     }
+    writeln!(md, "\n![CartPole learning curves]({img}cartpole_curves.png)")?;
 
     md.push_str("\n### Hindsight experience replay, bit flipping\n\n");
     if report.quick {
         md.push_str(FEW_SEEDS);
     }
     md.push_str(&std::fs::read_to_string(runs.join("her").join("report.md"))?);
+    writeln!(
+        md,
+        "\n![success against bits]({img}her_success.png)\n\n![success during training]({img}her_curves.png)\n\n![performance profiles]({img}her_profiles.png)"
+    )?;
     if let Some(Value::Array(sb3)) = report.peers.get("sb3_her_bitflip") {
         let bits = sb3.first().and_then(|r| r["bits"].as_u64()).unwrap_or(0);
         let budget = sb3.first().and_then(|r| r["budget"].as_f64()).unwrap_or(f64::NAN);
@@ -587,6 +655,13 @@ fn markdown(report: &FullReport, runs: &Path, out: &Path, img: &str) -> anyhow::
         ));
         writeln!(md, "\n{COMPARISON_NOTE}")?;
     }
+
+    md.push_str("\n### Fine-tuning: a longer pole\n\n");
+    if report.quick {
+        md.push_str(FEW_SEEDS);
+    }
+    md.push_str(&std::fs::read_to_string(runs.join("finetune").join("report.md"))?);
+    writeln!(md, "\n![fine-tuning]({img}finetune_curves.png)")?;
 
     md.push_str("\n### Voice assistant pipeline (test split, noise 0.1)\n\n| stage | accuracy zh | accuracy en |\n|---|---|---|\n");
     for stage in report.pipeline["stages"].as_array().into_iter().flatten() {
@@ -637,12 +712,17 @@ fn markdown(report: &FullReport, runs: &Path, out: &Path, img: &str) -> anyhow::
         )?;
     }
     if let Some(transfer) = report.pipeline.get("transfer").filter(|t| !t.is_null()) {
+        let over = |key: &str| serde_json::from_value::<OverSeeds>(transfer[key].clone()).ok();
+        let improvement: Option<Estimate> = serde_json::from_value(transfer["finetune_improvement"].clone())?;
         writeln!(
             md,
-            "\nTransfer to the target domains, median interactions to {:.0}% test accuracy: fine-tuned {}, from scratch {}.",
+            "\nTransfer to the target domains over {} seeds, interactions to {:.0}% test accuracy (a seed that never reached it counts the {} of the budget): fine-tuned {}, from scratch {}; P(fine-tuned reaches it sooner) {}.\n\n![transfer]({img}transfer.png)",
+            transfer["seeds"],
             100.0 * transfer["target_accuracy"].as_f64().unwrap_or(0.9),
-            transfer["finetune_median"].as_u64().map_or("not reached".into(), |s| s.to_string()),
-            transfer["scratch_median"].as_u64().map_or("not reached".into(), |s| s.to_string())
+            transfer["budget"],
+            over("finetune_to_target").map_or("-".into(), |o| seeds_cell(&o, 0)),
+            over("scratch_to_target").map_or("-".into(), |o| seeds_cell(&o, 0)),
+            estimate_cell(improvement, 2)
         )?;
     }
 
