@@ -40,6 +40,10 @@ pub(crate) struct PipelineArgs {
     /// Seed (overrides the config's).
     #[arg(long)]
     seed: Option<u64>,
+    /// Seeds of the stages (the config's seed and the next ones): each
+    /// stage's accuracy is reported over them; the first seed's models are saved.
+    #[arg(long, default_value_t = 5)]
+    seeds: u64,
     /// Seeds of the transfer comparison (fine-tuning against training from scratch); 0 skips it.
     #[arg(long, default_value_t = 5)]
     transfer_seeds: u64,
@@ -63,7 +67,9 @@ struct PipelineReport {
     config: PipelineConfig,
     source_labels: Vec<String>,
     target_labels: Vec<String>,
-    /// Stage name → evaluation on the test split.
+    /// Each stage's test accuracy over the seeds.
+    stage_accuracy: Vec<StageOverSeeds>,
+    /// The first seed's stages (its models are saved): evaluation on the test split.
     stages: Vec<StageReport>,
     /// The source network after the RL stage on the same test utterances
     /// without recogniser noise: what the unseen phrasings alone cost.
@@ -191,47 +197,36 @@ fn run_pipeline<B: AutodiffBackend>(args: &PipelineArgs, device: B::Device) -> a
     let source_seen = TestSet::new(&source_train, config.eval_per_phrase, config.seed.wrapping_add(3))?;
     let target_tests = TestSet::new(&target_test, config.eval_per_phrase, config.seed)?;
     let eval_seed = config.seed.wrapping_add(17);
-    let mut stages = Vec::new();
     let spec_of = |labels: &[String]| IntentModelSpec { labels: labels.to_vec(), featurizer: config.featurizer };
-    let mut record = |stage, domains, interactions, network: &QNetwork<B>, labels: &[String], tests: &TestSet| {
-        let mut classifier = classifier_of(network, &spec_of(labels))?;
-        let (report, accuracy_zh, accuracy_en) = tests.evaluate(&mut classifier, config.noise, eval_seed)?;
-        println!(
-            "{stage:<10} {domains:<7} after {interactions:>6} interactions: accuracy {:.3} (zh {accuracy_zh:.3}, en {accuracy_en:.3}), macro recall {:.3}, macro F1 {:.3}",
-            report.accuracy, report.macro_recall, report.macro_f1
-        );
-        stages.push(StageReport { stage, domains, interactions, accuracy_zh, accuracy_en, report });
-        anyhow::Ok(())
-    };
-
-    // 1. Pretrain on the source domains' labelled training utterances.
-    let pretrain_config = rlhf_algo::intent::PretrainConfig { seed: config.seed, ..config.pretrain.clone() };
-    let bar = progress(pretrain_config.steps as u64, "pretraining steps");
-    let mut losses = String::from("step,loss\n");
-    let network = new_network::<B>(&config, &featurizer, source_labels.len(), &device, config.seed);
-    let network = pretrain(network, &source_train, &featurizer, &pretrain_config, |step, loss| {
-        bar.set_position(step as u64);
-        losses.push_str(&format!("{step},{loss}\n"));
-    })?;
-    bar.finish_and_clear();
-    crate::train::write_atomically(&args.out.join("pretrain_loss.csv"), losses.as_bytes())?;
-    record("pretrain", "source", 0, &network, &source_labels, &source_tests)?;
-
-    // 2. Q-learning from the environment's rewards on the source domains.
     let source_corpus = Arc::new(source_train);
-    let reinforce = |start: QNetwork<B>, corpus: &Arc<IntentCorpus>, steps: u64, learning_rate: f64| {
-        if steps == 0 {
-            return anyhow::Ok(start);
+    let target_corpus = Arc::new(target_train);
+    let tests = StageTests { source: &source_tests, target: &target_tests, eval_seed };
+    let corpora = StageCorpora { source: &source_corpus, target: &target_corpus };
+
+    // 1–3 on every seed: pretrain, Q-learn from rewards, fine-tune to the target domains.
+    let mut runs: Vec<StageRun<B>> = Vec::new();
+    for k in 0..args.seeds.max(1) {
+        let seed_config = PipelineConfig { seed: config.seed.wrapping_add(k), ..config.clone() };
+        let run = stages::<B>(&seed_config, &featurizer, &corpora, &tests, &device)?;
+        if k == 0 {
+            crate::train::write_atomically(&args.out.join("pretrain_loss.csv"), run.pretrain_losses.as_bytes())?;
         }
-        let mut env = intent_env(corpus.clone(), &featurizer, config.noise)?;
-        let dqn = config.bandit_dqn(steps, learning_rate, true, config.seed);
-        let bar = progress(steps, "interactions");
-        let agent = learn_from_rewards(start, &mut env, dqn, &mut [&mut ProgressCallback::from_bar(bar.clone())])?;
-        bar.finish_and_clear();
-        Ok(agent.online().clone())
-    };
-    let source_network = reinforce(network, &source_corpus, config.rl_steps, config.rl_learning_rate)?;
-    record("rl", "source", config.rl_steps, &source_network, &source_labels, &source_tests)?;
+        runs.push(run);
+    }
+    let stage_accuracy = stage_accuracy(&runs);
+    for s in &stage_accuracy {
+        println!(
+            "{:<10} {:<7} over {} seeds: accuracy {} (zh {}, en {})",
+            s.stage,
+            s.domains,
+            s.accuracy.seeds,
+            seeds_cell(&s.accuracy, 3),
+            seeds_cell(&s.accuracy_zh, 3),
+            seeds_cell(&s.accuracy_en, 3)
+        );
+    }
+    // The first seed's models are the pipeline's; its reports are detailed below.
+    let StageRun { stages, source_network, target_network, keep, .. } = runs.swap_remove(0);
     let mut source_classifier = classifier_of(&source_network, &spec_of(&source_labels))?;
     let mut score = |what: &str, tests: &TestSet, noise: f64| {
         let (report, accuracy_zh, accuracy_en) = tests.evaluate(&mut source_classifier, noise, eval_seed)?;
@@ -249,14 +244,6 @@ fn run_pipeline<B: AutodiffBackend>(args: &PipelineArgs, device: B::Device) -> a
         save_intent_model(&args.out.join(name), network, &spec_of(labels), steps, backend.clone(), run_config.clone())
     };
     save("source", &source_network, &source_labels, config.rl_steps)?;
-
-    // 3. Fine-tune to the target domains: new output layer, shared intents kept.
-    let keep = shared_outputs(&source_labels, &target_labels);
-    let start = source_network.with_actions(&keep, config.seed.wrapping_add(1))?;
-    record("transfer", "target", 0, &start, &target_labels, &target_tests)?;
-    let target_corpus = Arc::new(target_train);
-    let target_network = reinforce(start, &target_corpus, config.finetune_steps, config.finetune_learning_rate)?;
-    record("finetune", "target", config.finetune_steps, &target_network, &target_labels, &target_tests)?;
     save("target", &target_network, &target_labels, config.finetune_steps)?;
 
     // 4. Reports: per-intent tables, confusion matrices.
@@ -353,6 +340,7 @@ fn run_pipeline<B: AutodiffBackend>(args: &PipelineArgs, device: B::Device) -> a
         config,
         source_labels,
         target_labels,
+        stage_accuracy,
         stages,
         source_noise_free,
         source_seen_phrasings,
@@ -362,6 +350,123 @@ fn run_pipeline<B: AutodiffBackend>(args: &PipelineArgs, device: B::Device) -> a
     crate::train::write_atomically(&args.out.join("report.json"), &serde_json::to_vec_pretty(&report)?)?;
     println!("wrote {}", args.out.display());
     Ok(())
+}
+
+/// The test sets every seed's stages are scored on.
+struct StageTests<'a> {
+    source: &'a TestSet,
+    target: &'a TestSet,
+    eval_seed: u64,
+}
+
+/// The training corpora of the stages.
+struct StageCorpora<'a> {
+    source: &'a Arc<IntentCorpus>,
+    target: &'a Arc<IntentCorpus>,
+}
+
+/// Stages 1–3 of the pipeline on one seed.
+struct StageRun<B: AutodiffBackend> {
+    stages: Vec<StageReport>,
+    pretrain_losses: String,
+    source_network: QNetwork<B>,
+    target_network: QNetwork<B>,
+    /// The source output each target output starts from (shared intents).
+    keep: Vec<Option<usize>>,
+}
+
+/// Pretrains on the source domains, Q-learns from their rewards, and
+/// fine-tunes to the target domains, scoring every stage on the test sets.
+fn stages<B: AutodiffBackend>(
+    config: &PipelineConfig,
+    featurizer: &HashedNgrams,
+    corpora: &StageCorpora<'_>,
+    tests: &StageTests<'_>,
+    device: &B::Device,
+) -> anyhow::Result<StageRun<B>> {
+    let (source_labels, target_labels) = (corpora.source.labels(), corpora.target.labels());
+    let mut stages = Vec::new();
+    let eval_seed = tests.eval_seed;
+    let mut record = |stage, domains, interactions, network: &QNetwork<B>, labels: &[String], set: &TestSet| {
+        let spec = IntentModelSpec { labels: labels.to_vec(), featurizer: config.featurizer };
+        let mut classifier = classifier_of(network, &spec)?;
+        let (report, accuracy_zh, accuracy_en) = set.evaluate(&mut classifier, config.noise, eval_seed)?;
+        tracing::info!(
+            seed = config.seed,
+            "{stage} ({domains}) after {interactions} interactions: accuracy {:.3}, macro F1 {:.3}",
+            report.accuracy,
+            report.macro_f1
+        );
+        stages.push(StageReport { stage, domains, interactions, accuracy_zh, accuracy_en, report });
+        anyhow::Ok(())
+    };
+
+    // 1. Pretrain on the source domains' labelled training utterances.
+    let pretrain_config = rlhf_algo::intent::PretrainConfig { seed: config.seed, ..config.pretrain.clone() };
+    let bar = progress(pretrain_config.steps as u64, &format!("pretraining steps (seed {})", config.seed));
+    let mut pretrain_losses = String::from("step,loss\n");
+    let network = new_network::<B>(config, featurizer, source_labels.len(), device, config.seed);
+    let network = pretrain(network, corpora.source, featurizer, &pretrain_config, |step, loss| {
+        bar.set_position(step as u64);
+        pretrain_losses.push_str(&format!("{step},{loss}\n"));
+    })?;
+    bar.finish_and_clear();
+    record("pretrain", "source", 0, &network, source_labels, tests.source)?;
+
+    // 2. Q-learning from the environment's rewards on the source domains.
+    let reinforce = |start: QNetwork<B>, corpus: &Arc<IntentCorpus>, steps: u64, learning_rate: f64| {
+        if steps == 0 {
+            return anyhow::Ok(start);
+        }
+        let mut env = intent_env(corpus.clone(), featurizer, config.noise)?;
+        let dqn = config.bandit_dqn(steps, learning_rate, true, config.seed);
+        let bar = progress(steps, "interactions");
+        let agent = learn_from_rewards(start, &mut env, dqn, &mut [&mut ProgressCallback::from_bar(bar.clone())])?;
+        bar.finish_and_clear();
+        Ok(agent.online().clone())
+    };
+    let source_network = reinforce(network, corpora.source, config.rl_steps, config.rl_learning_rate)?;
+    record("rl", "source", config.rl_steps, &source_network, source_labels, tests.source)?;
+
+    // 3. Fine-tune to the target domains: new output layer, shared intents kept.
+    let keep = shared_outputs(source_labels, target_labels);
+    let start = source_network.with_actions(&keep, config.seed.wrapping_add(1))?;
+    record("transfer", "target", 0, &start, target_labels, tests.target)?;
+    let target_network = reinforce(start, corpora.target, config.finetune_steps, config.finetune_learning_rate)?;
+    record("finetune", "target", config.finetune_steps, &target_network, target_labels, tests.target)?;
+    Ok(StageRun { stages, pretrain_losses, source_network, target_network, keep })
+}
+
+/// One stage's test accuracy over the seeds of the pipeline.
+#[derive(Debug, Serialize)]
+struct StageOverSeeds {
+    stage: &'static str,
+    domains: &'static str,
+    accuracy: OverSeeds,
+    accuracy_zh: OverSeeds,
+    accuracy_en: OverSeeds,
+}
+
+/// Every stage's accuracy over the seeds of `runs`, in stage order.
+fn stage_accuracy<B: AutodiffBackend>(runs: &[StageRun<B>]) -> Vec<StageOverSeeds> {
+    let Some(first) = runs.first() else { return Vec::new() };
+    first
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, stage)| {
+            let over = |value: fn(&StageReport) -> f64| {
+                OverSeeds::new(&runs.iter().map(|run| value(&run.stages[i])).collect::<Vec<_>>())
+            };
+            StageOverSeeds {
+                stage: stage.stage,
+                domains: stage.domains,
+                accuracy: over(|s| s.report.accuracy),
+                accuracy_zh: over(|s| s.accuracy_zh),
+                accuracy_en: over(|s| s.accuracy_en),
+            }
+        })
+        .collect()
 }
 
 /// Trains DQN on the dialogue task at `noise` and plays it against the fixed

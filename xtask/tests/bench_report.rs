@@ -46,6 +46,9 @@ fn the_quick_report_has_every_section_and_a_lean_replay_buffer() {
     assert_eq!(report["finetune"]["finetuned"]["seeds"], 2);
     assert_eq!(report["finetune"]["scratch"]["seeds"], 2);
     assert_eq!(report["pipeline"]["stages"].as_array().unwrap().len(), 4);
+    let stage_accuracy = report["pipeline"]["stage_accuracy"].as_array().unwrap();
+    assert_eq!(stage_accuracy.len(), 4);
+    assert!(stage_accuracy.iter().all(|s| s["accuracy"]["seeds"] == 2), "{stage_accuracy:?}");
     // Without noise the same source test utterances are scored too: far above chance (1/17).
     let noise_free = report["pipeline"]["source_noise_free"]["accuracy"].as_f64().unwrap();
     assert!(noise_free > 0.3 && noise_free <= 1.0, "noise-free accuracy {noise_free}");

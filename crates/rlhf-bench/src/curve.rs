@@ -206,7 +206,15 @@ fn draw_bands<'a>(
         .x_label_area_size(40)
         .y_label_area_size(56)
         .build_cartesian_2d(x_min..x_max, y_range)?;
-    chart.configure_mesh().x_desc(x_label).y_desc(y_label).label_style(("sans-serif", 14)).draw()?;
+    // Whole numbers on long axes (steps), two decimals on short ones (τ in [0, 1]).
+    let decimals = if x_max - x_min > 20.0 { 0 } else { 2 };
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .x_label_formatter(&|x| format!("{x:.decimals$}"))
+        .label_style(("sans-serif", 14))
+        .draw()?;
     for (i, (label, points)) in bands.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         // The band: along the upper ends, back along the lower ones.

@@ -238,7 +238,8 @@ pub fn bench_report(args: &ReportArgs) -> anyhow::Result<()> {
             &config,
             "net_arch = [64]\nrl_steps = 800\nfinetune_steps = 1500\ndialog_steps = 0\n[featurizer]\ndim = 1024\n[pretrain]\nsteps = 150\n",
         )?;
-        xtask(&["pipeline", "--config", &path(&config), "--transfer-seeds", "0", "--out", &path(&pipeline_dir)])?;
+        let (config, out) = (path(&config), path(&pipeline_dir));
+        xtask(&["pipeline", "--config", &config, "--seeds", "2", "--transfer-seeds", "0", "--out", &out])?;
     } else {
         xtask(&["pipeline", "--out", &path(&pipeline_dir)])?;
     }
@@ -663,17 +664,27 @@ fn markdown(report: &FullReport, runs: &Path, img: &str) -> anyhow::Result<Strin
     md.push_str(&std::fs::read_to_string(runs.join("finetune").join("report.md"))?);
     writeln!(md, "\n![fine-tuning]({img}finetune_curves.png)")?;
 
-    md.push_str("\n### Voice assistant pipeline (test split, noise 0.1)\n\n| stage | accuracy zh | accuracy en |\n|---|---|---|\n");
-    for stage in report.pipeline["stages"].as_array().into_iter().flatten() {
+    md.push_str("\n### Voice assistant pipeline (test split, noise 0.1)\n\n");
+    if report.quick {
+        md.push_str(FEW_SEEDS);
+    }
+    md.push_str("| stage | seeds | accuracy | zh | en |\n|---|---|---|---|---|\n");
+    for stage in report.pipeline["stage_accuracy"].as_array().into_iter().flatten() {
+        let cell = |key: &str| {
+            serde_json::from_value::<OverSeeds>(stage[key].clone()).map_or("-".into(), |o| seeds_cell(&o, 3))
+        };
         writeln!(
             md,
-            "| {} ({}) | {:.3} | {:.3} |",
+            "| {} ({}) | {} | {} | {} | {} |",
             stage["stage"].as_str().unwrap_or("?"),
             stage["domains"].as_str().unwrap_or("?"),
-            stage["accuracy_zh"].as_f64().unwrap_or(f64::NAN),
-            stage["accuracy_en"].as_f64().unwrap_or(f64::NAN)
+            stage["accuracy"]["seeds"],
+            cell("accuracy"),
+            cell("accuracy_zh"),
+            cell("accuracy_en")
         )?;
     }
+    writeln!(md, "\n{}", super::INTERVALS_NOTE)?;
     // Accuracy overall, in Chinese and in English, under the keys `keys` of `v`.
     let by_language = |v: &Value, keys: [&str; 3]| {
         let [all, zh, en] =
