@@ -695,13 +695,4 @@ mod tests {
         let missing = PredictArgs { checkpoint: dir.join("nothing"), text: "x".into() };
         assert!(format!("{:#}", predict(&missing).unwrap_err()).contains("nothing"));
     }
-
-    #[test]
-    fn medians_count_seeds_that_never_reach_the_target_as_slowest() {
-        assert_eq!(median_steps(&[Some(300), None, Some(100)]), Some(300));
-        assert_eq!(median_steps(&[Some(300), None, None]), None);
-        assert_eq!(median_steps(&[Some(5), Some(1), Some(3), Some(2)]), Some(2));
-        let curves = vec![vec![(0, 0.1), (10, 0.5)], vec![(0, 0.3), (10, 0.9)], vec![(0, 0.2), (10, 0.7)]];
-        assert_eq!(median_curve(&curves), vec![(0, 0.2), (10, 0.7)]);
-    }
 }

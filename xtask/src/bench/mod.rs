@@ -175,7 +175,7 @@ struct CartpoleReport {
 
 impl CartpoleReport {
     /// The statistics of `runs` (their folders hold their `metrics.csv`).
-    fn new(budget: u64, runs: Vec<(Summary, PathBuf)>, eval_every: u64) -> anyhow::Result<Self> {
+    fn new(budget: u64, runs: SeedRuns, eval_every: u64) -> anyhow::Result<Self> {
         let steps: Vec<f64> = runs.iter().map(|(r, _)| r.first_solved_step.unwrap_or(budget) as f64).collect();
         let seconds: Vec<f64> = runs.iter().map(|(r, _)| r.wall_seconds).collect();
         let returns: Vec<f64> = runs.iter().map(|(r, _)| r.eval_mean_return).collect();
@@ -276,7 +276,7 @@ fn bench_run(env: EnvId, her: Option<HerConfig>, seed: u64, steps: u64, eval: (u
 }
 
 /// Trains `runs` one after the other, printing each seed's result.
-fn train_seeds(runs: &[NewRun]) -> anyhow::Result<Vec<(Summary, PathBuf)>> {
+fn train_seeds(runs: &[NewRun]) -> anyhow::Result<SeedRuns> {
     runs.iter()
         .map(|run| {
             let Some(summary) = run.train()? else { anyhow::bail!("interrupted") };
@@ -462,7 +462,7 @@ struct HerRow {
 }
 
 impl HerRow {
-    fn new(env: String, her: Option<String>, budget: u64, runs: Vec<(Summary, PathBuf)>) -> anyhow::Result<Self> {
+    fn new(env: String, her: Option<String>, budget: u64, runs: SeedRuns) -> anyhow::Result<Self> {
         let column = |value: fn(&Summary) -> f64| runs.iter().map(|(r, _)| value(r)).collect::<Vec<f64>>();
         let curves = runs
             .iter()
@@ -491,6 +491,12 @@ impl HerRow {
         self.her.as_deref().map_or("plain".to_owned(), |h| format!("HER {h}"))
     }
 }
+
+/// The summaries of runs over seeds, with their folders.
+type SeedRuns = Vec<(Summary, PathBuf)>;
+
+/// A curve with its band, labelled.
+type NamedBand = (String, Vec<(f64, Estimate)>);
 
 /// 50 evaluations per run, on 100 episodes: success ≥ 0.99 must be measured finely.
 fn her_eval_every(budget: u64) -> u64 {
@@ -526,7 +532,7 @@ fn bench_her(args: &HerBench) -> anyhow::Result<()> {
     }
     let summaries = run_all(plan.iter().map(|(.., run)| run).collect(), args.jobs)?;
     // Group the runs by (task, method), in plan order.
-    let mut groups: Vec<(String, Option<String>, u64, Vec<(Summary, PathBuf)>)> = Vec::new();
+    let mut groups: Vec<(String, Option<String>, u64, SeedRuns)> = Vec::new();
     for ((env, her, budget, run), summary) in plan.into_iter().zip(summaries) {
         eprintln!(
             "{env} her {}: seed {}: success {:.2}, solved at {:?}, {:.1} s",
@@ -602,9 +608,9 @@ fn plot_her(args: &HerBench, rows: &[HerRow]) -> anyhow::Result<()> {
     let mut tasks: Vec<&str> = rows.iter().map(|r| r.env.as_str()).collect();
     tasks.dedup();
     let methods = |task: &'_ str| rows.iter().filter(|r| r.env == task).collect::<Vec<_>>();
-    let curves: Vec<Vec<(String, Vec<(f64, Estimate)>)>> =
+    let curves: Vec<Vec<NamedBand>> =
         tasks.iter().map(|t| methods(t).iter().map(|r| (r.method(), band_points(&r.curve))).collect()).collect();
-    let profiles: Vec<Vec<(String, Vec<(f64, Estimate)>)>> = tasks
+    let profiles: Vec<Vec<NamedBand>> = tasks
         .iter()
         .map(|t| {
             methods(t)
