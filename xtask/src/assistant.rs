@@ -918,7 +918,7 @@ fn feedback_table(runs: &[FeedbackRun], eval_at: &[u64]) -> anyhow::Result<Strin
         }
         writeln!(table, " {} → {} | {} |", retained(0), retained(last), seeds_cell(&OverSeeds::new(&walls), 1))?;
     }
-    writeln!(table, "\n{}", crate::bench::INTERVALS_NOTE)?;
+    writeln!(table, "\n{}", crate::bench::intervals_note())?;
     Ok(table)
 }
 

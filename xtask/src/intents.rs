@@ -288,7 +288,7 @@ fn run_pipeline<B: AutodiffBackend>(args: &PipelineArgs, device: B::Device) -> a
             &target_labels,
             &target_tests,
         )?;
-        let points = |curve: &[(u64, Estimate)]| curve.iter().map(|&(x, e)| (x as f64, e)).collect::<Vec<_>>();
+        let points = crate::bench::band_points;
         rlhf_bench::plot_bands(
             &args.out.join("transfer.png"),
             &format!("Target domains, test accuracy, IQM and 95% interval over {} seeds", transfer.seeds),

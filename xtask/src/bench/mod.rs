@@ -212,8 +212,13 @@ impl CartpoleReport {
 const CARTPOLE_SUMMARY_HEADER: &str = "| runs | seeds | solved | steps to first eval ≥ 475 | wall s to stop | greedy mean (100 ep.) |\n|---|---|---|---|---|---|\n";
 
 /// What every table of results over seeds says under it.
-pub(crate) const INTERVALS_NOTE: &str =
-    "Cells over seeds: interquartile mean [95% percentile bootstrap interval, 10,000 resamples].";
+pub(crate) fn intervals_note() -> String {
+    format!(
+        "Cells over seeds: interquartile mean [{:.0}% percentile bootstrap interval, {} resamples].",
+        100.0 * stats::REPORT_CONFIDENCE,
+        stats::REPORT_RESAMPLES
+    )
+}
 
 /// The evaluation points of a run of `budget` steps evaluated every `every`.
 fn evaluation_grid(every: u64, budget: u64) -> Vec<u64> {
@@ -226,7 +231,7 @@ fn evaluations(dir: &Path, value: fn(&MetricsRow) -> Option<f64>) -> anyhow::Res
 }
 
 /// Points of a curve for [`rlhf_bench::plot_bands`].
-fn band_points(curve: &[(u64, Estimate)]) -> Vec<(f64, Estimate)> {
+pub(crate) fn band_points(curve: &[(u64, Estimate)]) -> Vec<(f64, Estimate)> {
     curve.iter().map(|&(x, e)| (x as f64, e)).collect()
 }
 
@@ -323,7 +328,8 @@ fn bench_cartpole(seeds: u64, steps: u64, overrides: &ConfigOverrides, out: &Pat
     writeln!(table, "{}", report.row(&format!("{} seeds, {} steps", report.seeds, steps)))?;
     writeln!(
         table,
-        "\n{INTERVALS_NOTE} Solved: greedy mean ≥ 475 over 10 episodes, confirmed over 100; an unsolved seed counts its whole budget."
+        "\n{note} Solved: greedy mean ≥ 475 over 10 episodes, confirmed over 100; an unsolved seed counts its whole budget.",
+        note = intervals_note()
     )?;
     print!("{table}");
     write_report(out, &table, &report)?;
@@ -370,8 +376,9 @@ fn bench_finetune(args: &FinetuneBench) -> anyhow::Result<()> {
     writeln!(table, "{}", finetuned.row("fine-tuned from the pretrained network"))?;
     writeln!(
         table,
-        "\nP(a fine-tuned run solves in fewer steps than one from scratch): {}.\n\n{INTERVALS_NOTE} Same default config in both rows (no frozen layers, same learning rate); an unsolved seed counts its whole budget.",
-        estimate_cell(improvement, 2)
+        "\nP(a fine-tuned run solves in fewer steps than one from scratch): {}.\n\n{note} Same default config in both rows (no frozen layers, same learning rate); an unsolved seed counts its whole budget.",
+        estimate_cell(improvement, 2),
+        note = intervals_note()
     )?;
     print!("{table}");
     #[derive(Serialize)]
@@ -579,7 +586,8 @@ fn bench_her(args: &HerBench) -> anyhow::Result<()> {
     }
     writeln!(
         table,
-        "\n{INTERVALS_NOTE} Steps to success: an unsolved seed counts its whole budget. P(better than plain): the probability that a HER run's success beats a plain run's on the same task (ties count half), with its interval."
+        "\n{note} Steps to success: an unsolved seed counts its whole budget. P(better than plain): the probability that a HER run's success beats a plain run's on the same task (ties count half), with its interval.",
+        note = intervals_note()
     )?;
     print!("{table}");
     write_report(&args.out, &table, &rows)?;

@@ -684,7 +684,7 @@ fn markdown(report: &FullReport, runs: &Path, img: &str) -> anyhow::Result<Strin
             cell("accuracy_en")
         )?;
     }
-    writeln!(md, "\n{}", super::INTERVALS_NOTE)?;
+    writeln!(md, "\n{}", super::intervals_note())?;
     // Accuracy overall, in Chinese and in English, under the keys `keys` of `v`.
     let by_language = |v: &Value, keys: [&str; 3]| {
         let [all, zh, en] =
