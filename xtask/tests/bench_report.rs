@@ -38,9 +38,10 @@ fn the_quick_report_has_every_section_and_a_lean_replay_buffer() {
     let [low, value, high] = ["low", "value", "high"].map(|k| steps["iqm"][k].as_f64().unwrap());
     assert!(low <= value && value <= high, "{steps}");
     assert!(!report["cartpole"]["curve"].as_array().unwrap().is_empty());
-    let her = report["her"].as_array().unwrap();
+    let her = report["her"]["rows"].as_array().unwrap();
     assert_eq!(her.len(), 4);
     assert!(her.iter().all(|row| row["success"]["seeds"] == 2), "{}", report["her"]);
+    assert!(report["her"]["sb3"].is_null(), "no peers without --peers");
     // HER rows are compared with the plain rows of their task.
     assert!(her.iter().filter(|row| !row["her"].is_null()).all(|row| row["improvement_over_plain"].is_object()));
     assert_eq!(report["finetune"]["finetuned"]["seeds"], 2);

@@ -27,6 +27,7 @@ use rlhf_env::{CartPoleConfig, EnvId};
 use serde::Serialize;
 
 mod memory;
+mod peers;
 mod report;
 mod scale;
 
@@ -65,6 +66,9 @@ enum Bench {
         /// TOML file of `DqnConfig` fields over the default config.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Stable-Baselines3 beside it (same seeds, budget and evaluation).
+        #[command(flatten)]
+        peers: peers::PeerArgs,
     },
     /// Fine-tuning: CartPole with a pole twice as long, from scratch and
     /// from a network pretrained on the standard pole, over seeds.
@@ -152,6 +156,10 @@ struct HerBench {
     /// Only the HER runs (not plain DQN beside them).
     #[arg(long)]
     her_only: bool,
+    /// Stable-Baselines3 + HER beside ours on the largest bit count up to
+    /// 30 (same budget and seeds).
+    #[command(flatten)]
+    peers: peers::PeerArgs,
 }
 
 /// DQN runs of one configuration on CartPole over seeds, as the reports keep them.
@@ -171,6 +179,8 @@ struct CartpoleReport {
     /// The evaluations' mean return against environment steps, IQM over seeds.
     curve: Vec<(u64, Estimate)>,
     runs: Vec<Summary>,
+    /// Stable-Baselines3's runs beside ours (`--peers`).
+    sb3: Option<serde_json::Value>,
 }
 
 impl CartpoleReport {
@@ -192,6 +202,7 @@ impl CartpoleReport {
             final_return: OverSeeds::new(&returns),
             curve: stats::curve_interval(&curves, &evaluation_grid(eval_every, budget)),
             runs: runs.into_iter().map(|(r, _)| r).collect(),
+            sb3: None,
         })
     }
 
@@ -248,14 +259,14 @@ fn last_json_line<T: serde::de::DeserializeOwned>(output: &std::process::Output,
 pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let Some(which) = &args.which else { return report::bench_report(&args.report) };
     match which {
-        Bench::Cartpole { seeds, steps, out, n_envs, n_steps, config } => {
+        Bench::Cartpole { seeds, steps, out, n_envs, n_steps, config, peers } => {
             let overrides = ConfigOverrides {
                 file: config.clone(),
                 n_envs: Some(*n_envs),
                 n_steps: Some(*n_steps),
                 ..Default::default()
             };
-            bench_cartpole(*seeds, *steps, &overrides, out)
+            bench_cartpole(*seeds, *steps, &overrides, out, peers)
         }
         Bench::Finetune(finetune) => bench_finetune(finetune),
         Bench::Her(her) => bench_her(her),
@@ -304,9 +315,15 @@ fn cartpole_runs(seeds: u64, steps: u64, overrides: &ConfigOverrides, out: &Path
         .collect()
 }
 
-fn bench_cartpole(seeds: u64, steps: u64, overrides: &ConfigOverrides, out: &Path) -> anyhow::Result<()> {
+fn bench_cartpole(
+    seeds: u64,
+    steps: u64,
+    overrides: &ConfigOverrides,
+    out: &Path,
+    peers: &peers::PeerArgs,
+) -> anyhow::Result<()> {
     let runs = cartpole_runs(seeds, steps, overrides, out);
-    let report = CartpoleReport::new(steps, train_seeds(&runs)?, 2_500)?;
+    let mut report = CartpoleReport::new(steps, train_seeds(&runs)?, 2_500)?;
     let mut table = String::from(
         "| seed | steps to first eval ≥ 475 | greedy mean (100 ep.) | wall s | updates/s | env steps/s |\n|---|---|---|---|---|---|\n",
     );
@@ -331,14 +348,26 @@ fn bench_cartpole(seeds: u64, steps: u64, overrides: &ConfigOverrides, out: &Pat
         "\n{note} Solved: greedy mean ≥ 475 over 10 episodes, confirmed over 100; an unsolved seed counts its whole budget.",
         note = intervals_note()
     )?;
+    fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    if peers.peers {
+        let (comparison, sb3) = peers::cartpole(&peers::python(peers)?, &report, out)?;
+        table.push_str(&comparison);
+        report.sb3 = Some(sb3);
+    } else {
+        plot_cartpole_curves(out, report.seeds, &[("DQN", &band_points(&report.curve))])?;
+    }
     print!("{table}");
-    write_report(out, &table, &report)?;
+    write_report(out, &table, &report)
+}
+
+/// `curves.png` in `out`: CartPole learning curves over seeds.
+fn plot_cartpole_curves(out: &Path, seeds: usize, bands: &[rlhf_bench::Band<'_>]) -> anyhow::Result<()> {
     rlhf_bench::plot_bands(
-        &out.join("curve.png"),
-        &format!("DQN on CartPole-v1, {} seeds", report.seeds),
-        ("environment steps", "greedy mean return (10 episodes), IQM"),
+        &out.join("curves.png"),
+        &format!("CartPole-v1: greedy evaluations, IQM and 95% interval over {seeds} seeds"),
+        ("environment steps", "mean return (10 greedy episodes)"),
         0.0..520.0,
-        &[("DQN", &band_points(&report.curve))],
+        bands,
     )?;
     Ok(())
 }
@@ -589,8 +618,29 @@ fn bench_her(args: &HerBench) -> anyhow::Result<()> {
         "\n{note} Steps to success: an unsolved seed counts its whole budget. P(better than plain): the probability that a HER run's success beats a plain run's on the same task (ties count half), with its interval.",
         note = intervals_note()
     )?;
+    let mut sb3 = None;
+    if args.peers.peers {
+        // The largest bit count up to 30 that has a HER row.
+        let compared = rows
+            .iter()
+            .filter(|r| r.her.is_some())
+            .filter_map(|r| Some((r.env.strip_prefix("bitflip:")?.parse::<usize>().ok()?, r)))
+            .filter(|(bits, _)| *bits <= 30)
+            .max_by_key(|(bits, _)| *bits);
+        if let Some((bits, row)) = compared {
+            let (comparison, runs) = peers::her(&peers::python(&args.peers)?, row, bits)?;
+            table.push_str(&comparison);
+            sb3 = Some(runs);
+        }
+    }
     print!("{table}");
-    write_report(&args.out, &table, &rows)?;
+    #[derive(Serialize)]
+    struct HerReport<'a> {
+        rows: &'a [HerRow],
+        /// Stable-Baselines3 + HER's runs beside ours (`--peers`).
+        sb3: Option<serde_json::Value>,
+    }
+    write_report(&args.out, &table, &HerReport { rows: &rows, sb3 })?;
     plot_her(args, &rows)
 }
 

@@ -16,8 +16,8 @@ use std::process::Command;
 
 use anyhow::Context;
 use clap::{Args, Parser as _};
-use rlhf_algo::stats::{self, Estimate, OverSeeds};
-use rlhf_bench::table::{estimate_cell, ratio_cell, seeds_cell};
+use rlhf_algo::stats::{Estimate, OverSeeds};
+use rlhf_bench::table::{estimate_cell, seeds_cell};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -27,19 +27,15 @@ pub struct ReportArgs {
     /// The small version (minutes): few seeds, small budgets, criterion's quick mode.
     #[arg(long)]
     pub quick: bool,
-    /// Also run the Python peers (Gymnasium, PyTorch, Stable-Baselines3) in a
-    /// virtual environment, installing `benches/peers/requirements.txt` there if missing.
-    #[arg(long)]
-    pub peers: bool,
+    /// The Python peers beside the benchmarks.
+    #[command(flatten)]
+    pub peers: super::peers::PeerArgs,
     /// Skip the criterion benchmarks (they build the bench profile).
     #[arg(long)]
     pub no_criterion: bool,
     /// Output folder [default: docs/bench, or runs/bench-quick with --quick].
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// The Python interpreter that creates the peers' virtual environment.
-    #[arg(long, default_value = "python3")]
-    pub python: String,
 }
 
 /// The machine and software a report was measured with.
@@ -120,7 +116,8 @@ fn provenance() -> Provenance {
     }
 }
 
-fn workspace_root() -> PathBuf {
+/// The workspace's root folder.
+pub(super) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
@@ -176,27 +173,6 @@ fn read_json(path: &Path) -> anyhow::Result<Value> {
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
-/// The peers' virtual environment, created and filled when missing.
-fn peers_python(args: &ReportArgs) -> anyhow::Result<PathBuf> {
-    let venv = workspace_root().join("target").join("peers-venv");
-    let python = venv.join("bin").join("python");
-    if !python.is_file() {
-        let ok = Command::new(&args.python).arg("-m").arg("venv").arg(&venv).status()?.success();
-        anyhow::ensure!(ok, "{} -m venv {} failed", args.python, venv.display());
-    }
-    let requirements = workspace_root().join("benches").join("peers").join("requirements.txt");
-    let ok = Command::new(&python).args(["-m", "pip", "install", "-q", "-r"]).arg(&requirements).status()?.success();
-    anyhow::ensure!(ok, "installing {} failed", requirements.display());
-    Ok(python)
-}
-
-fn peer(python: &Path, script: &str, args: &[&str]) -> anyhow::Result<Value> {
-    let path = workspace_root().join("benches").join("peers").join(script);
-    eprintln!("peer: {script} {}", args.join(" "));
-    let output = Command::new(python).env("OMP_NUM_THREADS", "1").arg(&path).args(args).arg("--json").output()?;
-    super::last_json_line(&output, script)
-}
-
 /// Runs everything and writes the report.
 pub fn bench_report(args: &ReportArgs) -> anyhow::Result<()> {
     let quick = args.quick;
@@ -213,12 +189,17 @@ pub fn bench_report(args: &ReportArgs) -> anyhow::Result<()> {
 
     // The quick run's seeds are too few for its intervals to mean much; its
     // report says so. The full run takes each benchmark's default seeds.
+    // With `--peers`, each runs Stable-Baselines3 beside it on the same seeds.
     let seeds = if quick { "2" } else { "10" };
     let cartpole_dir = runs.join("cartpole");
-    xtask(&["bench", "cartpole", "--seeds", seeds, "--out", &path(&cartpole_dir)])?;
+    let cartpole_out = path(&cartpole_dir);
+    let mut cartpole = vec!["bench", "cartpole", "--seeds", seeds, "--out", &cartpole_out];
+    cartpole.extend(args.peers.forwarded());
+    xtask(&cartpole)?;
     let her_dir = runs.join("her");
     let her_out = path(&her_dir);
     let mut her = vec!["bench", "her", "--jobs", "2", "--out", &her_out];
+    her.extend(args.peers.forwarded());
     if quick {
         // No four-rooms grid (`--grids` alone).
         her.extend(["--bits", "5,10", "--seeds", "2", "--grids"]);
@@ -267,26 +248,13 @@ pub fn bench_report(args: &ReportArgs) -> anyhow::Result<()> {
     xtask(&["bench", "memory", "--out", &path(&runs.join("memory"))])?;
 
     let mut peers = BTreeMap::new();
-    if args.peers {
-        let python = peers_python(args)?;
-        peers.insert("gymnasium_cartpole_step".into(), peer(&python, "gymnasium_cartpole_step.py", &[])?);
-        peers.insert("torch_dqn_update".into(), peer(&python, "torch_dqn_update.py", &[])?);
-        peers.insert("sb3_dqn_cartpole".into(), peer(&python, "sb3_dqn_cartpole.py", &["--seeds", seeds])?);
-        // SB3 + HER on the largest bit count of ours up to 30, with our budget and seeds.
-        let (bits, her_seeds) = if quick { (10, 2) } else { (30, super::default_her_seeds(30)) };
-        let budget = (bits * super::HER_STEPS_PER_BIT).to_string();
-        let her_runs: Vec<Value> = (0..her_seeds)
-            .map(|seed| {
-                let (bits, seed) = (bits.to_string(), seed.to_string());
-                peer(&python, "sb3_her_bitflip.py", &["--bits", &bits, "--steps", &budget, "--seed", &seed])
-            })
-            .collect::<anyhow::Result<_>>()?;
-        peers.insert("sb3_her_bitflip".into(), Value::Array(her_runs));
+    if args.peers.peers {
+        let python = super::peers::python(&args.peers)?;
+        let peer = |script: &str, args: &[&str]| super::peers::run(&python, script, args);
+        peers.insert("gymnasium_cartpole_step".into(), peer("gymnasium_cartpole_step.py", &[])?);
+        peers.insert("torch_dqn_update".into(), peer("torch_dqn_update.py", &[])?);
         for domains in ["source", "target"] {
-            peers.insert(
-                format!("sklearn_intents_{domains}"),
-                peer(&python, "sklearn_intents.py", &["--domains", domains])?,
-            );
+            peers.insert(format!("sklearn_intents_{domains}"), peer("sklearn_intents.py", &["--domains", domains])?);
         }
     }
 
@@ -305,6 +273,8 @@ pub fn bench_report(args: &ReportArgs) -> anyhow::Result<()> {
     // The pictures beside the report's tables.
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     for (from, to) in [
+        (cartpole_dir.join("curves.png"), "cartpole_curves.png"),
+        (cartpole_dir.join("profile.png"), "cartpole_profile.png"),
         (her_dir.join("report.png"), "her_success.png"),
         (her_dir.join("curves.png"), "her_curves.png"),
         (her_dir.join("profiles.png"), "her_profiles.png"),
@@ -315,7 +285,6 @@ pub fn bench_report(args: &ReportArgs) -> anyhow::Result<()> {
             std::fs::copy(&from, out.join(to)).with_context(|| format!("copying {}", from.display()))?;
         }
     }
-    plot_cartpole(&report, &out)?;
     let md = markdown(&report, &runs, "")?;
     super::write_report(&out, &md, &report)?;
     if !quick && args.out.is_none() {
@@ -344,151 +313,6 @@ fn splice_into_benchmarks(md: &str) -> anyhow::Result<()> {
 /// Said above every table of the quick report.
 const FEW_SEEDS: &str =
     "_Quick run: two seeds per setting, so the intervals below come from few seeds and are only indicative._\n\n";
-
-/// The head of a table comparing ours with a peer, row by [`comparison_row`].
-const COMPARISON_HEADER: &str = "| | ours | peer | peer / ours | P(ours better) |\n|---|---|---|---|---|\n";
-
-/// What a comparison table's cells are.
-const COMPARISON_NOTE: &str = "Ours and the peer: interquartile mean [95% percentile bootstrap interval] over seeds. \
-    peer / ours: the ratio of the IQMs (a speed-up where lower is better), its interval from resampling both sides' seeds. \
-    P(ours better): the probability that a run of ours beats a run of the peer (ties count half; Agarwal et al. 2021), with its interval.";
-
-/// Which way a measure improves.
-#[derive(Clone, Copy)]
-enum Better {
-    Lower,
-    Higher,
-}
-
-/// A row of a [`COMPARISON_HEADER`] table: `label`, each side's IQM over
-/// seeds, their ratio (for costs) and the probability that ours is better.
-fn comparison_row(label: &str, ours: &[f64], peer: &[f64], decimals: usize, better: Better) -> String {
-    let negated = |v: &[f64]| v.iter().map(|x| -x).collect::<Vec<f64>>();
-    let (ratio, improvement) = match better {
-        Better::Lower => (
-            ratio_cell(stats::iqm_ratio_interval(ours, peer)),
-            stats::probability_of_improvement_interval(&negated(ours), &negated(peer)),
-        ),
-        Better::Higher => ("-".into(), stats::probability_of_improvement_interval(ours, peer)),
-    };
-    format!(
-        "| {label} | {} | {} | {ratio} | {} |\n",
-        estimate_cell(stats::iqm_interval(ours), decimals),
-        estimate_cell(stats::iqm_interval(peer), decimals),
-        estimate_cell(improvement, 2)
-    )
-}
-
-/// The share of runs solved within each `τ`, with its interval, from each
-/// run's cost to solve (steps or seconds; infinite when unsolved): the
-/// performance profile of the negated cost.
-fn solved_within(costs: &[f64], taus: &[f64]) -> Vec<Estimate> {
-    let negated: Vec<f64> = costs.iter().map(|c| -c).collect();
-    // −cost > −τ − ε holds exactly when cost ≤ τ, up to rounding.
-    let thresholds: Vec<f64> = taus.iter().map(|t| -t - 1e-9 * t.abs().max(1.0)).collect();
-    stats::performance_profile_interval(&negated, &thresholds)
-}
-
-/// One side of the CartPole comparison, per seed.
-struct CartpoleRuns {
-    /// Steps to the first evaluation ≥ 475; the budget when unsolved.
-    steps: Vec<f64>,
-    /// Seconds to stop: to solve, or the whole run.
-    seconds: Vec<f64>,
-    /// Every evaluation: (step, mean return).
-    evaluations: Vec<Vec<(u64, f64)>>,
-}
-
-/// Ours and SB3 on CartPole in one report.
-struct CartpoleSides {
-    budget: f64,
-    ours: CartpoleRuns,
-    sb3: CartpoleRuns,
-}
-
-impl CartpoleSides {
-    /// Both sides, when the report has SB3's runs.
-    fn of(report: &FullReport) -> Option<Self> {
-        let sb3 = report.peers.get("sb3_dqn_cartpole")?.get("runs")?.as_array()?;
-        let ours = report.cartpole["runs"].as_array()?;
-        let budget = report.cartpole["budget"].as_f64()?;
-        let column = |runs: &[Value], key: &str, unsolved: &str| -> Vec<f64> {
-            runs.iter().map(|r| r[key].as_f64().or_else(|| r[unsolved].as_f64()).unwrap_or(budget)).collect()
-        };
-        let sb3_evaluations =
-            sb3.iter().map(|r| serde_json::from_value(r["evaluations"].clone()).unwrap_or_default()).collect();
-        Some(Self {
-            budget,
-            ours: CartpoleRuns {
-                steps: column(ours, "first_solved_step", "first_solved_step"),
-                seconds: column(ours, "wall_seconds", "wall_seconds"),
-                evaluations: Vec::new(),
-            },
-            sb3: CartpoleRuns {
-                steps: column(sb3, "solved_at_step", "solved_at_step"),
-                seconds: column(sb3, "seconds_to_solve", "wall_seconds"),
-                evaluations: sb3_evaluations,
-            },
-        })
-    }
-}
-
-/// `cartpole_curves.png` (ours, and SB3's when the report has it) and
-/// `cartpole_profile.png` (the share of runs solved within τ steps and
-/// seconds, ours against SB3) in `out`.
-fn plot_cartpole(report: &FullReport, out: &Path) -> anyhow::Result<()> {
-    let ours_curve: Vec<(u64, Estimate)> = serde_json::from_value(report.cartpole["curve"].clone())?;
-    let seeds = report.cartpole["seeds"].as_u64().unwrap_or(0);
-    let mut bands = vec![("ours (DQN, default config)", super::band_points(&ours_curve))];
-    let Some(sides) = CartpoleSides::of(report) else {
-        let bands: Vec<rlhf_bench::Band<'_>> = bands.iter().map(|(l, p)| (*l, p.as_slice())).collect();
-        return Ok(plot_cartpole_curves(out, seeds, &bands)?);
-    };
-    let grid: Vec<u64> = (1..=(sides.budget / 2_500.0) as u64).map(|k| k * 2_500).collect();
-    bands.push((
-        "Stable-Baselines3 DQN (rl-zoo)",
-        super::band_points(&stats::curve_interval(&sides.sb3.evaluations, &grid)),
-    ));
-    let curve_bands: Vec<rlhf_bench::Band<'_>> = bands.iter().map(|(l, p)| (*l, p.as_slice())).collect();
-    plot_cartpole_curves(out, seeds, &curve_bands)?;
-
-    // A run's cost to solve, infinite when it did not.
-    let cost = |side: &CartpoleRuns, seconds: bool| -> Vec<f64> {
-        let solved = side.steps.iter().map(|&s| s < sides.budget);
-        let costs = if seconds { &side.seconds } else { &side.steps };
-        costs.iter().zip(solved).map(|(&c, solved)| if solved { c } else { f64::INFINITY }).collect()
-    };
-    let step_taus: Vec<f64> = grid.iter().map(|&s| s as f64).collect();
-    let longest = sides.ours.seconds.iter().chain(&sides.sb3.seconds).fold(1.0f64, |a, &b| a.max(b));
-    let second_taus: Vec<f64> = (0..=100).map(|i| longest * f64::from(i) / 100.0).collect();
-    let profile = |costs: Vec<f64>, taus: &[f64]| -> Vec<(f64, Estimate)> {
-        taus.iter().copied().zip(solved_within(&costs, taus)).collect()
-    };
-    let by_steps = [profile(cost(&sides.ours, false), &step_taus), profile(cost(&sides.sb3, false), &step_taus)];
-    let by_seconds = [profile(cost(&sides.ours, true), &second_taus), profile(cost(&sides.sb3, true), &second_taus)];
-    rlhf_bench::plot_band_panels(
-        &out.join("cartpole_profile.png"),
-        "CartPole-v1: share of runs solved within τ (95% interval)",
-        ("τ", "share of runs solved"),
-        0.0..1.05,
-        2,
-        &[
-            ("τ environment steps", &[("ours", &by_steps[0]), ("SB3", &by_steps[1])]),
-            ("τ wall seconds", &[("ours", &by_seconds[0]), ("SB3", &by_seconds[1])]),
-        ],
-    )?;
-    Ok(())
-}
-
-fn plot_cartpole_curves(out: &Path, seeds: u64, bands: &[rlhf_bench::Band<'_>]) -> Result<(), rlhf_bench::PlotError> {
-    rlhf_bench::plot_bands(
-        &out.join("cartpole_curves.png"),
-        &format!("CartPole-v1: greedy evaluations, IQM and 95% interval over {seeds} seeds"),
-        ("environment steps", "mean return (10 greedy episodes)"),
-        0.0..520.0,
-        bands,
-    )
-}
 
 /// The report's markdown; pictures are linked as `{img}NAME.png`.
 fn markdown(report: &FullReport, runs: &Path, img: &str) -> anyhow::Result<String> {
@@ -582,22 +406,8 @@ fn markdown(report: &FullReport, runs: &Path, img: &str) -> anyhow::Result<Strin
         md.push_str(FEW_SEEDS);
     }
     md.push_str(&std::fs::read_to_string(runs.join("cartpole").join("report.md"))?);
-    if let Some(sides) = CartpoleSides::of(report) {
-        md.push_str("\nStable-Baselines3 (rl-zoo hyperparameters) beside it, same machine, same run, same seeds and evaluation:\n\n");
-        md.push_str(COMPARISON_HEADER);
-        let solved = |steps: &[f64]| steps.iter().filter(|&&s| s < sides.budget).count();
-        writeln!(
-            md,
-            "| seeds solved | {} of {} | {} of {} | | |",
-            solved(&sides.ours.steps),
-            sides.ours.steps.len(),
-            solved(&sides.sb3.steps),
-            sides.sb3.steps.len()
-        )?;
-        let label = "steps to first eval ≥ 475 (unsolved: budget)";
-        md.push_str(&comparison_row(label, &sides.ours.steps, &sides.sb3.steps, 0, Better::Lower));
-        md.push_str(&comparison_row("wall s to stop", &sides.ours.seconds, &sides.sb3.seconds, 2, Better::Lower));
-        writeln!(md, "\n{COMPARISON_NOTE}\n\n![CartPole: solved within τ]({img}cartpole_profile.png)")?;
+    if runs.join("cartpole").join("profile.png").exists() {
+        writeln!(md, "\n![CartPole: solved within τ]({img}cartpole_profile.png)")?;
     }
     writeln!(md, "\n![CartPole learning curves]({img}cartpole_curves.png)")?;
 
@@ -610,53 +420,6 @@ fn markdown(report: &FullReport, runs: &Path, img: &str) -> anyhow::Result<Strin
         md,
         "\n![success against bits]({img}her_success.png)\n\n![success during training]({img}her_curves.png)\n\n![performance profiles]({img}her_profiles.png)"
     )?;
-    if let Some(Value::Array(sb3)) = report.peers.get("sb3_her_bitflip") {
-        let bits = sb3.first().and_then(|r| r["bits"].as_u64()).unwrap_or(0);
-        let budget = sb3.first().and_then(|r| r["budget"].as_f64()).unwrap_or(f64::NAN);
-        let env = format!("bitflip:{bits}");
-        let ours: Vec<&Value> = report
-            .her
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|row| row["env"] == env.as_str() && !row["her"].is_null())
-            .flat_map(|row| row["runs"].as_array().into_iter().flatten())
-            .collect();
-        let column = |runs: &[&Value], key: &str, unsolved: Option<&str>, otherwise: f64| -> Vec<f64> {
-            runs.iter()
-                .map(|r| r[key].as_f64().or_else(|| unsolved.and_then(|u| r[u].as_f64())).unwrap_or(otherwise))
-                .collect()
-        };
-        let sb3: Vec<&Value> = sb3.iter().collect();
-        writeln!(
-            md,
-            "\nStable-Baselines3 DQN + HER (`future`, k = 4) beside ours (`future:4`) on {bits} bits, same budget ({budget} steps), same seeds, same run:\n"
-        )?;
-        md.push_str(COMPARISON_HEADER);
-        md.push_str(&comparison_row(
-            "greedy success (100 episodes)",
-            &column(&ours, "eval_success_rate", None, 0.0),
-            &column(&sb3, "final_success_rate", None, 0.0),
-            2,
-            Better::Higher,
-        ));
-        md.push_str(&comparison_row(
-            "steps to success ≥ 0.99 (unsolved: budget)",
-            &column(&ours, "first_solved_step", None, budget),
-            &column(&sb3, "solved_at_step", None, budget),
-            0,
-            Better::Lower,
-        ));
-        md.push_str(&comparison_row(
-            "wall s (to solve, or the whole run)",
-            &column(&ours, "wall_seconds", None, f64::NAN),
-            &column(&sb3, "seconds_to_solve", Some("wall_seconds"), f64::NAN),
-            1,
-            Better::Lower,
-        ));
-        writeln!(md, "\n{COMPARISON_NOTE}")?;
-    }
-
     md.push_str("\n### Fine-tuning: a longer pole\n\n");
     if report.quick {
         md.push_str(FEW_SEEDS);
