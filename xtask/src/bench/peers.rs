@@ -230,3 +230,27 @@ pub fn her(python: &Path, ours: &super::HerRow, bits: usize) -> anyhow::Result<(
     md.push_str(&format!("\n{COMPARISON_NOTE}\n"));
     Ok((md, Value::Array(sb3)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comparison_rows_give_both_iqms_the_speed_up_and_who_wins() {
+        // Ours always takes 2 s, the peer 4 s: a 2× speed-up, every pair ours.
+        let row = comparison_row("wall s", &[2.0; 3], &[4.0; 4], 2, Better::Lower);
+        assert_eq!(row, "| wall s | 2.00 [2.00–2.00] | 4.00 [4.00–4.00] | 2.0× [2.0–2.0] | 1.00 [1.00–1.00] |\n");
+        // Higher is better: no ratio; 0.9 against 0.5 and 1.0 wins one pair of two.
+        let row = comparison_row("success", &[0.9], &[0.5, 1.0], 2, Better::Higher);
+        assert!(row.ends_with("| - | 0.50 [0.00–1.00] |\n"), "{row}");
+    }
+
+    #[test]
+    fn the_share_solved_within_tau_counts_runs_at_or_below_it() {
+        let costs = [1_000.0, 2_000.0, f64::INFINITY];
+        let values: Vec<f64> = solved_within(&costs, &[999.0, 1_000.0, 2_500.0]).iter().map(|e| e.value).collect();
+        assert_eq!(values, vec![0.0, 1.0 / 3.0, 2.0 / 3.0]);
+        let runs = CartpoleRuns { steps: vec![2_500.0, 50_000.0], seconds: vec![1.5, 9.0] };
+        assert_eq!(runs.costs(true, 50_000.0), vec![1.5, f64::INFINITY], "an unsolved run never counts");
+    }
+}
