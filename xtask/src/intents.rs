@@ -247,7 +247,25 @@ fn run_pipeline<B: AutodiffBackend>(args: &PipelineArgs, device: B::Device) -> a
     save("target", &target_network, &target_labels, config.finetune_steps)?;
 
     // 4. Reports: per-intent tables, confusion matrices.
-    let mut markdown = String::new();
+    let mut markdown = format!(
+        "## accuracy over {} seeds (test split, noise {})\n\n| stage | accuracy | zh | en |\n|---|---|---|---|\n",
+        args.seeds.max(1),
+        config.noise
+    );
+    for s in &stage_accuracy {
+        markdown.push_str(&format!(
+            "| {} ({}) | {} | {} | {} |\n",
+            s.stage,
+            s.domains,
+            seeds_cell(&s.accuracy, 3),
+            seeds_cell(&s.accuracy_zh, 3),
+            seeds_cell(&s.accuracy_en, 3)
+        ));
+    }
+    markdown.push_str(&format!(
+        "\n{}\n\nThe models saved and the tables below are the first seed's.\n\n",
+        crate::bench::intervals_note()
+    ));
     for stage in &stages {
         markdown.push_str(&format!(
             "## {} ({} domains, {} interactions)\n\naccuracy {:.3} (zh {:.3}, en {:.3}), macro recall {:.3}, macro F1 {:.3}\n\n{}\n",
