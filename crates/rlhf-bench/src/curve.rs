@@ -95,13 +95,7 @@ pub fn plot_learning_curve(
             .draw_series(LineSeries::new(evaluations.iter().copied(), RGBColor(200, 60, 30).stroke_width(2)))?
             .label("greedy evaluation (mean)")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RGBColor(200, 60, 30).stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()?;
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight, 14)?;
         Ok(())
     })
 }
@@ -137,13 +131,7 @@ pub fn plot_lines(
                 .label(*label)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .position(SeriesLabelPosition::MiddleRight)
-            .draw()?;
+        draw_legend(&mut chart, SeriesLabelPosition::MiddleRight, 14)?;
         Ok(())
     })
 }
@@ -226,14 +214,23 @@ fn draw_bands<'a>(
             .label(*label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
     }
+    draw_legend(&mut chart, SeriesLabelPosition::LowerRight, 13)?;
+    Ok(())
+}
+
+/// The legend of a chart's labelled series, in a framed white box at `position`.
+fn draw_legend<'b, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'b, BitMapBackend<'b>, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+    font_size: u32,
+) -> Result<(), DrawingAreaErrorKind<<BitMapBackend<'b> as DrawingBackend>::ErrorType>> {
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()?;
-    Ok(())
+        .label_font(("sans-serif", font_size))
+        .position(position)
+        .draw()
 }
 
 /// Writes a confusion matrix as a heatmap: row `i` is the true label
