@@ -1,16 +1,24 @@
 //! `cargo xtask bench`: learning benchmarks with fixed seeds.
 //!
+//! Every table reports results over seeds as an interquartile mean with its
+//! 95% bootstrap interval (`rlhf_algo::stats`), and the number of seeds.
+//!
 //! `bench cartpole --seeds N` trains DQN with the default config on seeds
 //! `0..N` (each its own run folder under `runs/bench-cartpole/`), then
-//! prints and writes (`runs/bench-cartpole/report.{json,md}`) a table:
-//! environment steps to the first 10-episode evaluation with mean ≥ 475,
-//! the kept model's greedy mean over 100 fresh episodes, wall seconds and
-//! gradient updates per second.
+//! prints and writes (`runs/bench-cartpole/report.{json,md}`, `curves.png`)
+//! a table: environment steps to the first 10-episode evaluation with mean
+//! ≥ 475, the kept model's greedy mean over 100 fresh episodes, wall seconds
+//! and gradient updates per second; with `--peers`, Stable-Baselines3 on the
+//! same seeds beside it (`peers.rs`).
+//!
+//! `bench finetune` compares fine-tuning a pretrained CartPole network with
+//! training from scratch on a longer pole.
 //!
 //! `bench her` reproduces figure 1 of the hindsight paper: greedy success
 //! rate (100 episodes) on bit flipping against the number of bits, DQN with
 //! and without hindsight replay, same environment-step budget for both, and
-//! the four-rooms grid the same way (`runs/bench-her/report.{json,md,png}`).
+//! the four-rooms grid the same way (`runs/bench-her/report.{json,md,png}`,
+//! `curves.png`, `profiles.png`).
 
 use std::fmt::Write as _;
 use std::fs;
@@ -110,11 +118,11 @@ struct FinetuneBench {
 }
 
 /// `bench her`'s budget per bit below [`BIT_FLIPPING_LARGE_N`] bits.
-pub(crate) const HER_STEPS_PER_BIT: u64 = 1_500;
+const HER_STEPS_PER_BIT: u64 = 1_500;
 
 /// `bench her`'s seeds on `n_bits` bits: enough for an interval up to 30
 /// bits, fewer above, where one run takes up to millions of steps.
-pub(crate) fn default_her_seeds(n_bits: usize) -> u64 {
+fn default_her_seeds(n_bits: usize) -> u64 {
     if n_bits <= 30 { 5 } else { 3 }
 }
 
