@@ -194,7 +194,7 @@ struct CartpoleReport {
 impl CartpoleReport {
     /// The statistics of `runs` (their folders hold their `metrics.csv`).
     fn new(budget: u64, runs: SeedRuns, eval_every: u64) -> anyhow::Result<Self> {
-        let steps: Vec<f64> = runs.iter().map(|(r, _)| r.first_solved_step.unwrap_or(budget) as f64).collect();
+        let steps = steps_to_solve(runs.iter().map(|(r, _)| r), budget);
         let seconds: Vec<f64> = runs.iter().map(|(r, _)| r.wall_seconds).collect();
         let returns: Vec<f64> = runs.iter().map(|(r, _)| r.eval_mean_return).collect();
         let curves = runs
@@ -237,6 +237,12 @@ pub(crate) fn intervals_note() -> String {
         100.0 * stats::REPORT_CONFIDENCE,
         stats::REPORT_RESAMPLES
     )
+}
+
+/// Each run's environment steps to its first solving evaluation; an
+/// unsolved run counts the whole `budget`.
+fn steps_to_solve<'a>(runs: impl IntoIterator<Item = &'a Summary>, budget: u64) -> Vec<f64> {
+    runs.into_iter().map(|r| r.first_solved_step.unwrap_or(budget) as f64).collect()
 }
 
 /// The evaluation points of a run of `budget` steps evaluated every `every`.
@@ -398,9 +404,7 @@ fn bench_finetune(args: &FinetuneBench) -> anyhow::Result<()> {
     let scratch = CartpoleReport::new(args.steps, train_seeds(&runs("scratch", None))?, 2_500)?;
     let finetuned =
         CartpoleReport::new(args.steps, train_seeds(&runs("finetuned", Some(pretrained.join("best"))))?, 2_500)?;
-    let steps = |r: &CartpoleReport| -> Vec<f64> {
-        r.runs.iter().map(|s| -(s.first_solved_step.unwrap_or(r.budget) as f64)).collect()
-    };
+    let steps = |r: &CartpoleReport| -> Vec<f64> { steps_to_solve(&r.runs, r.budget).iter().map(|s| -s).collect() };
     let improvement = stats::probability_of_improvement_interval(&steps(&finetuned), &steps(&scratch));
     let mut table = format!(
         "Pretrained: seed {} on the standard pole (solved at {} steps). New task: `length` {} (the pole's half-length, 0.5 standard), {} steps per run.\n\n{CARTPOLE_SUMMARY_HEADER}",
@@ -514,9 +518,7 @@ impl HerRow {
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Self {
             success: OverSeeds::new(&column(|r| r.eval_success_rate.unwrap_or(0.0))),
-            steps_to_solve: OverSeeds::new(
-                &runs.iter().map(|(r, _)| r.first_solved_step.unwrap_or(budget) as f64).collect::<Vec<_>>(),
-            ),
+            steps_to_solve: OverSeeds::new(&steps_to_solve(runs.iter().map(|(r, _)| r), budget)),
             seconds: OverSeeds::new(&column(|r| r.wall_seconds)),
             improvement_over_plain: None,
             curve: stats::curve_interval(&curves, &evaluation_grid(her_eval_every(budget), budget)),

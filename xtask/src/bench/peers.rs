@@ -135,7 +135,7 @@ pub fn cartpole(python: &Path, ours: &CartpoleReport, out: &Path) -> anyhow::Res
             .collect(),
     };
     let ours_runs = CartpoleRuns {
-        steps: ours.runs.iter().map(|r| r.first_solved_step.map_or(budget, |s| s as f64)).collect(),
+        steps: super::steps_to_solve(&ours.runs, ours.budget),
         seconds: ours.runs.iter().map(|r| r.wall_seconds).collect(),
     };
 
@@ -215,7 +215,7 @@ pub fn her(python: &Path, ours: &super::HerRow, bits: usize) -> anyhow::Result<(
     ));
     md.push_str(&comparison_row(
         "steps to success ≥ 0.99 (unsolved: budget)",
-        &ours.runs.iter().map(|r| r.first_solved_step.map_or(budget, |s| s as f64)).collect::<Vec<_>>(),
+        &super::steps_to_solve(&ours.runs, ours.budget),
         &column(&|r| r["solved_at_step"].as_f64(), budget),
         0,
         Better::Lower,
