@@ -8,8 +8,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use rlhf_algo::intent::{IntentClassifier, PipelineConfig};
-use rlhf_env::intent::BUILTIN_INTENTS;
+use rlhf_assistant::BUILTIN_INTENTS;
+use rlhf_assistant::{IntentClassifier, PipelineConfig};
 use rlhf_model::QNetworkConfig;
 use rlhf_model::backend::{CpuBackend, cpu_device};
 use rlhf_model::text::{HashedNgrams, SparseFeatures};

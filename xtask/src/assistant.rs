@@ -14,14 +14,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
-use rlhf_algo::intent::assistant::{Answer, Assistant, AssistantMode, SimulatedUser};
-use rlhf_algo::intent::feedback::{Feedback, FeedbackLog, LogContents, read_log, resolve};
-use rlhf_algo::intent::online::{OnlineConfig, OnlineLearner};
-use rlhf_algo::intent::pipeline::{IntentModelSpec, load_intent_model, output_indices, save_intent_model};
-use rlhf_algo::intent::{ClassificationReport, IntentClassifier};
 use rlhf_algo::stats::{Estimate, OverSeeds};
+use rlhf_assistant::assistant::{Answer, Assistant, AssistantMode, SimulatedUser};
+use rlhf_assistant::feedback::{Feedback, FeedbackLog, LogContents, read_log, resolve};
+use rlhf_assistant::online::{OnlineConfig, OnlineLearner};
+use rlhf_assistant::pipeline::{IntentModelSpec, load_intent_model, output_indices, save_intent_model};
+use rlhf_assistant::{AsrNoise, Domain, IntentCorpus, Split, Utterance};
+use rlhf_assistant::{ClassificationReport, IntentClassifier};
 use rlhf_bench::table::seeds_cell;
-use rlhf_env::intent::{AsrNoise, Domain, IntentCorpus, Split, Utterance};
 use rlhf_model::QNetwork;
 use rlhf_model::backend::{AutodiffCpu, cpu_device};
 use rlhf_model::text::{HashedNgrams, SparseFeatures};
@@ -925,14 +925,14 @@ fn feedback_table(runs: &[FeedbackRun], eval_at: &[u64]) -> anyhow::Result<Strin
 /// Pretrains an intent model on the pipeline's source domains (its step 1
 /// only, with the default settings) and saves it to `dir`.
 fn pretrain_source_model(dir: &Path) -> anyhow::Result<()> {
-    use rlhf_algo::intent::pipeline::{domain_corpora, new_network};
-    use rlhf_algo::intent::{PipelineConfig, pretrain};
+    use rlhf_assistant::pipeline::{domain_corpora, new_network};
+    use rlhf_assistant::{PipelineConfig, pretrain};
     tracing::info!("{} does not exist: pretraining a source model there", dir.display());
     let config = PipelineConfig::default();
     let featurizer = HashedNgrams::new(config.featurizer)?;
     let (train, _) = domain_corpora(&config.source_domains)?;
     let network = new_network::<AutodiffCpu>(&config, &featurizer, train.labels().len(), &cpu_device(), config.seed);
-    let pretrain_config = rlhf_algo::intent::PretrainConfig { seed: config.seed, ..config.pretrain.clone() };
+    let pretrain_config = rlhf_assistant::PretrainConfig { seed: config.seed, ..config.pretrain.clone() };
     let network = pretrain(network, &train, &featurizer, &pretrain_config, |_, _| {})?;
     let spec = IntentModelSpec { labels: train.labels().to_vec(), featurizer: config.featurizer };
     let run_config = serde_json::json!({ "pretrain": pretrain_config });
@@ -944,9 +944,9 @@ fn pretrain_source_model(dir: &Path) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use clap::Parser;
-    use rlhf_algo::intent::PipelineConfig;
-    use rlhf_algo::intent::feedback::LogEntry;
-    use rlhf_algo::intent::pipeline::new_network;
+    use rlhf_assistant::PipelineConfig;
+    use rlhf_assistant::feedback::LogEntry;
+    use rlhf_assistant::pipeline::new_network;
     use tempfile::TempDir;
 
     /// A small untrained model over three built-in intents, saved in a fresh folder.
@@ -1016,7 +1016,7 @@ mod tests {
 
         let contents = read_log(&dir.join("feedback.jsonl")).unwrap();
         assert_eq!(contents.entries.len(), 4);
-        let records: Vec<&rlhf_algo::intent::feedback::FeedbackRecord> = contents
+        let records: Vec<&rlhf_assistant::feedback::FeedbackRecord> = contents
             .entries
             .iter()
             .filter_map(|(_, e)| match e {

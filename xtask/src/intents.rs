@@ -9,17 +9,18 @@ use anyhow::Context as _;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use rlhf_algo::AlgoError;
 use rlhf_algo::callbacks::{ProgressCallback, every};
 use rlhf_algo::dqn::Dqn;
-use rlhf_algo::intent::dialog::{ClarifyRule, DialogReport, play_dialog};
-use rlhf_algo::intent::pipeline::{
+use rlhf_algo::stats::{self, Estimate, OverSeeds};
+use rlhf_assistant::dialog::{ClarifyRule, DialogReport, play_dialog};
+use rlhf_assistant::pipeline::{
     IntentModelSpec, classifier_of, domain_corpora, intent_env, learn_from_rewards, load_intent_model, new_network,
     save_intent_model, shared_outputs,
 };
-use rlhf_algo::intent::{ClassificationReport, IntentClassifier, PipelineConfig, pretrain};
-use rlhf_algo::stats::{self, Estimate, OverSeeds};
+use rlhf_assistant::{AsrNoise, DialogEnv, IntentCorpus, IntentRewards, Language, Split, Utterance};
+use rlhf_assistant::{ClassificationReport, IntentClassifier, PipelineConfig, pretrain};
 use rlhf_bench::table::{estimate_cell, seeds_cell};
-use rlhf_env::intent::{AsrNoise, DialogEnv, IntentCorpus, IntentRewards, Language, Split, Utterance};
 use rlhf_model::QNetwork;
 use rlhf_model::backend::cpu_device;
 use rlhf_model::text::HashedNgrams;
@@ -420,7 +421,7 @@ fn stages<B: AutodiffBackend>(
     };
 
     // 1. Pretrain on the source domains' labelled training utterances.
-    let pretrain_config = rlhf_algo::intent::PretrainConfig { seed: config.seed, ..config.pretrain.clone() };
+    let pretrain_config = rlhf_assistant::PretrainConfig { seed: config.seed, ..config.pretrain.clone() };
     let bar = progress(pretrain_config.steps as u64, &format!("pretraining steps (seed {})", config.seed));
     let mut pretrain_losses = String::from("step,loss\n");
     let network = new_network::<B>(config, featurizer, source_labels.len(), device, config.seed);
@@ -543,8 +544,11 @@ fn transfer<B: AutodiffBackend>(
         curve.push((0, classifier.evaluate(&tests.utterances, AsrNoise::new(config.noise), seed)?.accuracy));
         let mut probe = every(args.transfer_every, |step, agent: &Dqn<B>| {
             let network = agent.greedy_policy().network().clone();
-            let mut classifier = IntentClassifier::new(spec.labels.clone(), featurizer.clone(), network)?;
-            curve.push((step, classifier.evaluate(&tests.utterances, AsrNoise::new(config.noise), seed)?.accuracy));
+            let score = || {
+                let mut classifier = IntentClassifier::new(spec.labels.clone(), featurizer.clone(), network)?;
+                classifier.evaluate(&tests.utterances, AsrNoise::new(config.noise), seed)
+            };
+            curve.push((step, score().map_err(|e| AlgoError::Callback(e.into()))?.accuracy));
             Ok(ControlFlow::Continue(()))
         });
         learn_from_rewards(start, &mut env, dqn, &mut [&mut probe])?;

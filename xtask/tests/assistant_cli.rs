@@ -4,9 +4,9 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use rlhf_algo::intent::PipelineConfig;
-use rlhf_algo::intent::feedback::{Feedback, LogEntry, read_log};
-use rlhf_algo::intent::pipeline::{IntentModelSpec, new_network, save_intent_model};
+use rlhf_assistant::PipelineConfig;
+use rlhf_assistant::feedback::{Feedback, LogEntry, read_log};
+use rlhf_assistant::pipeline::{IntentModelSpec, new_network, save_intent_model};
 use rlhf_model::backend::{AutodiffCpu, cpu_device};
 use rlhf_model::text::HashedNgrams;
 use tempfile::TempDir;

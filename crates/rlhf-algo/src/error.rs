@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use rlhf_env::EnvError;
-use rlhf_env::intent::DatasetError;
 use rlhf_model::ModelError;
 use rlhf_model::checkpoint::CheckpointError;
 
@@ -17,9 +16,6 @@ pub enum AlgoError {
     /// The model layer failed.
     #[error(transparent)]
     Model(#[from] ModelError),
-    /// An intent corpus could not be read (the error names file and line).
-    #[error(transparent)]
-    Dataset(#[from] DatasetError),
     /// A checkpoint could not be written or trusted.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
@@ -82,6 +78,10 @@ pub enum AlgoError {
         /// The serialiser's reason.
         reason: String,
     },
+    /// A training callback failed with an error of its own (a probe of a
+    /// higher layer, say), kept as the source.
+    #[error("callback failed: {0}")]
+    Callback(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A configuration value out of its allowed range.
     #[error("invalid value for `{field}`: {reason}")]
     InvalidConfig {

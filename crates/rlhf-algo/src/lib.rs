@@ -17,8 +17,6 @@
 //!   stopping on a threshold, metrics rows, a progress bar.
 //! - [`stats`]: learning results over seeds: interquartile means, bootstrap
 //!   confidence intervals, probability of improvement, performance profiles.
-//! - [`intent`]: the voice assistant: supervised pretraining, learning from
-//!   rewards, fine-tuning to new intents, classification metrics.
 //!
 //! ```
 //! use rlhf_algo::{evaluate, RandomPolicy};
@@ -39,7 +37,6 @@ pub mod callbacks;
 pub mod dqn;
 mod error;
 mod evaluation;
-pub mod intent;
 mod policy;
 pub mod replay;
 pub mod schedule;

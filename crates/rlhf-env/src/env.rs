@@ -88,7 +88,7 @@ pub trait Snapshot {
 
 /// Where an episode stands; environments use it to refuse a step without reset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub(crate) enum EpisodePhase {
+pub enum EpisodePhase {
     /// Never reset.
     #[default]
     NotStarted,
@@ -100,7 +100,7 @@ pub(crate) enum EpisodePhase {
 
 impl EpisodePhase {
     /// `Ok` when a step may be taken, else the error naming `env`.
-    pub(crate) fn check_step(self, env: &str) -> Result<(), EnvError> {
+    pub fn check_step(self, env: &str) -> Result<(), EnvError> {
         match self {
             EpisodePhase::Running => Ok(()),
             EpisodePhase::NotStarted => Err(EnvError::NotReset { env: env.to_owned() }),

@@ -15,8 +15,6 @@
 //! - [`CartPole`]: CartPole-v1, bit for bit the dynamics of Gymnasium's `cartpole.py`.
 //! - [`goal`]: goal-conditioned environments for hindsight replay ([`GoalEnv`],
 //!   [`check_goal_env`]): [`BitFlipping`] and the [`FourRooms`] grid.
-//! - [`intent`]: the voice assistant: intent corpora (built-in Chinese and
-//!   English, or your own), recogniser noise, [`IntentEnv`] and [`DialogEnv`].
 //!
 //! ```
 //! use rlhf_env::{CartPole, Env};
@@ -47,7 +45,6 @@ mod env;
 pub mod envs;
 mod error;
 pub mod goal;
-pub mod intent;
 mod registry;
 #[cfg(feature = "render")]
 pub mod render;
@@ -57,13 +54,12 @@ mod vector;
 pub mod wrappers;
 
 pub use checker::{CheckError, CheckReport, GoalCheckReport, check_env, check_goal_env};
-pub use env::{Env, Snapshot, Step};
+pub use env::{Env, EpisodePhase, Snapshot, Step};
 pub use envs::bit_flipping::BitFlipping;
 pub use envs::cartpole::{CartPole, CartPoleConfig, CartPoleState, Integrator};
 pub use envs::four_rooms::FourRooms;
 pub use error::EnvError;
 pub use goal::{EpisodeOutcome, GoalEnv, GoalInfo, GoalObs, GoalReward, GoalSpace, SparseGoalReward};
-pub use intent::{DialogEnv, IntentCorpus, IntentEnv, TextFeaturizer};
 pub use registry::EnvId;
 pub use spaces::{BoxSpace, Discrete, MultiBinary, Space};
 pub use vector::{AutoresetMode, EnvSubStep, SubStep, VecEnv, VecEnvState};

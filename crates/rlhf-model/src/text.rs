@@ -21,12 +21,22 @@
 
 use std::cell::RefCell;
 
-use rlhf_env::intent::TextFeaturizer;
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 
 use crate::error::ModelError;
 use crate::hash::{FNV_OFFSET, fnv1a};
+
+/// Turns text into a fixed-size vector of floats: what text environments
+/// observe and text models read.
+pub trait TextFeaturizer {
+    /// Length of every vector written.
+    fn dim(&self) -> usize;
+
+    /// Writes the features of `text` into `out`, replacing its contents with
+    /// exactly [`TextFeaturizer::dim`] values, each in `[-1, 1]`.
+    fn featurize(&self, text: &str, out: &mut Vec<f32>);
+}
 
 /// Configuration of [`HashedNgrams`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use crate::env::{Env, EpisodePhase, Snapshot, Step};
-use crate::error::EnvError;
-use crate::goal::EpisodeOutcome;
-use crate::intent::TextFeaturizer;
-use crate::intent::dataset::IntentCorpus;
-use crate::intent::noise::AsrNoise;
-use crate::rng::{EnvRng, seeded_rng};
-use crate::spaces::{BoxSpace, Discrete, Space};
+use rlhf_env::goal::EpisodeOutcome;
+use rlhf_env::rng::{EnvRng, seeded_rng};
+use rlhf_env::spaces::{BoxSpace, Discrete, Space};
+use rlhf_env::{Env, EnvError, EpisodePhase, Snapshot, Step};
+use rlhf_model::text::TextFeaturizer;
+
+use crate::corpus::IntentCorpus;
+use crate::noise::AsrNoise;
 
 /// Rewards of the intent environments.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -402,8 +402,8 @@ impl<F: TextFeaturizer> Snapshot for DialogEnv<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checker::check_env;
-    use crate::intent::dataset::{Domain, Split};
+    use crate::corpus::{Domain, Split};
+    use rlhf_env::check_env;
 
     /// Bag of characters hashed into 64 buckets, L2-normalised: enough to test
     /// the environments without the model crate's featuriser.

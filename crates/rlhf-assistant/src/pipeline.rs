@@ -6,19 +6,20 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::{AsrNoise, Domain, IntentCorpus, IntentEnv, IntentRewards, Split};
 use burn::module::Module;
 use burn::tensor::backend::AutodiffBackend;
-use rlhf_env::intent::{AsrNoise, Domain, IntentCorpus, IntentEnv, IntentRewards, Split, TextFeaturizer};
 use rlhf_model::checkpoint::{self, CheckpointInfo, CheckpointMeta, Expectation};
+use rlhf_model::text::TextFeaturizer;
 use rlhf_model::text::{FeaturizerConfig, HashedNgrams};
 use rlhf_model::{QNetwork, QNetworkConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::callbacks::Callback;
-use crate::dqn::{Dqn, DqnConfig, LossKind};
-use crate::error::AlgoError;
-use crate::intent::classifier::IntentClassifier;
-use crate::intent::pretrain::PretrainConfig;
+use crate::AssistantError;
+use crate::classifier::IntentClassifier;
+use crate::pretrain::PretrainConfig;
+use rlhf_algo::callbacks::Callback;
+use rlhf_algo::dqn::{Dqn, DqnConfig, LossKind};
 
 /// Settings of the whole pipeline. Every field has a default, so an empty
 /// TOML table is the built-in run.
@@ -95,8 +96,9 @@ impl Default for PipelineConfig {
 
 impl PipelineConfig {
     /// Checks the fields not checked by the stages themselves.
-    pub fn validate(&self) -> Result<(), AlgoError> {
-        let bad = |field: &'static str, reason: &str| Err(AlgoError::InvalidConfig { field, reason: reason.into() });
+    pub fn validate(&self) -> Result<(), AssistantError> {
+        let bad =
+            |field: &'static str, reason: &str| Err(AssistantError::InvalidConfig { field, reason: reason.into() });
         if !(0.0..=1.0).contains(&self.noise) {
             return bad("noise", "must be in [0, 1]");
         }
@@ -170,7 +172,7 @@ impl PipelineConfig {
 }
 
 /// The built-in corpus of some domains: (train, test) splits.
-pub fn domain_corpora(domains: &[Domain]) -> Result<(IntentCorpus, IntentCorpus), AlgoError> {
+pub fn domain_corpora(domains: &[Domain]) -> Result<(IntentCorpus, IntentCorpus), AssistantError> {
     let train = IntentCorpus::builtin_domains(Split::Train, domains)?;
     let test = IntentCorpus::builtin_domains(Split::Test, domains)?;
     Ok((train, test))
@@ -181,7 +183,7 @@ pub fn intent_env(
     corpus: Arc<IntentCorpus>,
     featurizer: &HashedNgrams,
     noise: f64,
-) -> Result<IntentEnv<HashedNgrams>, AlgoError> {
+) -> Result<IntentEnv<HashedNgrams>, AssistantError> {
     Ok(IntentEnv::new(corpus, featurizer.clone(), AsrNoise::new(noise), IntentRewards::default())?)
 }
 
@@ -204,7 +206,7 @@ pub fn learn_from_rewards<B: AutodiffBackend>(
     env: &mut IntentEnv<HashedNgrams>,
     config: DqnConfig,
     callbacks: &mut [&mut dyn Callback<B>],
-) -> Result<Dqn<B>, AlgoError> {
+) -> Result<Dqn<B>, AssistantError> {
     let device = start.devices().into_iter().next().unwrap_or_default();
     let total = config.total_timesteps;
     let mut agent = Dqn::<B>::for_env(config, env, device)?;
@@ -225,14 +227,14 @@ pub fn output_indices(
     corpus: &IntentCorpus,
     model_labels: &[String],
     field: &'static str,
-) -> Result<Vec<usize>, AlgoError> {
+) -> Result<Vec<usize>, AssistantError> {
     let outputs = shared_outputs(model_labels, corpus.labels());
     corpus
         .labels()
         .iter()
         .zip(outputs)
         .map(|(label, output)| {
-            output.ok_or_else(|| AlgoError::InvalidConfig {
+            output.ok_or_else(|| AssistantError::InvalidConfig {
                 field,
                 reason: format!("intent `{label}` is not one of the model's labels"),
             })
@@ -262,7 +264,7 @@ pub fn save_intent_model<B: burn::tensor::backend::Backend>(
     step: u64,
     backend: String,
     run_config: serde_json::Value,
-) -> Result<CheckpointMeta, AlgoError> {
+) -> Result<CheckpointMeta, AssistantError> {
     if spec.labels.len() != network.n_actions() || spec.featurizer.dim != network.obs_dim() {
         let reason = format!(
             "{} labels for {} outputs, {} features for {} inputs",
@@ -271,11 +273,11 @@ pub fn save_intent_model<B: burn::tensor::backend::Backend>(
             spec.featurizer.dim,
             network.obs_dim()
         );
-        return Err(AlgoError::InvalidConfig { field: "labels", reason });
+        return Err(AssistantError::InvalidConfig { field: "labels", reason });
     }
     let shape = network.config();
     let spec_json = serde_json::to_vec_pretty(spec)
-        .map_err(|e| AlgoError::InvalidConfig { field: "labels", reason: e.to_string() })?;
+        .map_err(|e| AssistantError::InvalidConfig { field: "labels", reason: e.to_string() })?;
     let info = CheckpointInfo { env_id: INTENT_ENV_ID.into(), step, backend, run_config };
     Ok(checkpoint::save_with_extras(dir, network, &shape, info, &[(SPEC_FILE, &spec_json)])?)
 }
@@ -285,15 +287,17 @@ pub fn save_intent_model<B: burn::tensor::backend::Backend>(
 pub fn load_intent_model<B: burn::tensor::backend::Backend>(
     dir: &Path,
     device: &B::Device,
-) -> Result<(QNetwork<B>, IntentModelSpec, CheckpointMeta), AlgoError> {
+) -> Result<(QNetwork<B>, IntentModelSpec, CheckpointMeta), AssistantError> {
     let meta = checkpoint::read_meta(dir)?;
     let bytes = checkpoint::read_extra(dir, &meta, SPEC_FILE)?;
     let path = dir.join(SPEC_FILE);
-    let spec: IntentModelSpec = serde_json::from_slice(&bytes)
-        .map_err(|e| AlgoError::InvalidConfig { field: "checkpoint", reason: format!("{}: {e}", path.display()) })?;
+    let spec: IntentModelSpec = serde_json::from_slice(&bytes).map_err(|e| AssistantError::InvalidConfig {
+        field: "checkpoint",
+        reason: format!("{}: {e}", path.display()),
+    })?;
     if spec.labels.len() != meta.n_actions {
         let reason = format!("{}: {} labels for {} network outputs", path.display(), spec.labels.len(), meta.n_actions);
-        return Err(AlgoError::InvalidConfig { field: "checkpoint", reason });
+        return Err(AssistantError::InvalidConfig { field: "checkpoint", reason });
     }
     let expected = Expectation { env_id: INTENT_ENV_ID, obs_dim: spec.featurizer.dim, n_actions: spec.labels.len() };
     let (network, meta) = checkpoint::load::<B>(dir, &expected, device)?;
@@ -304,6 +308,6 @@ pub fn load_intent_model<B: burn::tensor::backend::Backend>(
 pub fn classifier_of<B: burn::tensor::backend::Backend>(
     network: &QNetwork<B>,
     spec: &IntentModelSpec,
-) -> Result<IntentClassifier, AlgoError> {
+) -> Result<IntentClassifier, AssistantError> {
     IntentClassifier::new(spec.labels.clone(), HashedNgrams::new(spec.featurizer)?, network.to_host()?)
 }

@@ -16,19 +16,20 @@
 
 use std::collections::VecDeque;
 
+use crate::{AsrNoise, IntentCorpus};
 use burn::module::Module;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
-use rlhf_env::intent::{AsrNoise, IntentCorpus, TextFeaturizer};
 use rlhf_env::rng::{EnvRng, seeded_rng, uniform_index};
+use rlhf_model::text::TextFeaturizer;
 use rlhf_model::text::{HashedNgrams, SparseFeatures};
 use rlhf_model::{HostQNetwork, QNetwork};
 use serde::{Deserialize, Serialize};
 
-use crate::error::AlgoError;
-use crate::intent::pipeline::output_indices;
+use crate::AssistantError;
+use crate::pipeline::output_indices;
 
 /// Settings of [`OnlineLearner`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,8 +70,9 @@ impl Default for OnlineConfig {
 
 impl OnlineConfig {
     /// Checks every field; the error names the first bad one.
-    pub fn validate(&self) -> Result<(), AlgoError> {
-        let bad = |field: &'static str, reason: &str| Err(AlgoError::InvalidConfig { field, reason: reason.into() });
+    pub fn validate(&self) -> Result<(), AssistantError> {
+        let bad =
+            |field: &'static str, reason: &str| Err(AssistantError::InvalidConfig { field, reason: reason.into() });
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
             return bad("learning_rate", "must be positive and finite");
         }
@@ -131,7 +133,7 @@ impl<B: AutodiffBackend> OnlineLearner<B> {
         featurizer: HashedNgrams,
         rehearsal: Option<IntentCorpus>,
         config: OnlineConfig,
-    ) -> Result<Self, AlgoError> {
+    ) -> Result<Self, AssistantError> {
         config.validate()?;
         if network.obs_dim() != featurizer.dim() || network.n_actions() != labels.len() {
             let reason = format!(
@@ -141,7 +143,7 @@ impl<B: AutodiffBackend> OnlineLearner<B> {
                 featurizer.dim(),
                 labels.len()
             );
-            return Err(AlgoError::InvalidConfig { field: "labels", reason });
+            return Err(AssistantError::InvalidConfig { field: "labels", reason });
         }
         let rehearsal = match rehearsal {
             None => None,
@@ -179,7 +181,7 @@ impl<B: AutodiffBackend> OnlineLearner<B> {
     }
 
     /// A copy of the network for fast answers.
-    pub fn host_network(&self) -> Result<HostQNetwork, AlgoError> {
+    pub fn host_network(&self) -> Result<HostQNetwork, AssistantError> {
         Ok(self.state.network.to_host()?)
     }
 
@@ -196,7 +198,7 @@ impl<B: AutodiffBackend> OnlineLearner<B> {
     /// Learns the `lessons` ((action, reward) pairs) about `text`: they join
     /// the replay and `updates_per_feedback` gradient steps follow. Nothing
     /// happens for no lessons. [`undo`](Self::undo) takes the call back.
-    pub fn learn(&mut self, text: &str, lessons: &[(usize, f32)]) -> Result<(), AlgoError> {
+    pub fn learn(&mut self, text: &str, lessons: &[(usize, f32)]) -> Result<(), AssistantError> {
         if lessons.is_empty() {
             return Ok(());
         }
@@ -223,7 +225,7 @@ impl<B: AutodiffBackend> OnlineLearner<B> {
 
     /// Adds lessons to the replay without training (for offline fine-tuning,
     /// followed by [`train`](Self::train)).
-    pub fn remember(&mut self, text: &str, lessons: &[(usize, f32)]) -> Result<(), AlgoError> {
+    pub fn remember(&mut self, text: &str, lessons: &[(usize, f32)]) -> Result<(), AssistantError> {
         self.check(lessons)?;
         self.featurizer.sparse(text, &mut self.features);
         for &(action, reward) in lessons {
@@ -241,7 +243,7 @@ impl<B: AutodiffBackend> OnlineLearner<B> {
     }
 
     /// `steps` gradient steps on the replay (and rehearsal) alone.
-    pub fn train(&mut self, steps: usize) -> Result<(), AlgoError> {
+    pub fn train(&mut self, steps: usize) -> Result<(), AssistantError> {
         for _ in 0..steps {
             self.step(&[])?;
         }
@@ -260,9 +262,9 @@ impl<B: AutodiffBackend> OnlineLearner<B> {
         }
     }
 
-    fn check(&self, lessons: &[(usize, f32)]) -> Result<(), AlgoError> {
+    fn check(&self, lessons: &[(usize, f32)]) -> Result<(), AssistantError> {
         match lessons.iter().find(|(a, r)| *a >= self.labels.len() || !r.is_finite()) {
-            Some((action, reward)) => Err(AlgoError::InvalidConfig {
+            Some((action, reward)) => Err(AssistantError::InvalidConfig {
                 field: "lessons",
                 reason: format!("action {action} with reward {reward} for {} labels", self.labels.len()),
             }),
@@ -271,7 +273,7 @@ impl<B: AutodiffBackend> OnlineLearner<B> {
     }
 
     /// One gradient step on `newest` plus draws from the replay and the rehearsal.
-    fn step(&mut self, newest: &[Lesson]) -> Result<(), AlgoError> {
+    fn step(&mut self, newest: &[Lesson]) -> Result<(), AssistantError> {
         let (dim, n) = (self.featurizer.dim(), self.labels.len());
         let state = &mut self.state;
         let replayed = if state.replay.is_empty() { 0 } else { self.config.feedback_batch };
@@ -324,7 +326,7 @@ impl<B: AutodiffBackend> OnlineLearner<B> {
         let loss = ((q - targets).powi_scalar(2) * weights).sum().div_scalar(rows as f32);
         let value = loss.clone().into_scalar().elem::<f32>();
         if !value.is_finite() {
-            return Err(AlgoError::InvalidConfig {
+            return Err(AssistantError::InvalidConfig {
                 field: "learning_rate",
                 reason: format!("the feedback loss became {value}; lower the learning rate"),
             });
@@ -339,8 +341,8 @@ impl<B: AutodiffBackend> OnlineLearner<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Split;
     use burn::backend::Autodiff;
-    use rlhf_env::intent::Split;
     use rlhf_model::QNetworkConfig;
     use rlhf_model::backend::{CpuBackend, cpu_device};
     use rlhf_model::text::FeaturizerConfig;

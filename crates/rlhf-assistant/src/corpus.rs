@@ -21,7 +21,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::rng::{EnvRng, uniform_index};
+use rlhf_env::rng::{EnvRng, uniform_index};
 
 /// The language of a built-in phrasing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
@@ -148,14 +148,14 @@ pub const BUILTIN_INTENTS: [(&str, Domain); 24] = [
 
 /// The embedded template files: (name, contents).
 const BUILTIN_TEMPLATES: [(&str, &str); 6] = [
-    ("smart_home_devices.tsv", include_str!("../../data/intents/smart_home_devices.tsv")),
-    ("smart_home_climate.tsv", include_str!("../../data/intents/smart_home_climate.tsv")),
-    ("phone.tsv", include_str!("../../data/intents/phone.tsv")),
-    ("navigation.tsv", include_str!("../../data/intents/navigation.tsv")),
-    ("media.tsv", include_str!("../../data/intents/media.tsv")),
-    ("info.tsv", include_str!("../../data/intents/info.tsv")),
+    ("smart_home_devices.tsv", include_str!("../data/intents/smart_home_devices.tsv")),
+    ("smart_home_climate.tsv", include_str!("../data/intents/smart_home_climate.tsv")),
+    ("phone.tsv", include_str!("../data/intents/phone.tsv")),
+    ("navigation.tsv", include_str!("../data/intents/navigation.tsv")),
+    ("media.tsv", include_str!("../data/intents/media.tsv")),
+    ("info.tsv", include_str!("../data/intents/info.tsv")),
 ];
-const BUILTIN_SLOTS: &str = include_str!("../../data/intents/slots.tsv");
+const BUILTIN_SLOTS: &str = include_str!("../data/intents/slots.tsv");
 
 /// Every fifth phrasing of an (intent, language) group is a test phrasing.
 const TEST_EVERY: usize = 5;
@@ -480,7 +480,7 @@ impl IntentCorpus {
     /// A fixed list of utterances: every phrase rendered `per_phrase` times
     /// (once for literal phrases), slots drawn from `seed`.
     pub fn utterances(&self, per_phrase: usize, seed: u64) -> Vec<Utterance> {
-        let mut rng = crate::rng::seeded_rng(seed);
+        let mut rng = rlhf_env::rng::seeded_rng(seed);
         let mut out = Vec::new();
         for phrase in &self.phrases {
             let copies = if phrase.templated { per_phrase.max(1) } else { 1 };
@@ -614,7 +614,7 @@ mod tests {
     #[test]
     fn slots_are_filled_from_the_table_of_the_phrase_language() {
         let corpus = IntentCorpus::builtin(Split::All).unwrap();
-        let mut rng = crate::rng::seeded_rng(0);
+        let mut rng = rlhf_env::rng::seeded_rng(0);
         let mut out = String::new();
         let rooms_en = corpus.slots.values("room", Language::En).unwrap().to_vec();
         let phrase = Phrase {

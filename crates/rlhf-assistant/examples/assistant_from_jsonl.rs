@@ -7,9 +7,9 @@
 
 use std::path::PathBuf;
 
-use rlhf_algo::intent::pipeline::{IntentModelSpec, classifier_of, new_network};
-use rlhf_algo::intent::{PipelineConfig, PretrainConfig, pretrain};
-use rlhf_env::IntentCorpus;
+use rlhf_assistant::IntentCorpus;
+use rlhf_assistant::pipeline::{IntentModelSpec, classifier_of, new_network};
+use rlhf_assistant::{PipelineConfig, PretrainConfig, pretrain};
 use rlhf_model::backend::{AutodiffCpu, cpu_device};
 use rlhf_model::text::HashedNgrams;
 

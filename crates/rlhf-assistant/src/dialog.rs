@@ -6,12 +6,13 @@
 //! network's intent Q-values and differ only in when they clarify: never, or
 //! always once (clarify on the first turn, answer on the second).
 
-use rlhf_env::intent::{DialogEnv, TextFeaturizer};
+use crate::DialogEnv;
+use rlhf_model::text::TextFeaturizer;
 use rlhf_model::{HostQNetwork, argmax};
 use serde::Serialize;
 
-use crate::error::AlgoError;
-use crate::evaluation::evaluate;
+use crate::AssistantError;
+use rlhf_algo::evaluate;
 
 /// When a dialogue policy asks for a rephrasing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -47,7 +48,7 @@ pub fn play_dialog<F: TextFeaturizer>(
     rule: ClarifyRule,
     episodes: usize,
     seed: u64,
-) -> Result<DialogReport, AlgoError> {
+) -> Result<DialogReport, AssistantError> {
     let mut network = network.clone();
     let clarify = env.clarify_action();
     let turns = env.max_turns();

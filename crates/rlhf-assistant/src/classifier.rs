@@ -1,12 +1,12 @@
 //! A trained intent network ready to answer: featuriser, weights, labels.
 
-use rlhf_env::intent::{AsrNoise, Utterance};
+use crate::{AsrNoise, Utterance};
 use rlhf_env::rng::seeded_rng;
 use rlhf_model::text::{HashedNgrams, SparseFeatures};
 use rlhf_model::{HostQNetwork, argmax};
 
-use crate::error::AlgoError;
-use crate::intent::metrics::ClassificationReport;
+use crate::AssistantError;
+use crate::metrics::ClassificationReport;
 
 /// Maps text to one of its labels by the largest Q-value.
 ///
@@ -23,15 +23,15 @@ pub struct IntentClassifier {
 impl IntentClassifier {
     /// A classifier; errors when the network's input or output size does not
     /// match the featuriser or the labels.
-    pub fn new(labels: Vec<String>, featurizer: HashedNgrams, network: HostQNetwork) -> Result<Self, AlgoError> {
+    pub fn new(labels: Vec<String>, featurizer: HashedNgrams, network: HostQNetwork) -> Result<Self, AssistantError> {
         let dim = featurizer.config().dim;
         if network.obs_dim() != dim {
             let reason = format!("the network reads {} features, the featuriser writes {dim}", network.obs_dim());
-            return Err(AlgoError::InvalidConfig { field: "featurizer.dim", reason });
+            return Err(AssistantError::InvalidConfig { field: "featurizer.dim", reason });
         }
         if network.n_actions() < labels.len() {
             let reason = format!("{} labels for a network with {} outputs", labels.len(), network.n_actions());
-            return Err(AlgoError::InvalidConfig { field: "labels", reason });
+            return Err(AssistantError::InvalidConfig { field: "labels", reason });
         }
         Ok(Self { labels, featurizer, network, features: SparseFeatures::default() })
     }
@@ -43,14 +43,14 @@ impl IntentClassifier {
 
     /// The Q-value of every intent for `text` (outputs beyond the labels,
     /// such as a dialogue's *clarify*, are left out).
-    pub fn q_values(&mut self, text: &str) -> Result<&[f32], AlgoError> {
+    pub fn q_values(&mut self, text: &str) -> Result<&[f32], AssistantError> {
         self.featurizer.sparse(text, &mut self.features);
         let q = self.network.q_values_sparse(&self.features.indices, &self.features.values)?;
         Ok(&q[..self.labels.len()])
     }
 
     /// The index of the intent with the largest Q-value.
-    pub fn predict(&mut self, text: &str) -> Result<usize, AlgoError> {
+    pub fn predict(&mut self, text: &str) -> Result<usize, AssistantError> {
         Ok(argmax(self.q_values(text)?))
     }
 
@@ -61,7 +61,7 @@ impl IntentClassifier {
         utterances: &[Utterance],
         noise: AsrNoise,
         seed: u64,
-    ) -> Result<ClassificationReport, AlgoError> {
+    ) -> Result<ClassificationReport, AssistantError> {
         let predictions = self.predict_all(utterances, noise, seed)?;
         let pairs = utterances.iter().zip(predictions).map(|(u, p)| (u.intent, p));
         Ok(ClassificationReport::new(&self.labels, pairs))
@@ -73,7 +73,7 @@ impl IntentClassifier {
         utterances: &[Utterance],
         noise: AsrNoise,
         seed: u64,
-    ) -> Result<Vec<usize>, AlgoError> {
+    ) -> Result<Vec<usize>, AssistantError> {
         let mut rng = seeded_rng(seed);
         let mut heard = String::new();
         utterances

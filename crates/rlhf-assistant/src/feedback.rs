@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use rlhf_model::hash::fnv1a_hex;
 use serde::{Deserialize, Serialize};
 
-use crate::error::AlgoError;
+use crate::AssistantError;
 
 /// What the user said about one answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,11 +152,11 @@ impl LogContents {
 
     /// Checks that every interaction was logged by a model with `labels`,
     /// and names only those labels; the error names the first line that was not.
-    pub fn check_labels(&self, path: &Path, labels: &[String]) -> Result<(), AlgoError> {
+    pub fn check_labels(&self, path: &Path, labels: &[String]) -> Result<(), AssistantError> {
         let expected = label_set_id(labels);
         for (line, entry) in &self.entries {
             let LogEntry::Interaction(record) = entry else { continue };
-            let bad = |reason: String| Err(AlgoError::LogLine { path: path.to_owned(), line: *line, reason });
+            let bad = |reason: String| Err(AssistantError::LogLine { path: path.to_owned(), line: *line, reason });
             if record.label_set != expected {
                 return bad(format!(
                     "logged by a model with another label set ({}, this model's is {expected}: {})",
@@ -180,11 +180,11 @@ impl LogContents {
 /// Reads a feedback log. A missing file is an empty log. The last line may be
 /// torn (reported in [`LogContents::torn`]); any other bad line is an error
 /// naming the file and the line.
-pub fn read_log(path: &Path) -> Result<LogContents, AlgoError> {
+pub fn read_log(path: &Path) -> Result<LogContents, AssistantError> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LogContents::default()),
-        Err(source) => return Err(AlgoError::Io { path: path.to_owned(), source }),
+        Err(source) => return Err(AssistantError::Io { path: path.to_owned(), source }),
     };
     let mut contents = LogContents::default();
     let mut offset = 0usize;
@@ -210,7 +210,7 @@ pub fn read_log(path: &Path) -> Result<LogContents, AlgoError> {
                 contents.torn = Some(TornLine { line, reason, offset: offset as u64 });
             }
             (Err(reason), None) => contents.torn = Some(TornLine { line, reason, offset: offset as u64 }),
-            (Err(reason), Some(_)) => return Err(AlgoError::LogLine { path: path.to_owned(), line, reason }),
+            (Err(reason), Some(_)) => return Err(AssistantError::LogLine { path: path.to_owned(), line, reason }),
         }
         offset = next;
     }
@@ -229,8 +229,8 @@ impl FeedbackLog {
     /// Opens (or creates) the log at `path` for appending, after reading it.
     /// A torn last line is cut off (the caller sees it in the returned
     /// contents, to warn); any other bad line is an error.
-    pub fn open(path: &Path) -> Result<(Self, LogContents), AlgoError> {
-        let io = |source| AlgoError::Io { path: path.to_owned(), source };
+    pub fn open(path: &Path) -> Result<(Self, LogContents), AssistantError> {
+        let io = |source| AssistantError::Io { path: path.to_owned(), source };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
@@ -257,15 +257,15 @@ impl FeedbackLog {
 
     /// Appends `entry` (its id must be [`next_id`](Self::next_id)) as one
     /// line, and returns once it is on disk.
-    pub fn append(&mut self, entry: &LogEntry) -> Result<(), AlgoError> {
+    pub fn append(&mut self, entry: &LogEntry) -> Result<(), AssistantError> {
         if entry.id() != self.next_id {
             let reason = format!("entry id {} where {} comes next", entry.id(), self.next_id);
-            return Err(AlgoError::InvalidConfig { field: "id", reason });
+            return Err(AssistantError::InvalidConfig { field: "id", reason });
         }
         let mut line = serde_json::to_vec(entry)
-            .map_err(|e| AlgoError::InvalidConfig { field: "feedback", reason: e.to_string() })?;
+            .map_err(|e| AssistantError::InvalidConfig { field: "feedback", reason: e.to_string() })?;
         line.push(b'\n');
-        let io = |source| AlgoError::Io { path: self.path.clone(), source };
+        let io = |source| AssistantError::Io { path: self.path.clone(), source };
         // One write call per line, then to the disk: a crash leaves whole lines and at most one torn one.
         self.file.write_all(&line).map_err(io)?;
         self.file.flush().map_err(io)?;
@@ -278,9 +278,9 @@ impl FeedbackLog {
 /// The (action index, reward) pairs one answer teaches. With `relabel`, a
 /// correction also teaches +1 for the named intent (hindsight relabeling);
 /// without, it is only a wrong answer.
-pub fn lessons(labels: &[String], record: &FeedbackRecord, relabel: bool) -> Result<Vec<(usize, f32)>, AlgoError> {
+pub fn lessons(labels: &[String], record: &FeedbackRecord, relabel: bool) -> Result<Vec<(usize, f32)>, AssistantError> {
     let index = |name: &str| {
-        labels.iter().position(|l| l == name).ok_or_else(|| AlgoError::InvalidConfig {
+        labels.iter().position(|l| l == name).ok_or_else(|| AssistantError::InvalidConfig {
             field: "intent",
             reason: format!("`{name}` is not one of the model's labels"),
         })
@@ -332,7 +332,7 @@ pub fn resolve(
     records: &[&FeedbackRecord],
     relabel: bool,
     mut key: impl FnMut(&FeedbackRecord) -> u64,
-) -> Result<Vec<ResolvedUtterance>, AlgoError> {
+) -> Result<Vec<ResolvedUtterance>, AssistantError> {
     let mut order: Vec<u64> = Vec::new();
     let mut merged: HashMap<u64, ResolvedUtterance> = HashMap::new();
     for record in records {

@@ -13,7 +13,7 @@
 //!
 //! At `r = 0` text passes through unchanged.
 
-use crate::rng::{EnvRng, uniform_f64, uniform_index};
+use rlhf_env::rng::{EnvRng, uniform_f64, uniform_index};
 
 /// Groups of Chinese characters that a recogniser confuses (same or similar
 /// pinyin). A character is replaced by another of its group.
@@ -141,7 +141,7 @@ fn substitute(c: char, rng: &mut EnvRng) -> Option<char> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::seeded_rng;
+    use rlhf_env::rng::seeded_rng;
 
     #[test]
     fn zero_rate_is_the_identity() {

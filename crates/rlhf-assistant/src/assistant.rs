@@ -6,16 +6,16 @@
 //! and all others at −1). A softmax of Q-values in [−1, 1] would look
 //! uncertain however sure the model is.
 
-use rlhf_env::intent::{AsrNoise, IntentCorpus};
+use crate::{AsrNoise, IntentCorpus};
 use rlhf_env::rng::{EnvRng, seeded_rng, uniform_f64, uniform_index};
 use rlhf_model::HostQNetwork;
 use rlhf_model::text::{HashedNgrams, SparseFeatures};
 use serde::Serialize;
 
-use crate::error::AlgoError;
-use crate::intent::feedback::{Feedback, FeedbackLog, FeedbackRecord, LogEntry, label_set_id, lessons, now_unix_ms};
-use crate::intent::online::OnlineLearner;
-use crate::intent::pipeline::output_indices;
+use crate::AssistantError;
+use crate::feedback::{Feedback, FeedbackLog, FeedbackRecord, LogEntry, label_set_id, lessons, now_unix_ms};
+use crate::online::OnlineLearner;
+use crate::pipeline::output_indices;
 use burn::tensor::backend::AutodiffBackend;
 
 /// The assistant's reply to one utterance.
@@ -115,7 +115,7 @@ impl<B: AutodiffBackend> Assistant<B> {
         base_version: u64,
         mode: AssistantMode,
         log: Option<FeedbackLog>,
-    ) -> Result<Self, AlgoError> {
+    ) -> Result<Self, AssistantError> {
         let host = learner.host_network()?;
         let label_set = label_set_id(learner.labels());
         Ok(Self {
@@ -158,7 +158,7 @@ impl<B: AutodiffBackend> Assistant<B> {
     }
 
     /// The intent for `text`.
-    pub fn answer(&mut self, text: &str) -> Result<Answer, AlgoError> {
+    pub fn answer(&mut self, text: &str) -> Result<Answer, AssistantError> {
         self.featurizer.sparse(text, &mut self.features);
         let q = self.host.q_values_sparse(&self.features.indices, &self.features.values)?.to_vec();
         let intent = rlhf_model::argmax(&q);
@@ -184,11 +184,11 @@ impl<B: AutodiffBackend> Assistant<B> {
         answer: &Answer,
         feedback: Feedback,
         corrected: Option<usize>,
-    ) -> Result<FeedbackRecord, AlgoError> {
+    ) -> Result<FeedbackRecord, AssistantError> {
         let corrected_intent = match (feedback, corrected) {
             (Feedback::Corrected, Some(c)) if c < self.labels().len() => Some(self.labels()[c].clone()),
             (Feedback::Corrected, _) => {
-                return Err(AlgoError::InvalidConfig {
+                return Err(AssistantError::InvalidConfig {
                     field: "corrected",
                     reason: "a correction needs a known intent".into(),
                 });
@@ -226,7 +226,7 @@ impl<B: AutodiffBackend> Assistant<B> {
     /// Takes back the last feedback: logs an undo entry and restores the
     /// model from before it. `None` when there is nothing to undo (the
     /// learner keeps its last `undo_depth` states).
-    pub fn undo(&mut self) -> Result<Option<UndoneFeedback>, AlgoError> {
+    pub fn undo(&mut self) -> Result<Option<UndoneFeedback>, AssistantError> {
         let Some(&(id, feedback, learned)) = self.undoable.last() else { return Ok(None) };
         if learned && !self.learner.undo() {
             return Ok(None);
@@ -283,12 +283,12 @@ impl SimulatedUser {
         error_rate: f64,
         wrong_without_correction: f64,
         seed: u64,
-    ) -> Result<Self, AlgoError> {
+    ) -> Result<Self, AssistantError> {
         for (field, p) in
             [("error_rate", error_rate), ("noise", noise), ("wrong_without_correction", wrong_without_correction)]
         {
             if !(0.0..=1.0).contains(&p) {
-                return Err(AlgoError::InvalidConfig { field, reason: format!("{p} is not in [0, 1]") });
+                return Err(AssistantError::InvalidConfig { field, reason: format!("{p} is not in [0, 1]") });
             }
         }
         let outputs = output_indices(&corpus, labels, "labels")?;
@@ -335,12 +335,12 @@ impl SimulatedUser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rlhf_env::intent::Split;
+    use crate::Split;
 
     fn user(error_rate: f64, wrong_without_correction: f64) -> SimulatedUser {
         let labels: Vec<String> =
             ["find_parking", "navigate_to", "query_traffic", "light_on"].map(String::from).to_vec();
-        let corpus = IntentCorpus::builtin_domains(Split::Train, &[rlhf_env::intent::Domain::Navigation]).unwrap();
+        let corpus = IntentCorpus::builtin_domains(Split::Train, &[crate::Domain::Navigation]).unwrap();
         SimulatedUser::new(corpus, &labels, 0.0, error_rate, wrong_without_correction, 1).unwrap()
     }
 
@@ -371,7 +371,7 @@ mod tests {
             assert!(matches!(always.judge(0, 1), (Feedback::Right | Feedback::Missing, None)));
         }
         let err = SimulatedUser::new(
-            IntentCorpus::builtin_domains(Split::Train, &[rlhf_env::intent::Domain::Phone]).unwrap(),
+            IntentCorpus::builtin_domains(Split::Train, &[crate::Domain::Phone]).unwrap(),
             &["light_on".to_owned()],
             0.0,
             0.1,

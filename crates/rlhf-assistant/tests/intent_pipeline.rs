@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use rlhf_algo::callbacks::every;
 use rlhf_algo::dqn::Dqn;
-use rlhf_algo::intent::pipeline::{
+use rlhf_assistant::AsrNoise;
+use rlhf_assistant::pipeline::{
     IntentModelSpec, classifier_of, domain_corpora, intent_env, learn_from_rewards, load_intent_model, new_network,
     save_intent_model, shared_outputs,
 };
-use rlhf_algo::intent::{PipelineConfig, PretrainConfig, pretrain};
-use rlhf_env::intent::AsrNoise;
+use rlhf_assistant::{PipelineConfig, PretrainConfig, pretrain};
 use rlhf_model::backend::{AutodiffCpu, CpuBackend, cpu_device};
 use rlhf_model::text::{FeaturizerConfig, HashedNgrams};
 

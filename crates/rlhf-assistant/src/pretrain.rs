@@ -8,17 +8,18 @@
 //! outputs *are* Q-values of the bandit (reward +1 right, −1 wrong): the RL
 //! stage that follows continues from them without a change of scale.
 
+use crate::{AsrNoise, IntentCorpus};
 use burn::module::Module;
 use burn::nn::loss::{MseLoss, Reduction};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
-use rlhf_env::intent::{AsrNoise, IntentCorpus, TextFeaturizer};
 use rlhf_env::rng::seeded_rng;
 use rlhf_model::QNetwork;
+use rlhf_model::text::TextFeaturizer;
 use serde::{Deserialize, Serialize};
 
-use crate::error::AlgoError;
+use crate::AssistantError;
 
 /// Settings of [`pretrain`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,8 +45,9 @@ impl Default for PretrainConfig {
 
 impl PretrainConfig {
     /// Checks every field; the error names the first bad one.
-    pub fn validate(&self) -> Result<(), AlgoError> {
-        let bad = |field: &'static str, reason: &str| Err(AlgoError::InvalidConfig { field, reason: reason.into() });
+    pub fn validate(&self) -> Result<(), AssistantError> {
+        let bad =
+            |field: &'static str, reason: &str| Err(AssistantError::InvalidConfig { field, reason: reason.into() });
         if self.batch_size == 0 {
             return bad("pretrain.batch_size", "must be at least 1");
         }
@@ -69,7 +71,7 @@ pub fn pretrain<B: AutodiffBackend>(
     featurizer: &impl TextFeaturizer,
     config: &PretrainConfig,
     mut observer: impl FnMut(usize, f64),
-) -> Result<QNetwork<B>, AlgoError> {
+) -> Result<QNetwork<B>, AssistantError> {
     config.validate()?;
     let (dim, n_out) = (featurizer.dim(), network.n_actions());
     if network.obs_dim() != dim || n_out < corpus.labels().len() {
@@ -78,7 +80,7 @@ pub fn pretrain<B: AutodiffBackend>(
             network.obs_dim(),
             corpus.labels().len()
         );
-        return Err(AlgoError::InvalidConfig { field: "net_arch", reason });
+        return Err(AssistantError::InvalidConfig { field: "net_arch", reason });
     }
     let device = network.devices().into_iter().next().unwrap_or_default();
     let mut optimizer = AdamConfig::new().init::<B, QNetwork<B>>();
