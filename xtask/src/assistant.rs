@@ -13,27 +13,29 @@ use std::io::{BufRead, IsTerminal as _, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use rlhf_algo::stats::{Estimate, OverSeeds};
-use rlhf_assistant::assistant::{Answer, Assistant, AssistantMode, SimulatedUser};
-use rlhf_assistant::feedback::{Feedback, FeedbackLog, LogContents, read_log, resolve};
-use rlhf_assistant::online::{OnlineConfig, OnlineLearner};
-use rlhf_assistant::pipeline::{IntentModelSpec, load_intent_model, output_indices, save_intent_model};
-use rlhf_assistant::{AsrNoise, Domain, IntentCorpus, Split, Utterance};
-use rlhf_assistant::{ClassificationReport, IntentClassifier};
+use rlhf_assistant::assistant::{Answer, Assistant, AssistantMode};
+use rlhf_assistant::feedback::{Feedback, FeedbackLog, LogContents, read_log};
+use rlhf_assistant::finetune::{FinetuneOptions, builtin_held_out, finetune_from_log};
+use rlhf_assistant::model::{DEFAULT_MODEL_DIR, IntentModel};
+use rlhf_assistant::online::OnlineConfig;
+use rlhf_assistant::pipeline::{IntentModelSpec, pretrain_domains, save_intent_model};
+use rlhf_assistant::simulate::{Simulation, SimulationPoint, new_domain_session, simulate};
+use rlhf_assistant::{Domain, IntentCorpus, PipelineConfig};
 use rlhf_bench::table::seeds_cell;
-use rlhf_model::QNetwork;
-use rlhf_model::backend::{AutodiffCpu, cpu_device};
-use rlhf_model::text::{HashedNgrams, SparseFeatures};
 use serde::Serialize;
 
+use crate::task::{BackendJob, Device};
 use crate::train::{read_config, write_atomically};
 
 /// Arguments of `cargo xtask assistant`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct AssistantArgs {
-    /// Checkpoint directory of an intent model (e.g. `runs/pipeline/source`).
-    #[arg(long)]
+    /// Checkpoint directory of an intent model; by default the all-intent
+    /// assistant model `cargo xtask pipeline` trains.
+    #[arg(long, default_value = DEFAULT_MODEL_DIR)]
     pub checkpoint: PathBuf,
     /// Where feedback is appended (JSON lines); by default `feedback.jsonl`
     /// beside the checkpoint. With `--simulate`, nothing is logged unless given.
@@ -92,60 +94,9 @@ pub(crate) struct AssistantArgs {
     /// After how many interactions to measure, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "50,100,200,500")]
     pub eval_at: Vec<u64>,
-}
-
-/// An intent checkpoint loaded for learning.
-pub(crate) struct LoadedModel {
-    network: QNetwork<AutodiffCpu>,
-    spec: IntentModelSpec,
-    /// The labels before `--add-intents`.
-    original_labels: Vec<String>,
-    step: u64,
-}
-
-impl LoadedModel {
-    /// Loads `dir` and adds fresh outputs for `add` (seeded by `seed`).
-    pub(crate) fn load(dir: &Path, add: &[String], seed: u64) -> anyhow::Result<Self> {
-        let (network, mut spec, meta) = load_intent_model::<AutodiffCpu>(dir, &cpu_device())?;
-        let original_labels = spec.labels.clone();
-        let mut keep: Vec<Option<usize>> = (0..original_labels.len()).map(Some).collect();
-        for label in add {
-            anyhow::ensure!(!label.trim().is_empty(), "--add-intents: an empty intent name");
-            anyhow::ensure!(!spec.labels.contains(label), "--add-intents: `{label}` is already an intent of the model");
-            spec.labels.push(label.clone());
-            keep.push(None);
-        }
-        let network = if add.is_empty() { network } else { network.with_actions(&keep, seed)? };
-        Ok(Self { network, spec, original_labels, step: meta.step })
-    }
-
-    fn featurizer(&self) -> anyhow::Result<HashedNgrams> {
-        Ok(HashedNgrams::new(self.spec.featurizer)?)
-    }
-
-    /// The rehearsal corpus: `file`, or the built-in training split of the
-    /// model's built-in intents (none if it has none).
-    fn rehearsal(&self, file: Option<&Path>) -> anyhow::Result<Option<IntentCorpus>> {
-        if let Some(path) = file {
-            return Ok(Some(IntentCorpus::from_path(path, Some(&self.spec.labels))?));
-        }
-        let builtin = IntentCorpus::builtin(Split::Train)?;
-        let known: Vec<String> =
-            self.original_labels.iter().filter(|l| builtin.label_index(l).is_some()).cloned().collect();
-        if known.is_empty() {
-            tracing::warn!("no built-in intent in the model and no --rehearsal file: updates replay feedback only");
-            return Ok(None);
-        }
-        Ok(Some(builtin.restrict(&known)?))
-    }
-
-    fn learner(
-        &self,
-        rehearsal: Option<IntentCorpus>,
-        config: OnlineConfig,
-    ) -> anyhow::Result<OnlineLearner<AutodiffCpu>> {
-        Ok(OnlineLearner::new(self.network.clone(), self.spec.labels.clone(), self.featurizer()?, rehearsal, config)?)
-    }
+    /// Backend: `cpu` (flex), `ndarray`, or `wgpu` (needs the feature).
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
 }
 
 /// The log's default place: `feedback.jsonl` beside the checkpoint directory.
@@ -202,40 +153,61 @@ fn open_log(path: &Path, labels: &[String]) -> anyhow::Result<FeedbackLog> {
 
 /// `cargo xtask assistant`.
 pub(crate) fn assistant(args: &AssistantArgs) -> anyhow::Result<()> {
-    let model = LoadedModel::load(&args.checkpoint, &args.add_intents, args.seed)?;
-    let config = read_config(args.config.as_deref(), OnlineConfig { seed: args.seed, ..OnlineConfig::default() })?;
-    let mode = AssistantMode { update: !args.no_update, relabel: !args.no_relabel };
-    let rehearsal = model.rehearsal(args.rehearsal.as_deref())?;
-    if args.simulate {
-        let log = args.feedback_log.as_deref().map(|path| open_log(path, &model.spec.labels)).transpose()?;
-        let points = simulate(&model, config, rehearsal, mode, &Simulation::from_args(args, &model)?, log)?;
-        for point in points {
-            println!("{}", serde_json::to_string(&point)?);
+    args.device.run(AssistantJob { args })
+}
+
+/// `assistant` on the backend `--device` names.
+struct AssistantJob<'a> {
+    args: &'a AssistantArgs,
+}
+
+impl BackendJob for AssistantJob<'_> {
+    type Output = ();
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<()> {
+        let args = self.args;
+        let model = IntentModel::<B>::load(&args.checkpoint, &args.add_intents, args.seed, &device)?;
+        let config = read_config(args.config.as_deref(), OnlineConfig { seed: args.seed, ..OnlineConfig::default() })?;
+        let mode = AssistantMode { update: !args.no_update, relabel: !args.no_relabel };
+        let rehearsal = model.rehearsal(args.rehearsal.as_deref())?;
+        if args.simulate {
+            let log = args.feedback_log.as_deref().map(|path| open_log(path, &model.spec.labels)).transpose()?;
+            let simulation = Simulation {
+                interactions: args.interactions,
+                eval_at: args.eval_at.clone(),
+                error_rate: args.error_rate,
+                noise: args.noise,
+                ..Simulation::new(&model, args.data.as_deref(), args.eval.as_deref(), &args.domains, args.seed)?
+            };
+            for point in simulate(&model, config, rehearsal, mode, &simulation, log)? {
+                println!("{}", serde_json::to_string(&point)?);
+            }
+            return Ok(());
         }
-        return Ok(());
+        let (session, mut assistant) = open_session(args, &model, rehearsal, config, mode, B::name(&device))?;
+        let stdin = std::io::stdin();
+        let session = Session { prompt: stdin.is_terminal(), ..session };
+        session.run(&mut assistant, stdin.lock(), &mut std::io::stdout().lock())
     }
-    let (session, mut assistant) = open_session(args, &model, rehearsal, config, mode)?;
-    let stdin = std::io::stdin();
-    let session = Session { prompt: stdin.is_terminal(), ..session };
-    session.run(&mut assistant, stdin.lock(), &mut std::io::stdout().lock())
 }
 
 /// The interactive session of `args`: its log opened (a torn last line cut
 /// with a warning; a log of another label set refused) and the assistant.
-fn open_session(
+fn open_session<B: AutodiffBackend>(
     args: &AssistantArgs,
-    model: &LoadedModel,
+    model: &IntentModel<B>,
     rehearsal: Option<IntentCorpus>,
     config: OnlineConfig,
     mode: AssistantMode,
-) -> anyhow::Result<(Session, Assistant<AutodiffCpu>)> {
+    backend: String,
+) -> anyhow::Result<(Session, Assistant<B>)> {
     let log_path = args.feedback_log.clone().unwrap_or_else(|| default_log_path(&args.checkpoint));
     let log = open_log(&log_path, &model.spec.labels)?;
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.checkpoint));
     refuse_overwrite(&args.checkpoint, &out)?;
     let learner = model.learner(rehearsal, config.clone())?;
     let assistant = Assistant::new(learner, model.featurizer()?, model.step, mode, Some(log))?;
-    Ok((Session { json: args.json, prompt: false, out, spec: model.spec.clone(), config }, assistant))
+    Ok((Session { json: args.json, prompt: false, out, spec: model.spec.clone(), config, backend }, assistant))
 }
 
 /// The interactive loop's settings.
@@ -247,6 +219,8 @@ struct Session {
     out: PathBuf,
     spec: IntentModelSpec,
     config: OnlineConfig,
+    /// The backend's name, recorded in saved checkpoints.
+    backend: String,
 }
 
 const HELP: &str = "Type what you would say to the assistant; it answers with an intent and its confidence \
@@ -256,9 +230,9 @@ const HELP: &str = "Type what you would say to the assistant; it answers with an
 
 impl Session {
     /// Runs the loop until `:quit` or the end of `input`.
-    fn run(
+    fn run<B: AutodiffBackend>(
         &self,
-        assistant: &mut Assistant<AutodiffCpu>,
+        assistant: &mut Assistant<B>,
         input: impl BufRead,
         output: &mut impl Write,
     ) -> anyhow::Result<()> {
@@ -318,9 +292,9 @@ impl Session {
     }
 
     /// Runs a `:command`; `false` to stop.
-    fn command(
+    fn command<B: AutodiffBackend>(
         &self,
-        assistant: &mut Assistant<AutodiffCpu>,
+        assistant: &mut Assistant<B>,
         command: &str,
         output: &mut impl Write,
     ) -> anyhow::Result<bool> {
@@ -370,7 +344,7 @@ impl Session {
                     assistant.learner().network(),
                     &self.spec,
                     assistant.model_version(),
-                    rlhf_model::backend::CPU_BACKEND_NAME.into(),
+                    self.backend.clone(),
                     run_config,
                 )?;
                 let text = format!("saved model version {} to {}", assistant.model_version(), self.out.display());
@@ -450,152 +424,6 @@ fn match_label(name: &str, labels: &[String]) -> Result<usize, String> {
     }
 }
 
-/// Utterances of `corpus` with their intents as indices into `labels`.
-fn utterances_for(
-    corpus: &IntentCorpus,
-    labels: &[String],
-    per_phrase: usize,
-    seed: u64,
-) -> anyhow::Result<Vec<Utterance>> {
-    let outputs = output_indices(corpus, labels, "labels")?;
-    Ok(corpus.utterances(per_phrase, seed).into_iter().map(|u| Utterance { intent: outputs[u.intent], ..u }).collect())
-}
-
-/// A simulated feedback session's setting.
-pub(crate) struct Simulation {
-    pub user: IntentCorpus,
-    /// Held-out utterances of the user's intents.
-    pub held_out: Vec<Utterance>,
-    /// Held-out utterances of the model's original built-in intents, to see forgetting.
-    pub retained: Vec<Utterance>,
-    pub interactions: u64,
-    pub eval_at: Vec<u64>,
-    pub error_rate: f64,
-    pub noise: f64,
-    pub seed: u64,
-}
-
-impl Simulation {
-    fn from_args(args: &AssistantArgs, model: &LoadedModel) -> anyhow::Result<Self> {
-        let (user, held_out) =
-            user_and_held_out(model, args.data.as_deref(), args.eval.as_deref(), &args.domains, args.seed)?;
-        Ok(Self {
-            user,
-            held_out,
-            retained: retained_set(model, args.seed)?,
-            interactions: args.interactions,
-            eval_at: args.eval_at.clone(),
-            error_rate: args.error_rate,
-            noise: args.noise,
-            seed: args.seed,
-        })
-    }
-}
-
-/// What the simulated user says (`data`, or the training split of
-/// `domains`) and the held-out utterances to measure on (`eval`, or the
-/// test split of `domains`, or `data` itself).
-fn user_and_held_out(
-    model: &LoadedModel,
-    data: Option<&Path>,
-    eval: Option<&Path>,
-    domains: &[Domain],
-    seed: u64,
-) -> anyhow::Result<(IntentCorpus, Vec<Utterance>)> {
-    let labels = &model.spec.labels;
-    let eval = eval.map(|path| IntentCorpus::from_path(path, Some(labels))).transpose()?;
-    Ok(match data {
-        Some(path) => {
-            let user = IntentCorpus::from_path(path, Some(labels))?;
-            let held_out = eval.as_ref().unwrap_or(&user).utterances(1, seed);
-            (user, held_out)
-        }
-        None => {
-            let user = IntentCorpus::builtin_domains(Split::Train, domains)?;
-            let held_out = match eval {
-                Some(corpus) => corpus.utterances(1, seed),
-                None => utterances_for(&IntentCorpus::builtin_domains(Split::Test, domains)?, labels, 5, seed)?,
-            };
-            (user, held_out)
-        }
-    })
-}
-
-/// The built-in test utterances of the model's original built-in intents.
-pub(crate) fn retained_set(model: &LoadedModel, seed: u64) -> anyhow::Result<Vec<Utterance>> {
-    let test = IntentCorpus::builtin(Split::Test)?;
-    let known: Vec<String> = model.original_labels.iter().filter(|l| test.label_index(l).is_some()).cloned().collect();
-    if known.is_empty() {
-        return Ok(Vec::new());
-    }
-    utterances_for(&test.restrict(&known)?, &model.spec.labels, 5, seed)
-}
-
-/// Accuracy at one point of a simulated session.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct SimulationPoint {
-    pub interactions: u64,
-    /// On the held-out utterances of the user's intents.
-    pub accuracy: f64,
-    /// On the original intents' test split (forgetting shows here).
-    pub retained_accuracy: Option<f64>,
-    /// Share of the answers so far that were right.
-    pub online_accuracy: f64,
-}
-
-/// Plays `simulation` and measures at every `eval_at` point (and at 0);
-/// the feedback goes to `log` when given.
-pub(crate) fn simulate(
-    model: &LoadedModel,
-    config: OnlineConfig,
-    rehearsal: Option<IntentCorpus>,
-    mode: AssistantMode,
-    simulation: &Simulation,
-    log: Option<FeedbackLog>,
-) -> anyhow::Result<Vec<SimulationPoint>> {
-    let labels = model.spec.labels.clone();
-    let learner = model.learner(rehearsal, config)?;
-    let mut assistant = Assistant::new(learner, model.featurizer()?, model.step, mode, log)?;
-    let mut user = SimulatedUser::new(
-        simulation.user.clone(),
-        &labels,
-        simulation.noise,
-        simulation.error_rate,
-        0.0,
-        simulation.seed,
-    )?;
-    let eval_seed = simulation.seed.wrapping_add(17);
-    let noise = AsrNoise::new(simulation.noise);
-    let measure = |assistant: &Assistant<AutodiffCpu>, utterances: &[Utterance]| -> anyhow::Result<f64> {
-        let host = assistant.learner().host_network()?;
-        let mut classifier = IntentClassifier::new(labels.clone(), model.featurizer()?, host)?;
-        Ok(classifier.evaluate(utterances, noise, eval_seed)?.accuracy)
-    };
-    let mut points = Vec::new();
-    let (mut heard, mut right) = (String::new(), 0u64);
-    for done in 0..=simulation.interactions {
-        if done == 0 || simulation.eval_at.contains(&done) {
-            let retained =
-                if simulation.retained.is_empty() { None } else { Some(measure(&assistant, &simulation.retained)?) };
-            points.push(SimulationPoint {
-                interactions: done,
-                accuracy: measure(&assistant, &simulation.held_out)?,
-                retained_accuracy: retained,
-                online_accuracy: if done == 0 { 0.0 } else { right as f64 / done as f64 },
-            });
-        }
-        if done == simulation.interactions {
-            break;
-        }
-        let intended = user.speak(&mut heard);
-        let answer = assistant.answer(&heard)?;
-        right += u64::from(answer.intent == intended);
-        let (feedback, corrected) = user.judge(intended, answer.intent);
-        assistant.feedback(&answer, feedback, corrected)?;
-    }
-    Ok(points)
-}
-
 /// Arguments of `cargo xtask finetune`.
 #[derive(Debug, Args)]
 pub(crate) struct FinetuneArgs {
@@ -630,138 +458,82 @@ pub(crate) struct FinetuneArgs {
     /// Seed of the draws.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-}
-
-/// One intent's recall before and after fine-tuning.
-#[derive(Debug, Serialize)]
-struct IntentChange {
-    intent: String,
-    support: u64,
-    recall_before: f64,
-    recall_after: f64,
-}
-
-/// What `finetune` prints last and writes beside the model.
-#[derive(Debug, Serialize)]
-struct FinetuneReport {
-    interactions: usize,
-    utterances: usize,
-    lessons: usize,
-    steps: usize,
-    accuracy_before: f64,
-    accuracy_after: f64,
-    macro_f1_before: f64,
-    macro_f1_after: f64,
-    per_intent: Vec<IntentChange>,
+    /// Backend: `cpu` (flex), `ndarray`, or `wgpu` (needs the feature).
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    device: Device,
 }
 
 /// `cargo xtask finetune --feedback`.
 pub(crate) fn finetune(args: &FinetuneArgs) -> anyhow::Result<()> {
-    refuse_overwrite(&args.checkpoint, &args.out)?;
-    let model = LoadedModel::load(&args.checkpoint, &[], args.seed)?;
-    let labels = model.spec.labels.clone();
-    let contents = read_log(&args.feedback)?;
-    warn_torn(&args.feedback, &contents);
-    contents.check_labels(&args.feedback, &labels)?;
-    let interactions = contents.interactions();
-    anyhow::ensure!(!interactions.is_empty(), "{}: no feedback to learn from", args.feedback.display());
-    let featurizer = model.featurizer()?;
-    let mut features = SparseFeatures::default();
-    let records: Vec<_> = interactions.iter().map(|(_, r)| *r).collect();
-    let resolved = resolve(&labels, &records, !args.no_relabel, |r| {
-        featurizer.sparse(&r.utterance, &mut features);
-        features.fingerprint()
-    })?;
-    let config = read_config(args.config.as_deref(), OnlineConfig { seed: args.seed, ..OnlineConfig::default() })?;
-    let mut learner = model.learner(model.rehearsal(args.rehearsal.as_deref())?, config.clone())?;
-    let mut lessons = 0;
-    for utterance in &resolved {
-        let taught = utterance.lessons();
-        lessons += taught.len();
-        learner.remember(&utterance.utterance, &taught)?;
-    }
-    let steps = args.steps.unwrap_or(config.updates_per_feedback * lessons).max(1);
+    args.device.run(FinetuneJob { args })
+}
 
-    let held_out = match &args.eval {
-        Some(path) => IntentCorpus::from_path(path, Some(&labels))?.utterances(1, args.seed),
-        None => {
-            let test = IntentCorpus::builtin(Split::Test)?;
-            anyhow::ensure!(
-                labels.iter().all(|l| test.label_index(l).is_some()),
-                "the model has intents outside the built-in data: pass --eval FILE"
+/// `finetune` on the backend `--device` names.
+struct FinetuneJob<'a> {
+    args: &'a FinetuneArgs,
+}
+
+impl BackendJob for FinetuneJob<'_> {
+    type Output = ();
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<()> {
+        let args = self.args;
+        refuse_overwrite(&args.checkpoint, &args.out)?;
+        let model = IntentModel::<B>::load(&args.checkpoint, &[], args.seed, &device)?;
+        let labels = &model.spec.labels;
+        let contents = read_log(&args.feedback)?;
+        warn_torn(&args.feedback, &contents);
+        contents.check_labels(&args.feedback, labels)?;
+        let held_out = match &args.eval {
+            Some(path) => IntentCorpus::from_path(path, Some(labels))?.utterances(1, args.seed),
+            None => builtin_held_out(labels, args.seed).context("--eval FILE")?,
+        };
+        let config = read_config(args.config.as_deref(), OnlineConfig { seed: args.seed, ..OnlineConfig::default() })?;
+        let options =
+            FinetuneOptions { relabel: !args.no_relabel, steps: args.steps, noise: args.noise, seed: args.seed };
+        let rehearsal = model.rehearsal(args.rehearsal.as_deref())?;
+        let (learner, report) = finetune_from_log(&model, &contents, &held_out, rehearsal, config.clone(), &options)
+            .with_context(|| format!("learning from {}", args.feedback.display()))?;
+        eprintln!("| intent | held-out | recall before | after | change |\n|---|---|---|---|---|");
+        for c in report.per_intent.iter().filter(|c| c.support > 0) {
+            eprintln!(
+                "| {} | {} | {:.3} | {:.3} | {:+.3} |",
+                c.intent,
+                c.support,
+                c.recall_before,
+                c.recall_after,
+                c.recall_after - c.recall_before
             );
-            utterances_for(&test.restrict(&labels)?, &labels, 5, args.seed)?
         }
-    };
-    let evaluate = |learner: &OnlineLearner<AutodiffCpu>| -> anyhow::Result<ClassificationReport> {
-        let mut classifier = IntentClassifier::new(labels.clone(), featurizer.clone(), learner.host_network()?)?;
-        Ok(classifier.evaluate(&held_out, AsrNoise::new(args.noise), args.seed.wrapping_add(17))?)
-    };
-    let before = evaluate(&learner)?;
-    learner.train(steps)?;
-    let after = evaluate(&learner)?;
-
-    let per_intent: Vec<IntentChange> = before
-        .per_intent
-        .iter()
-        .zip(&after.per_intent)
-        .map(|(b, a)| IntentChange {
-            intent: b.label.clone(),
-            support: b.support,
-            recall_before: b.recall,
-            recall_after: a.recall,
-        })
-        .collect();
-    eprintln!("| intent | held-out | recall before | after | change |\n|---|---|---|---|---|");
-    for c in per_intent.iter().filter(|c| c.support > 0) {
+        let run_config = serde_json::json!({
+            "finetuned_from": args.checkpoint,
+            "feedback": args.feedback,
+            "options": options,
+            "online": config,
+        });
+        save_intent_model(
+            &args.out,
+            learner.network(),
+            &model.spec,
+            model.step + learner.updates(),
+            B::name(&device),
+            run_config,
+        )?;
+        write_atomically(&args.out.join("finetune.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
         eprintln!(
-            "| {} | {} | {:.3} | {:.3} | {:+.3} |",
-            c.intent,
-            c.support,
-            c.recall_before,
-            c.recall_after,
-            c.recall_after - c.recall_before
+            "accuracy {:.3} → {:.3} on {} held-out utterances; model written to {}",
+            report.accuracy_before,
+            report.accuracy_after,
+            held_out.len(),
+            args.out.display()
         );
+        let mut summary = serde_json::to_value(&report)?;
+        if let serde_json::Value::Object(fields) = &mut summary {
+            fields.remove("per_intent");
+        }
+        println!("{summary}");
+        Ok(())
     }
-    let report = FinetuneReport {
-        interactions: interactions.len(),
-        utterances: resolved.len(),
-        lessons,
-        steps,
-        accuracy_before: before.accuracy,
-        accuracy_after: after.accuracy,
-        macro_f1_before: before.macro_f1,
-        macro_f1_after: after.macro_f1,
-        per_intent,
-    };
-    let run_config = serde_json::json!({
-        "finetuned_from": args.checkpoint,
-        "feedback": args.feedback,
-        "relabel": !args.no_relabel,
-        "online": config,
-    });
-    save_intent_model(
-        &args.out,
-        learner.network(),
-        &model.spec,
-        model.step + learner.updates(),
-        rlhf_model::backend::CPU_BACKEND_NAME.into(),
-        run_config,
-    )?;
-    write_atomically(&args.out.join("finetune.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
-    eprintln!(
-        "accuracy {:.3} → {:.3} on {} held-out utterances; model written to {}",
-        before.accuracy,
-        after.accuracy,
-        after.total,
-        args.out.display()
-    );
-    let mut summary = serde_json::to_value(&report)?;
-    if let serde_json::Value::Object(fields) = &mut summary {
-        fields.remove("per_intent");
-    }
-    println!("{summary}");
-    Ok(())
 }
 
 /// Arguments of `cargo xtask bench feedback`.
@@ -792,6 +564,9 @@ pub(crate) struct FeedbackBench {
     /// Folder for the report.
     #[arg(long, default_value = "runs/bench-feedback")]
     out: PathBuf,
+    /// Backend: `cpu` (flex), `ndarray`, or `wgpu` (needs the feature).
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    device: Device,
 }
 
 /// One (error rate, relabeling, seed) simulated session.
@@ -808,51 +583,66 @@ struct FeedbackRun {
 /// 50–500 simulated feedback interactions, with and without relabeling
 /// corrections, at several feedback error rates.
 pub(crate) fn bench_feedback(args: &FeedbackBench) -> anyhow::Result<()> {
-    if !args.checkpoint.exists() {
-        pretrain_source_model(&args.checkpoint)?;
-    }
-    let new_intents: Vec<String> = args.domains.iter().flat_map(|d| d.intents().map(str::to_owned)).collect();
-    let mut runs = Vec::new();
-    for &error_rate in &args.error_rates {
-        for relabel in [true, false] {
-            for seed in 0..args.seeds {
-                let started = std::time::Instant::now();
-                let model = LoadedModel::load(&args.checkpoint, &new_intents, seed)?;
-                let (user, held_out) = user_and_held_out(&model, None, None, &args.domains, seed)?;
-                let simulation = Simulation {
-                    user,
-                    held_out,
-                    retained: retained_set(&model, seed)?,
-                    interactions: args.eval_at.iter().copied().max().unwrap_or(0),
-                    eval_at: args.eval_at.clone(),
-                    error_rate,
-                    noise: args.noise,
-                    seed,
-                };
-                let config = read_config(args.config.as_deref(), OnlineConfig { seed, ..OnlineConfig::default() })?;
-                let mode = AssistantMode { update: true, relabel };
-                let points = simulate(&model, config, model.rehearsal(None)?, mode, &simulation, None)?;
-                let wall_seconds = started.elapsed().as_secs_f64();
-                let last = points.last().map_or(0.0, |p| p.accuracy);
-                eprintln!(
-                    "error rate {error_rate}, relabel {relabel}, seed {seed}: accuracy {last:.3} ({wall_seconds:.1} s)"
-                );
-                runs.push(FeedbackRun { error_rate, relabel, seed, points, wall_seconds });
+    args.device.run(FeedbackBenchJob { args })
+}
+
+/// `bench feedback` on the backend `--device` names.
+struct FeedbackBenchJob<'a> {
+    args: &'a FeedbackBench,
+}
+
+impl BackendJob for FeedbackBenchJob<'_> {
+    type Output = ();
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<()> {
+        let args = self.args;
+        if !args.checkpoint.exists() {
+            tracing::info!("{} does not exist: pretraining a source model there", args.checkpoint.display());
+            pretrain_source_model::<B>(&args.checkpoint, &device)?;
+        }
+        let mut runs = Vec::new();
+        for &error_rate in &args.error_rates {
+            for relabel in [true, false] {
+                for seed in 0..args.seeds {
+                    let started = std::time::Instant::now();
+                    let (model, simulation) = new_domain_session::<B>(&args.checkpoint, &args.domains, seed, &device)?;
+                    let simulation = Simulation {
+                        interactions: args.eval_at.iter().copied().max().unwrap_or(0),
+                        eval_at: args.eval_at.clone(),
+                        error_rate,
+                        noise: args.noise,
+                        ..simulation
+                    };
+                    let config = read_config(args.config.as_deref(), OnlineConfig { seed, ..OnlineConfig::default() })?;
+                    let mode = AssistantMode { update: true, relabel };
+                    let points = simulate(&model, config, model.rehearsal(None)?, mode, &simulation, None)?;
+                    let wall_seconds = started.elapsed().as_secs_f64();
+                    let last = points.last().map_or(0.0, |p| p.accuracy);
+                    eprintln!(
+                        "error rate {error_rate}, relabel {relabel}, seed {seed}: accuracy {last:.3} ({wall_seconds:.1} s)"
+                    );
+                    runs.push(FeedbackRun { error_rate, relabel, seed, points, wall_seconds });
+                }
             }
         }
+        report_feedback(args, &runs)
     }
-    let table = feedback_table(&runs, &args.eval_at)?;
+}
+
+/// Writes the table, JSON and plot of the feedback benchmark's `runs`.
+fn report_feedback(args: &FeedbackBench, runs: &[FeedbackRun]) -> anyhow::Result<()> {
+    let table = feedback_table(runs, &args.eval_at)?;
     print!("{table}");
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     write_atomically(&args.out.join("report.md"), table.as_bytes())?;
-    write_atomically(&args.out.join("report.json"), serde_json::to_string_pretty(&runs)?.as_bytes())?;
+    write_atomically(&args.out.join("report.json"), serde_json::to_string_pretty(runs)?.as_bytes())?;
     let mut curves = Vec::new();
     for &error_rate in &args.error_rates {
         for relabel in [true, false] {
             let curve: Vec<(f64, Estimate)> = std::iter::once(0)
                 .chain(args.eval_at.iter().copied())
                 .filter_map(|n| {
-                    Some((n as f64, over_seeds_at(&runs, error_rate, relabel, n, |p| Some(p.accuracy)).iqm?))
+                    Some((n as f64, over_seeds_at(runs, error_rate, relabel, n, |p| Some(p.accuracy)).iqm?))
                 })
                 .collect();
             let name = format!("error {error_rate}, {}", if relabel { "relabeled" } else { "no relabel" });
@@ -924,19 +714,11 @@ fn feedback_table(runs: &[FeedbackRun], eval_at: &[u64]) -> anyhow::Result<Strin
 
 /// Pretrains an intent model on the pipeline's source domains (its step 1
 /// only, with the default settings) and saves it to `dir`.
-fn pretrain_source_model(dir: &Path) -> anyhow::Result<()> {
-    use rlhf_assistant::pipeline::{domain_corpora, new_network};
-    use rlhf_assistant::{PipelineConfig, pretrain};
-    tracing::info!("{} does not exist: pretraining a source model there", dir.display());
+fn pretrain_source_model<B: AutodiffBackend>(dir: &Path, device: &B::Device) -> anyhow::Result<()> {
     let config = PipelineConfig::default();
-    let featurizer = HashedNgrams::new(config.featurizer)?;
-    let (train, _) = domain_corpora(&config.source_domains)?;
-    let network = new_network::<AutodiffCpu>(&config, &featurizer, train.labels().len(), &cpu_device(), config.seed);
-    let pretrain_config = rlhf_assistant::PretrainConfig { seed: config.seed, ..config.pretrain.clone() };
-    let network = pretrain(network, &train, &featurizer, &pretrain_config, |_, _| {})?;
-    let spec = IntentModelSpec { labels: train.labels().to_vec(), featurizer: config.featurizer };
-    let run_config = serde_json::json!({ "pretrain": pretrain_config });
-    save_intent_model(dir, &network, &spec, 0, rlhf_model::backend::CPU_BACKEND_NAME.into(), run_config)?;
+    let (network, spec) = pretrain_domains::<B>(&config, &config.source_domains, device)?;
+    let run_config = serde_json::json!({ "pretrain": config.pretrain });
+    save_intent_model(dir, &network, &spec, 0, B::name(device), run_config)?;
     Ok(())
 }
 
@@ -946,7 +728,10 @@ mod tests {
     use clap::Parser;
     use rlhf_assistant::PipelineConfig;
     use rlhf_assistant::feedback::LogEntry;
+    use rlhf_assistant::pipeline::load_intent_model;
     use rlhf_assistant::pipeline::new_network;
+    use rlhf_model::backend::{AutodiffCpu, cpu_device};
+    use rlhf_model::text::HashedNgrams;
     use tempfile::TempDir;
 
     /// A small untrained model over three built-in intents, saved in a fresh folder.
@@ -976,11 +761,11 @@ mod tests {
 
     /// Runs a session on `input`; returns its JSON replies.
     fn run(args: &AssistantArgs, input: &str) -> anyhow::Result<Vec<serde_json::Value>> {
-        let model = LoadedModel::load(&args.checkpoint, &args.add_intents, 0)?;
+        let model = IntentModel::<AutodiffCpu>::load(&args.checkpoint, &args.add_intents, 0, &cpu_device())?;
         let config =
             OnlineConfig { updates_per_feedback: 2, rehearsal_batch: 4, feedback_batch: 4, ..OnlineConfig::default() };
         let mode = AssistantMode { update: !args.no_update, relabel: !args.no_relabel };
-        let (session, mut assistant) = open_session(args, &model, model.rehearsal(None)?, config, mode)?;
+        let (session, mut assistant) = open_session(args, &model, model.rehearsal(None)?, config, mode, "flex".into())?;
         let mut output = Vec::new();
         session.run(&mut assistant, input.as_bytes(), &mut output)?;
         Ok(String::from_utf8(output)?.lines().map(|l| serde_json::from_str(l).unwrap()).collect())
@@ -1091,6 +876,7 @@ mod tests {
             rehearsal: None,
             noise: 0.0,
             seed: 0,
+            device: Device::Cpu,
         };
         let err = format!("{:#}", finetune(&finetune_args(dir.join("model"))).unwrap_err());
         assert!(err.contains("is the input checkpoint"), "{err}");

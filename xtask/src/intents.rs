@@ -14,15 +14,15 @@ use rlhf_algo::callbacks::{ProgressCallback, every};
 use rlhf_algo::dqn::Dqn;
 use rlhf_algo::stats::{self, Estimate, OverSeeds};
 use rlhf_assistant::dialog::{ClarifyRule, DialogReport, play_dialog};
+use rlhf_assistant::model::{DEFAULT_MODEL_DIR, IntentModel};
 use rlhf_assistant::pipeline::{
-    IntentModelSpec, classifier_of, domain_corpora, intent_env, learn_from_rewards, load_intent_model, new_network,
-    save_intent_model, shared_outputs,
+    IntentModelSpec, classifier_of, domain_corpora, intent_env, learn_from_rewards, new_network, save_intent_model,
+    shared_outputs,
 };
 use rlhf_assistant::{AsrNoise, DialogEnv, IntentCorpus, IntentRewards, Language, Split, Utterance};
 use rlhf_assistant::{ClassificationReport, IntentClassifier, PipelineConfig, pretrain};
 use rlhf_bench::table::{estimate_cell, seeds_cell};
 use rlhf_model::QNetwork;
-use rlhf_model::backend::cpu_device;
 use rlhf_model::text::HashedNgrams;
 use serde::Serialize;
 
@@ -592,8 +592,9 @@ fn transfer<B: AutodiffBackend>(
 /// Arguments of `cargo xtask eval-intents`.
 #[derive(Debug, Args)]
 pub(crate) struct EvalIntentsArgs {
-    /// Checkpoint directory of an intent model (e.g. `runs/pipeline/target`).
-    #[arg(long)]
+    /// Checkpoint directory of an intent model; by default the all-intent
+    /// assistant model `cargo xtask pipeline` trains.
+    #[arg(long, default_value = DEFAULT_MODEL_DIR)]
     checkpoint: PathBuf,
     /// Labelled utterances, JSON lines (`{"text": ..., "intent": ...}`) or CSV (`text,intent`);
     /// without it, the built-in test split of the model's intents.
@@ -608,16 +609,19 @@ pub(crate) struct EvalIntentsArgs {
     /// Also list every misclassified utterance (as heard) on stderr.
     #[arg(long)]
     errors: bool,
+    /// Backend the model is loaded on: `cpu` (flex), `ndarray`, or `wgpu`
+    /// (needs the feature); answers are computed on the host.
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    device: Device,
 }
 
 /// `cargo xtask eval-intents`: accuracy, macro recall and F1 as JSON on stdout, the table on stderr.
 pub(crate) fn eval_intents(args: &EvalIntentsArgs) -> anyhow::Result<()> {
-    let (network, spec, _) = load_intent_model::<rlhf_model::backend::CpuBackend>(&args.checkpoint, &cpu_device())?;
+    let (mut classifier, spec) = load_classifier(&args.checkpoint, args.device)?;
     let utterances = match &args.data {
         Some(path) => IntentCorpus::from_path(path, Some(&spec.labels))?.utterances(1, args.seed),
         None => IntentCorpus::builtin(Split::Test)?.restrict(&spec.labels)?.utterances(5, args.seed),
     };
-    let mut classifier = classifier_of(&network, &spec)?;
     let noise = AsrNoise::new(args.noise);
     let predicted = classifier.predict_all(&utterances, noise, args.seed)?;
     if args.errors {
@@ -646,16 +650,21 @@ pub(crate) fn eval_intents(args: &EvalIntentsArgs) -> anyhow::Result<()> {
 /// Arguments of `cargo xtask predict`.
 #[derive(Debug, Args)]
 pub(crate) struct PredictArgs {
-    /// Checkpoint directory of an intent model.
-    #[arg(long)]
+    /// Checkpoint directory of an intent model; by default the all-intent
+    /// assistant model `cargo xtask pipeline` trains.
+    #[arg(long, default_value = DEFAULT_MODEL_DIR)]
     checkpoint: PathBuf,
+    /// Backend the model is loaded on: `cpu` (flex), `ndarray`, or `wgpu`
+    /// (needs the feature); answers are computed on the host.
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    device: Device,
     /// What the user said.
     text: String,
 }
 
 /// `cargo xtask predict`: the chosen intent and the top-3 Q-values.
 pub(crate) fn predict(args: &PredictArgs) -> anyhow::Result<()> {
-    let mut classifier = load_classifier(&args.checkpoint)?;
+    let (mut classifier, _) = load_classifier(&args.checkpoint, args.device)?;
     let q = classifier.q_values(&args.text)?.to_vec();
     let mut order: Vec<usize> = (0..q.len()).collect();
     order.sort_by(|&a, &b| q[b].total_cmp(&q[a]));
@@ -667,10 +676,18 @@ pub(crate) fn predict(args: &PredictArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The classifier of the intent checkpoint in `dir`.
-pub(crate) fn load_classifier(dir: &Path) -> anyhow::Result<IntentClassifier> {
-    let (network, spec, _) = load_intent_model::<rlhf_model::backend::CpuBackend>(dir, &cpu_device())?;
-    Ok(classifier_of(&network, &spec)?)
+/// The classifier of the intent checkpoint in `dir`, loaded on `device`, and its spec.
+fn load_classifier(dir: &Path, device: Device) -> anyhow::Result<(IntentClassifier, IntentModelSpec)> {
+    struct Load<'a>(&'a Path);
+    impl BackendJob for Load<'_> {
+        type Output = (IntentClassifier, IntentModelSpec);
+
+        fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<Self::Output> {
+            let model = IntentModel::<B>::load(self.0, &[], 0, &device)?;
+            Ok((classifier_of(&model.network, &model.spec)?, model.spec))
+        }
+    }
+    device.run(Load(dir))
 }
 
 #[cfg(test)]
@@ -683,8 +700,13 @@ mod tests {
     fn saved_model(labels: &[&str]) -> TempDir {
         let config = PipelineConfig::default();
         let featurizer = HashedNgrams::new(config.featurizer).unwrap();
-        let network =
-            new_network::<rlhf_model::backend::AutodiffCpu>(&config, &featurizer, labels.len(), &cpu_device(), 0);
+        let network = new_network::<rlhf_model::backend::AutodiffCpu>(
+            &config,
+            &featurizer,
+            labels.len(),
+            &rlhf_model::backend::cpu_device(),
+            0,
+        );
         let tmp = TempDir::with_prefix("rlhf-xtask-intents-").unwrap();
         let spec =
             IntentModelSpec { labels: labels.iter().map(|l| (*l).to_owned()).collect(), featurizer: config.featurizer };
@@ -705,6 +727,7 @@ mod tests {
             noise: 0.0,
             seed: 0,
             errors: true,
+            device: Device::Cpu,
         };
         eval_intents(&args(&good)).unwrap();
         let bad = dir.join("bad.jsonl");
@@ -712,9 +735,11 @@ mod tests {
             .unwrap();
         let err = format!("{:#}", eval_intents(&args(&bad)).unwrap_err());
         assert!(err.contains("bad.jsonl:2") && err.contains("`soar`"), "{err}");
-        let predict_args = PredictArgs { checkpoint: dir.join("model"), text: "hello there".into() };
+        let predict_args =
+            PredictArgs { checkpoint: dir.join("model"), text: "hello there".into(), device: Device::Cpu };
         predict(&predict_args).unwrap();
-        let missing = PredictArgs { checkpoint: dir.join("nothing"), text: "x".into() };
-        assert!(format!("{:#}", predict(&missing).unwrap_err()).contains("nothing"));
+        let missing = PredictArgs { checkpoint: dir.join("nothing"), text: "x".into(), device: Device::Cpu };
+        let err = format!("{:#}", predict(&missing).unwrap_err());
+        assert!(err.contains("nothing") && err.contains("cargo xtask pipeline"), "{err}");
     }
 }

@@ -19,6 +19,9 @@
 //! - [`feedback`]: the human-feedback log and the lessons of each answer.
 //! - [`online`]: learning from feedback as it comes, with replay and rehearsal.
 //! - [`assistant`]: answering, logging and learning from feedback; a simulated user.
+//! - [`model`]: an intent checkpoint loaded for use, new intents added.
+//! - [`simulate`]: feedback sessions with a scripted user, measured as they go.
+//! - [`finetune`]: learning offline from a feedback log.
 //!
 //! Text reaches networks through `rlhf_model::text::TextFeaturizer`
 //! (hashed character and word n-grams).
@@ -34,11 +37,14 @@ pub mod dialog;
 mod env;
 mod error;
 pub mod feedback;
+pub mod finetune;
 mod metrics;
+pub mod model;
 mod noise;
 pub mod online;
 pub mod pipeline;
 mod pretrain;
+pub mod simulate;
 
 pub use classifier::IntentClassifier;
 pub use corpus::{BUILTIN_INTENTS, DatasetError, Domain, IntentCorpus, Language, Phrase, Split, Utterance};

@@ -311,3 +311,18 @@ pub fn classifier_of<B: burn::tensor::backend::Backend>(
 ) -> Result<IntentClassifier, AssistantError> {
     IntentClassifier::new(spec.labels.clone(), HashedNgrams::new(spec.featurizer)?, network.to_host()?)
 }
+
+/// Step 1 alone: a network pretrained on the built-in training split of
+/// `domains` with `config`'s settings, and its spec.
+pub fn pretrain_domains<B: AutodiffBackend>(
+    config: &PipelineConfig,
+    domains: &[Domain],
+    device: &B::Device,
+) -> Result<(QNetwork<B>, IntentModelSpec), AssistantError> {
+    let featurizer = HashedNgrams::new(config.featurizer)?;
+    let train = IntentCorpus::builtin_domains(Split::Train, domains)?;
+    let network = new_network::<B>(config, &featurizer, train.labels().len(), device, config.seed);
+    let pretrain_config = PretrainConfig { seed: config.seed, ..config.pretrain.clone() };
+    let network = crate::pretrain(network, &train, &featurizer, &pretrain_config, |_, _| {})?;
+    Ok((network, IntentModelSpec { labels: train.labels().to_vec(), featurizer: config.featurizer }))
+}
