@@ -1,29 +1,25 @@
 //! `cargo xtask pipeline`, `eval-intents` and `predict`: the voice assistant.
 
 use std::fs;
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
-use rlhf_algo::AlgoError;
-use rlhf_algo::callbacks::{ProgressCallback, every};
-use rlhf_algo::dqn::Dqn;
-use rlhf_algo::stats::{self, Estimate, OverSeeds};
-use rlhf_assistant::dialog::{ClarifyRule, DialogReport, play_dialog};
+use rlhf_algo::stats::OverSeeds;
+use rlhf_assistant::dialog::{CLARIFY_DIR, ClarifyPolicy, ClarifySpec};
 use rlhf_assistant::model::{DEFAULT_MODEL_DIR, IntentModel};
-use rlhf_assistant::pipeline::{
-    IntentModelSpec, classifier_of, domain_corpora, intent_env, learn_from_rewards, new_network, save_intent_model,
-    shared_outputs,
+use rlhf_assistant::pipeline::{IntentModelSpec, classifier_of, domain_corpora, save_intent_model};
+use rlhf_assistant::study::{
+    AssistantScores, DialogComparison, LanguageAccuracy, OldIntents, StageCorpora, StageOverSeeds, StageReport,
+    StageRun, StageTests, TRANSFER_TARGET, TestSet, TransferReport, TransferSettings, assistant_stage, dialog_stage,
+    stage_accuracy, stages, transfer,
 };
-use rlhf_assistant::{AsrNoise, DialogEnv, IntentCorpus, IntentRewards, Language, Split, Utterance};
-use rlhf_assistant::{ClassificationReport, IntentClassifier, PipelineConfig, pretrain};
+use rlhf_assistant::{AsrNoise, ClassificationReport, Domain, IntentClassifier, IntentCorpus, PipelineConfig, Split};
 use rlhf_bench::table::{estimate_cell, seeds_cell};
-use rlhf_model::QNetwork;
 use rlhf_model::text::HashedNgrams;
+use rlhf_model::{HostQNetwork, QNetwork};
 use serde::Serialize;
 
 use crate::task::{BackendJob, Device};
@@ -54,18 +50,32 @@ pub(crate) struct PipelineArgs {
     /// Interactions between two test evaluations of a transfer run.
     #[arg(long, default_value_t = 250)]
     transfer_every: u64,
+    /// Train the assistant on your own labelled utterances instead (JSON
+    /// lines `{"text": ..., "intent": ...}` or CSV `text,intent`; any label
+    /// set; every fifth phrase of each intent is held out for the test
+    /// split). The transfer study, which is about the built-in domains, is skipped.
+    #[arg(long)]
+    data: Option<PathBuf>,
     /// Backend: `cpu` (flex), `ndarray`, or `wgpu` (needs the feature).
     #[arg(long, value_enum, default_value_t = Device::Cpu)]
     device: Device,
 }
 
-/// Test accuracy to reach in the transfer comparison.
-const TRANSFER_TARGET: f64 = 0.9;
-
 /// What `pipeline` measured, written to `report.json`.
 #[derive(Debug, Serialize)]
 struct PipelineReport {
     config: PipelineConfig,
+    /// The source → target study (absent with `--data`).
+    study: Option<StudyReport>,
+    assistant: AssistantReport,
+    /// Per noise rate: the learned dialogue policy against the fixed rules,
+    /// acting with the assistant model's intents.
+    dialog: Vec<DialogComparison>,
+}
+
+/// The transfer study's results.
+#[derive(Debug, Serialize)]
+struct StudyReport {
     source_labels: Vec<String>,
     target_labels: Vec<String>,
     /// Each stage's test accuracy over the seeds.
@@ -79,92 +89,23 @@ struct PipelineReport {
     /// afresh, at the pipeline's noise: the split's cost, by difference.
     source_seen_phrasings: LanguageAccuracy,
     transfer: Option<TransferReport>,
-    /// Per noise rate: the learned dialogue policy against the fixed rules.
-    dialog: Vec<DialogComparison>,
 }
 
+/// The deployable model's accuracy over seeds.
 #[derive(Debug, Serialize)]
-struct DialogComparison {
-    noise: f64,
-    policies: Vec<DialogReport>,
+struct AssistantReport {
+    labels: Vec<String>,
+    /// Per seed.
+    runs: Vec<AssistantScores>,
+    /// Over seeds: (noise, overall, zh, en).
+    accuracy: Vec<(f64, OverSeeds, OverSeeds, OverSeeds)>,
+    /// Over seeds: the narrow source model and the all-intent model on the source intents.
+    old_intents: Option<(OverSeeds, OverSeeds)>,
 }
 
-#[derive(Debug, Serialize)]
-struct StageReport {
-    stage: &'static str,
-    domains: &'static str,
-    interactions: u64,
-    accuracy_zh: f64,
-    accuracy_en: f64,
-    report: ClassificationReport,
-}
-
-#[derive(Debug, Serialize)]
-struct LanguageAccuracy {
-    accuracy: f64,
-    accuracy_zh: f64,
-    accuracy_en: f64,
-}
-
-#[derive(Debug, Serialize)]
-struct TransferReport {
-    target_accuracy: f64,
-    seeds: u64,
-    /// Interactions of each run.
-    budget: u64,
-    /// Per seed: interactions until test accuracy first reached the target (None: never).
-    finetune_steps_to_target: Vec<Option<u64>>,
-    scratch_steps_to_target: Vec<Option<u64>>,
-    /// Interactions to the target over seeds; a seed that never reached it counts the budget.
-    finetune_to_target: OverSeeds,
-    scratch_to_target: OverSeeds,
-    /// The probability that a fine-tuned run reaches the target in fewer
-    /// interactions than one from scratch (ties, such as both never, count half).
-    finetune_improvement: Option<Estimate>,
-    /// Test accuracy against interactions, IQM over seeds.
-    finetune_curve: Vec<(u64, Estimate)>,
-    scratch_curve: Vec<(u64, Estimate)>,
-}
-
-/// The test utterances of `test`, fixed by `seed`: the Chinese ones first, then the English.
-struct TestSet {
-    utterances: Vec<Utterance>,
-    chinese: usize,
-}
-
-impl TestSet {
-    fn new(test: &IntentCorpus, per_phrase: usize, seed: u64) -> anyhow::Result<Self> {
-        let mut utterances = test.language(Language::Zh)?.utterances(per_phrase, seed);
-        let chinese = utterances.len();
-        utterances.extend(test.language(Language::En)?.utterances(per_phrase, seed ^ 1));
-        Ok(Self { utterances, chinese })
-    }
-
-    /// The report on every utterance, and the accuracy in Chinese and in English.
-    fn evaluate(
-        &self,
-        classifier: &mut IntentClassifier,
-        noise: f64,
-        seed: u64,
-    ) -> anyhow::Result<(ClassificationReport, f64, f64)> {
-        let predicted = classifier.predict_all(&self.utterances, AsrNoise::new(noise), seed)?;
-        let accuracy = |range: std::ops::Range<usize>| {
-            let n = range.len().max(1) as f64;
-            range.filter(|&i| predicted[i] == self.utterances[i].intent).count() as f64 / n
-        };
-        let (zh, en) = (accuracy(0..self.chinese), accuracy(self.chinese..self.utterances.len()));
-        let pairs = self.utterances.iter().zip(&predicted).map(|(u, &p)| (u.intent, p));
-        Ok((ClassificationReport::new(classifier.labels(), pairs), zh, en))
-    }
-}
-
-fn progress(total: u64, what: &str) -> ProgressBar {
-    let style = ProgressStyle::with_template(&format!("{{bar:30}} {{pos}}/{{len}} {what} {{per_sec}} {{msg}}"))
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-    ProgressBar::new(total).with_style(style)
-}
-
-/// `cargo xtask pipeline`: pretrain → RL → fine-tune → evaluate, and the transfer comparison.
+/// `cargo xtask pipeline`: the transfer study (pretrain → RL → fine-tune →
+/// evaluate, against training from scratch), then the deployable all-intent
+/// assistant model with its clarify policy.
 pub(crate) fn pipeline(args: &PipelineArgs) -> anyhow::Result<()> {
     args.device.run(PipelineJob { args })
 }
@@ -190,6 +131,41 @@ fn run_pipeline<B: AutodiffBackend>(args: &PipelineArgs, device: B::Device) -> a
     config.validate()?;
     fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let featurizer = HashedNgrams::new(config.featurizer)?;
+    let mut markdown = String::new();
+    // The study runs on the built-in domains; a user's own data trains the assistant alone.
+    let (study, narrow) = match &args.data {
+        Some(_) => (None, None),
+        None => {
+            let (study, narrow) = run_study::<B>(args, &config, &featurizer, &device, &mut markdown)?;
+            (Some(study), Some(narrow))
+        }
+    };
+    let (train, test) = match &args.data {
+        Some(path) => IntentCorpus::from_path(path, None)?.split_by_phrasing()?,
+        None => domain_corpora(&Domain::ALL)?,
+    };
+    let (assistant, answerer) =
+        run_assistant::<B>(args, &config, &featurizer, &train, &test, narrow.as_ref(), &device, &mut markdown)?;
+    let dialog = run_dialog::<B>(args, &config, &featurizer, &train, &test, &answerer, &device, &mut markdown)?;
+    crate::train::write_atomically(&args.out.join("report.md"), markdown.as_bytes())?;
+    let report = PipelineReport { config, study, assistant, dialog };
+    crate::train::write_atomically(&args.out.join("report.json"), &serde_json::to_vec_pretty(&report)?)?;
+    println!("wrote {}; the assistant model is {}", args.out.display(), args.out.join("assistant").display());
+    Ok(())
+}
+
+/// The source networks of the study's seeds, with their labels.
+type Narrow<B> = (Vec<QNetwork<B>>, Vec<String>);
+
+/// The source → target study over seeds: saves the first seed's `source`
+/// and `target` models and appends its tables to `markdown`.
+fn run_study<B: AutodiffBackend>(
+    args: &PipelineArgs,
+    config: &PipelineConfig,
+    featurizer: &HashedNgrams,
+    device: &B::Device,
+    markdown: &mut String,
+) -> anyhow::Result<(StudyReport, Narrow<B>)> {
     let (source_train, source_test) = domain_corpora(&config.source_domains)?;
     let (target_train, target_test) = domain_corpora(&config.target_domains)?;
     let source_labels = source_train.labels().to_vec();
@@ -208,7 +184,7 @@ fn run_pipeline<B: AutodiffBackend>(args: &PipelineArgs, device: B::Device) -> a
     let mut runs: Vec<StageRun<B>> = Vec::new();
     for k in 0..args.seeds.max(1) {
         let seed_config = PipelineConfig { seed: config.seed.wrapping_add(k), ..config.clone() };
-        let run = stages::<B>(&seed_config, &featurizer, &corpora, &tests, &device)?;
+        let run = stages::<B>(&seed_config, featurizer, &corpora, &tests, device)?;
         if k == 0 {
             crate::train::write_atomically(&args.out.join("pretrain_loss.csv"), run.pretrain_losses.as_bytes())?;
         }
@@ -226,7 +202,8 @@ fn run_pipeline<B: AutodiffBackend>(args: &PipelineArgs, device: B::Device) -> a
             seeds_cell(&s.accuracy_en, 3)
         );
     }
-    // The first seed's models are the pipeline's; its reports are detailed below.
+    let narrow: Vec<QNetwork<B>> = runs.iter().map(|run| run.source_network.clone()).collect();
+    // The first seed's models are the study's; its reports are detailed below.
     let StageRun { stages, source_network, target_network, keep, .. } = runs.swap_remove(0);
     let mut source_classifier = classifier_of(&source_network, &spec_of(&source_labels))?;
     let mut score = |what: &str, tests: &TestSet, noise: f64| {
@@ -239,8 +216,8 @@ fn run_pipeline<B: AutodiffBackend>(args: &PipelineArgs, device: B::Device) -> a
     };
     let source_noise_free = score("test phrasings without noise", &source_tests, 0.0)?;
     let source_seen_phrasings = score("training phrasings, fresh draws", &source_seen, config.noise)?;
-    let run_config = serde_json::to_value(&config)?;
-    let backend = B::name(&device);
+    let run_config = serde_json::to_value(config)?;
+    let backend = B::name(device);
     let save = |name: &str, network: &QNetwork<B>, labels: &[String], steps: u64| {
         save_intent_model(&args.out.join(name), network, &spec_of(labels), steps, backend.clone(), run_config.clone())
     };
@@ -248,11 +225,11 @@ fn run_pipeline<B: AutodiffBackend>(args: &PipelineArgs, device: B::Device) -> a
     save("target", &target_network, &target_labels, config.finetune_steps)?;
 
     // 4. Reports: per-intent tables, confusion matrices.
-    let mut markdown = format!(
-        "## accuracy over {} seeds (test split, noise {})\n\n| stage | accuracy | zh | en |\n|---|---|---|---|\n",
+    markdown.push_str(&format!(
+        "## transfer study: accuracy over {} seeds (test split, noise {})\n\n| stage | accuracy | zh | en |\n|---|---|---|---|\n",
         args.seeds.max(1),
         config.noise
-    );
+    ));
     for s in &stage_accuracy {
         markdown.push_str(&format!(
             "| {} ({}) | {} | {} | {} |\n",
@@ -286,21 +263,18 @@ fn run_pipeline<B: AutodiffBackend>(args: &PipelineArgs, device: B::Device) -> a
             let path = args.out.join(format!("confusion_{}.png", s.domains));
             let title = format!("{} domains after {stage}: accuracy {:.3}", s.domains, s.report.accuracy);
             rlhf_bench::plot_confusion(&path, &title, labels, &s.report.confusion)?;
-            eprintln!(
-                "{} test split, confusion (rows true, columns predicted):\n{}",
-                s.domains,
-                s.report.confusion_text()
-            );
         }
     }
 
     // 5. Transfer: fine-tuning from the source network against training from scratch.
     let transfer = if args.transfer_seeds > 0 {
+        let settings =
+            TransferSettings { seeds: args.transfer_seeds, steps: args.transfer_steps, every: args.transfer_every };
         let transfer = transfer::<B>(
-            &device,
-            args,
-            &config,
-            &featurizer,
+            device,
+            &settings,
+            config,
+            featurizer,
             &source_network,
             &keep,
             &target_corpus,
@@ -327,266 +301,153 @@ fn run_pipeline<B: AutodiffBackend>(args: &PipelineArgs, device: B::Device) -> a
             estimate_cell(transfer.finetune_improvement, 2),
         );
         println!("transfer: {line}");
-        markdown.push_str(&format!("## transfer\n\n{line}\n"));
+        markdown.push_str(&format!("## transfer\n\n{line}\n\n"));
         Some(transfer)
     } else {
         None
     };
-    // 6. Dialogue: when to ask for a rephrasing, at each noise rate.
-    let mut dialog = Vec::new();
-    if config.dialog_steps > 0 {
-        markdown.push_str("\n## dialogue (source domains)\n\n| noise | policy | mean return | accuracy | actions per episode |\n|---|---|---:|---:|---:|\n");
-        for &noise in &config.dialog_noise {
-            let comparison = dialog_stage::<B>(&device, &config, &featurizer, &source_corpus, &source_test, noise)?;
-            for p in &comparison.policies {
-                println!(
-                    "dialogue, noise {noise}: {:<8} mean return {:+.3}, accuracy {:.3}, {:.2} actions per episode",
-                    format!("{:?}", p.rule),
-                    p.mean_return,
-                    p.accuracy,
-                    p.mean_length
-                );
-                markdown.push_str(&format!(
-                    "| {noise} | {:?} | {:+.3} | {:.3} | {:.2} |\n",
-                    p.rule, p.mean_return, p.accuracy, p.mean_length
-                ));
-            }
-            dialog.push(comparison);
-        }
-    }
-    crate::train::write_atomically(&args.out.join("report.md"), markdown.as_bytes())?;
-    let report = PipelineReport {
-        config,
-        source_labels,
+    let study = StudyReport {
+        source_labels: source_labels.clone(),
         target_labels,
         stage_accuracy,
         stages,
         source_noise_free,
         source_seen_phrasings,
         transfer,
-        dialog,
     };
-    crate::train::write_atomically(&args.out.join("report.json"), &serde_json::to_vec_pretty(&report)?)?;
-    println!("wrote {}", args.out.display());
-    Ok(())
+    Ok((study, (narrow, source_labels)))
 }
 
-/// The test sets every seed's stages are scored on.
-struct StageTests<'a> {
-    source: &'a TestSet,
-    target: &'a TestSet,
-    eval_seed: u64,
-}
-
-/// The training corpora of the stages.
-struct StageCorpora<'a> {
-    source: &'a Arc<IntentCorpus>,
-    target: &'a Arc<IntentCorpus>,
-}
-
-/// Stages 1–3 of the pipeline on one seed.
-struct StageRun<B: AutodiffBackend> {
-    stages: Vec<StageReport>,
-    pretrain_losses: String,
-    source_network: QNetwork<B>,
-    target_network: QNetwork<B>,
-    /// The source output each target output starts from (shared intents).
-    keep: Vec<Option<usize>>,
-}
-
-/// Pretrains on the source domains, Q-learns from their rewards, and
-/// fine-tunes to the target domains, scoring every stage on the test sets.
-fn stages<B: AutodiffBackend>(
-    config: &PipelineConfig,
-    featurizer: &HashedNgrams,
-    corpora: &StageCorpora<'_>,
-    tests: &StageTests<'_>,
-    device: &B::Device,
-) -> anyhow::Result<StageRun<B>> {
-    let (source_labels, target_labels) = (corpora.source.labels(), corpora.target.labels());
-    let mut stages = Vec::new();
-    let eval_seed = tests.eval_seed;
-    let mut record = |stage, domains, interactions, network: &QNetwork<B>, labels: &[String], set: &TestSet| {
-        let spec = IntentModelSpec { labels: labels.to_vec(), featurizer: config.featurizer };
-        let mut classifier = classifier_of(network, &spec)?;
-        let (report, accuracy_zh, accuracy_en) = set.evaluate(&mut classifier, config.noise, eval_seed)?;
-        tracing::info!(
-            seed = config.seed,
-            "{stage} ({domains}) after {interactions} interactions: accuracy {:.3}, macro F1 {:.3}",
-            report.accuracy,
-            report.macro_f1
-        );
-        stages.push(StageReport { stage, domains, interactions, accuracy_zh, accuracy_en, report });
-        anyhow::Ok(())
-    };
-
-    // 1. Pretrain on the source domains' labelled training utterances.
-    let pretrain_config = rlhf_assistant::PretrainConfig { seed: config.seed, ..config.pretrain.clone() };
-    let bar = progress(pretrain_config.steps as u64, &format!("pretraining steps (seed {})", config.seed));
-    let mut pretrain_losses = String::from("step,loss\n");
-    let network = new_network::<B>(config, featurizer, source_labels.len(), device, config.seed);
-    let network = pretrain(network, corpora.source, featurizer, &pretrain_config, |step, loss| {
-        bar.set_position(step as u64);
-        pretrain_losses.push_str(&format!("{step},{loss}\n"));
-    })?;
-    bar.finish_and_clear();
-    record("pretrain", "source", 0, &network, source_labels, tests.source)?;
-
-    // 2. Q-learning from the environment's rewards on the source domains.
-    let reinforce = |start: QNetwork<B>, corpus: &Arc<IntentCorpus>, steps: u64, learning_rate: f64| {
-        if steps == 0 {
-            return anyhow::Ok(start);
-        }
-        let mut env = intent_env(corpus.clone(), featurizer, config.noise)?;
-        let dqn = config.bandit_dqn(steps, learning_rate, true, config.seed);
-        let bar = progress(steps, "interactions");
-        let agent = learn_from_rewards(start, &mut env, dqn, &mut [&mut ProgressCallback::from_bar(bar.clone())])?;
-        bar.finish_and_clear();
-        Ok(agent.online().clone())
-    };
-    let source_network = reinforce(network, corpora.source, config.rl_steps, config.rl_learning_rate)?;
-    record("rl", "source", config.rl_steps, &source_network, source_labels, tests.source)?;
-
-    // 3. Fine-tune to the target domains: new output layer, shared intents kept.
-    let keep = shared_outputs(source_labels, target_labels);
-    let start = source_network.with_actions(&keep, config.seed.wrapping_add(1))?;
-    record("transfer", "target", 0, &start, target_labels, tests.target)?;
-    let target_network = reinforce(start, corpora.target, config.finetune_steps, config.finetune_learning_rate)?;
-    record("finetune", "target", config.finetune_steps, &target_network, target_labels, tests.target)?;
-    Ok(StageRun { stages, pretrain_losses, source_network, target_network, keep })
-}
-
-/// One stage's test accuracy over the seeds of the pipeline.
-#[derive(Debug, Serialize)]
-struct StageOverSeeds {
-    stage: &'static str,
-    domains: &'static str,
-    accuracy: OverSeeds,
-    accuracy_zh: OverSeeds,
-    accuracy_en: OverSeeds,
-}
-
-/// Every stage's accuracy over the seeds of `runs`, in stage order.
-fn stage_accuracy<B: AutodiffBackend>(runs: &[StageRun<B>]) -> Vec<StageOverSeeds> {
-    let Some(first) = runs.first() else { return Vec::new() };
-    first
-        .stages
-        .iter()
-        .enumerate()
-        .map(|(i, stage)| {
-            let over = |value: fn(&StageReport) -> f64| {
-                OverSeeds::new(&runs.iter().map(|run| value(&run.stages[i])).collect::<Vec<_>>())
-            };
-            StageOverSeeds {
-                stage: stage.stage,
-                domains: stage.domains,
-                accuracy: over(|s| s.report.accuracy),
-                accuracy_zh: over(|s| s.accuracy_zh),
-                accuracy_en: over(|s| s.accuracy_en),
-            }
-        })
-        .collect()
-}
-
-/// Trains DQN on the dialogue task at `noise` and plays it against the fixed
-/// clarify rules on the test phrasings.
-fn dialog_stage<B: AutodiffBackend>(
-    device: &B::Device,
-    config: &PipelineConfig,
-    featurizer: &HashedNgrams,
-    train: &Arc<IntentCorpus>,
-    test: &IntentCorpus,
-    noise: f64,
-) -> anyhow::Result<DialogComparison> {
-    let dialog_env = |corpus: Arc<IntentCorpus>| {
-        DialogEnv::new(
-            corpus,
-            featurizer.clone(),
-            AsrNoise::new(noise),
-            IntentRewards::default(),
-            config.dialog_max_turns,
-        )
-    };
-    let mut env = dialog_env(train.clone())?;
-    let mut agent = Dqn::<B>::for_env(config.dialog_dqn(config.seed), &env, device.clone())?;
-    let bar = progress(config.dialog_steps, &format!("dialogue interactions (noise {noise})"));
-    agent.learn(&mut env, config.dialog_steps, &mut [&mut ProgressCallback::from_bar(bar.clone())])?;
-    bar.finish_and_clear();
-    let policy = agent.greedy_policy().network().clone();
-    let mut test_env = dialog_env(Arc::new(test.clone()))?;
-    let seed = config.seed.wrapping_add(31);
-    let policies = [ClarifyRule::Learned, ClarifyRule::Never, ClarifyRule::Once]
-        .into_iter()
-        .map(|rule| play_dialog(&policy, &mut test_env, rule, config.dialog_eval_episodes, seed))
-        .collect::<Result<_, _>>()?;
-    Ok(DialogComparison { noise, policies })
-}
-
+/// The deployable model: trained on `train` over every seed, scored on
+/// `test`; the first seed's is saved to `<out>/assistant`. Returns the
+/// report and the saved model's host network.
 #[allow(clippy::too_many_arguments)]
-fn transfer<B: AutodiffBackend>(
-    device: &B::Device,
+fn run_assistant<B: AutodiffBackend>(
     args: &PipelineArgs,
     config: &PipelineConfig,
     featurizer: &HashedNgrams,
-    source_network: &QNetwork<B>,
-    keep: &[Option<usize>],
-    target_corpus: &Arc<IntentCorpus>,
-    target_labels: &[String],
-    tests: &TestSet,
-) -> anyhow::Result<TransferReport> {
-    let spec = IntentModelSpec { labels: target_labels.to_vec(), featurizer: config.featurizer };
-    let run = |start: QNetwork<B>, pretrained: bool, seed: u64| -> anyhow::Result<Vec<(u64, f64)>> {
-        let lr = if pretrained { config.finetune_learning_rate } else { 1e-3 };
-        let dqn = config.bandit_dqn(args.transfer_steps, lr, pretrained, seed);
-        let mut env = intent_env(target_corpus.clone(), featurizer, config.noise)?;
-        let mut curve = Vec::new();
-        let mut classifier = classifier_of(&start, &spec)?;
-        curve.push((0, classifier.evaluate(&tests.utterances, AsrNoise::new(config.noise), seed)?.accuracy));
-        let mut probe = every(args.transfer_every, |step, agent: &Dqn<B>| {
-            let network = agent.greedy_policy().network().clone();
-            let score = || {
-                let mut classifier = IntentClassifier::new(spec.labels.clone(), featurizer.clone(), network)?;
-                classifier.evaluate(&tests.utterances, AsrNoise::new(config.noise), seed)
-            };
-            curve.push((step, score().map_err(|e| AlgoError::Callback(e.into()))?.accuracy));
-            Ok(ControlFlow::Continue(()))
-        });
-        learn_from_rewards(start, &mut env, dqn, &mut [&mut probe])?;
-        Ok(curve)
-    };
-    let bar = progress(args.transfer_seeds * 2, "transfer runs");
-    let (mut finetune, mut scratch) = (Vec::new(), Vec::new());
-    for seed in 0..args.transfer_seeds {
-        let seed = config.seed.wrapping_add(100 + seed);
-        finetune.push(run(source_network.with_actions(keep, seed)?, true, seed)?);
-        bar.inc(1);
-        scratch.push(run(new_network::<B>(config, featurizer, target_labels.len(), device, seed), false, seed)?);
-        bar.inc(1);
+    train: &IntentCorpus,
+    test: &IntentCorpus,
+    narrow: Option<&Narrow<B>>,
+    device: &B::Device,
+    markdown: &mut String,
+) -> anyhow::Result<(AssistantReport, HostQNetwork)> {
+    let labels = train.labels().to_vec();
+    let tests = TestSet::new(test, config.eval_per_phrase, config.seed)?;
+    let train = Arc::new(train.clone());
+    let mut runs = Vec::new();
+    let mut saved = None;
+    for k in 0..args.seeds.max(1) {
+        let seed_config = PipelineConfig { seed: config.seed.wrapping_add(k), ..config.clone() };
+        let narrow_k = narrow.and_then(|(networks, labels)| Some((networks.get(k as usize)?, labels.as_slice())));
+        let run = assistant_stage::<B>(&seed_config, featurizer, &train, &tests, narrow_k, device)?;
+        if k == 0 {
+            let spec = IntentModelSpec { labels: labels.clone(), featurizer: config.featurizer };
+            let steps = config.rl_steps;
+            let run_config = serde_json::to_value(config)?;
+            save_intent_model(&args.out.join("assistant"), &run.network, &spec, steps, B::name(device), run_config)?;
+            crate::train::write_atomically(
+                &args.out.join("assistant_pretrain_loss.csv"),
+                run.pretrain_losses.as_bytes(),
+            )?;
+            saved = Some(run.network.to_host()?);
+        }
+        runs.push(run.scores);
     }
-    bar.finish_and_clear();
-    let reach = |curves: &[Vec<(u64, f64)>]| -> Vec<Option<u64>> {
-        curves.iter().map(|c| c.iter().find(|(_, acc)| *acc >= TRANSFER_TARGET).map(|(s, _)| *s)).collect()
-    };
-    let (finetune_steps_to_target, scratch_steps_to_target) = (reach(&finetune), reach(&scratch));
-    let budget = args.transfer_steps;
-    let to_target = |steps: &[Option<u64>]| steps.iter().map(|s| s.unwrap_or(budget) as f64).collect::<Vec<f64>>();
-    let negated = |steps: &[Option<u64>]| to_target(steps).iter().map(|s| -s).collect::<Vec<f64>>();
-    let grid: Vec<u64> = (0..=budget / args.transfer_every.max(1)).map(|k| k * args.transfer_every).collect();
-    Ok(TransferReport {
-        target_accuracy: TRANSFER_TARGET,
-        seeds: args.transfer_seeds,
-        budget,
-        finetune_to_target: OverSeeds::new(&to_target(&finetune_steps_to_target)),
-        scratch_to_target: OverSeeds::new(&to_target(&scratch_steps_to_target)),
-        finetune_improvement: stats::probability_of_improvement_interval(
-            &negated(&finetune_steps_to_target),
-            &negated(&scratch_steps_to_target),
+    let over = |value: &dyn Fn(&AssistantScores) -> f64| OverSeeds::new(&runs.iter().map(value).collect::<Vec<_>>());
+    let accuracy = vec![
+        (
+            0.0,
+            over(&|r| r.noise_free.accuracy),
+            over(&|r| r.noise_free.accuracy_zh),
+            over(&|r| r.noise_free.accuracy_en),
         ),
-        finetune_steps_to_target,
-        scratch_steps_to_target,
-        finetune_curve: stats::curve_interval(&finetune, &grid),
-        scratch_curve: stats::curve_interval(&scratch, &grid),
-    })
+        (config.noise, over(&|r| r.noisy.accuracy), over(&|r| r.noisy.accuracy_zh), over(&|r| r.noisy.accuracy_en)),
+    ];
+    markdown.push_str(&format!(
+        "## the assistant model: {} intents, test split, over {} seeds\n\n| noise | accuracy | zh | en |\n|---|---|---|---|\n",
+        labels.len(),
+        runs.len()
+    ));
+    for (noise, all, zh, en) in &accuracy {
+        let row = format!("| {noise} | {} | {} | {} |", seeds_cell(all, 3), seeds_cell(zh, 3), seeds_cell(en, 3));
+        println!("assistant model, {} intents: {row}", labels.len());
+        markdown.push_str(&row);
+        markdown.push('\n');
+    }
+    let old_intents = runs.iter().map(|r| r.old_intents).collect::<Option<Vec<OldIntents>>>().map(|old| {
+        let narrow = OverSeeds::new(&old.iter().map(|o| o.narrow).collect::<Vec<_>>());
+        let all = OverSeeds::new(&old.iter().map(|o| o.all_intents).collect::<Vec<_>>());
+        (narrow, all)
+    });
+    if let (Some((narrow_acc, all_acc)), Some((_, narrow_labels))) = (&old_intents, narrow) {
+        let line = format!(
+            "What adding domains cost the {} source intents (their test utterances, noise {}): the source model {}, the all-intent model {}.",
+            narrow_labels.len(),
+            config.noise,
+            seeds_cell(narrow_acc, 3),
+            seeds_cell(all_acc, 3)
+        );
+        println!("{line}");
+        markdown.push_str(&format!("\n{line}\n"));
+    }
+    markdown.push('\n');
+    let report = AssistantReport { labels, runs, accuracy, old_intents };
+    Ok((report, saved.context("no seed ran")?))
+}
+
+/// The dialogue policy on the assistant's intents at each noise rate,
+/// acting with the assistant model's answers; the policy trained at the
+/// pipeline's noise (or the first rate) is saved as the assistant's clarify policy.
+#[allow(clippy::too_many_arguments)]
+fn run_dialog<B: AutodiffBackend>(
+    args: &PipelineArgs,
+    config: &PipelineConfig,
+    featurizer: &HashedNgrams,
+    train: &IntentCorpus,
+    test: &IntentCorpus,
+    answerer: &HostQNetwork,
+    device: &B::Device,
+    markdown: &mut String,
+) -> anyhow::Result<Vec<DialogComparison>> {
+    let mut dialog = Vec::new();
+    if config.dialog_steps == 0 {
+        return Ok(dialog);
+    }
+    let deployed_noise =
+        if config.dialog_noise.contains(&config.noise) { config.noise } else { config.dialog_noise[0] };
+    let train = Arc::new(train.clone());
+    markdown.push_str(&format!(
+        "## asking when unsure ({} intents, test split)\n\n| noise | policy | accuracy of acted-on answers | turns that asked | actions per request | mean return |\n|---|---|---:|---:|---:|---:|\n",
+        train.labels().len()
+    ));
+    for &noise in &config.dialog_noise {
+        let (comparison, network) = dialog_stage::<B>(device, config, featurizer, &train, test, noise, Some(answerer))?;
+        for p in &comparison.policies {
+            println!(
+                "dialogue, noise {noise}: {:<8} accuracy {:.3}, asked on {:.1}% of turns, {:.2} actions per request",
+                format!("{:?}", p.rule),
+                p.accuracy,
+                100.0 * p.asked,
+                p.mean_length
+            );
+            markdown.push_str(&format!(
+                "| {noise} | {:?} | {:.3} | {:.3} | {:.2} | {:+.3} |\n",
+                p.rule, p.accuracy, p.asked, p.mean_length, p.mean_return
+            ));
+        }
+        if noise == deployed_noise {
+            let spec = ClarifySpec {
+                labels: train.labels().to_vec(),
+                featurizer: config.featurizer,
+                max_turns: config.dialog_max_turns,
+            };
+            ClarifyPolicy::new(network, spec)?.save(&args.out.join("assistant").join(CLARIFY_DIR), B::name(device))?;
+        }
+        dialog.push(comparison);
+    }
+    markdown.push('\n');
+    Ok(dialog)
 }
 
 /// Arguments of `cargo xtask eval-intents`.
@@ -700,7 +561,7 @@ mod tests {
     fn saved_model(labels: &[&str]) -> TempDir {
         let config = PipelineConfig::default();
         let featurizer = HashedNgrams::new(config.featurizer).unwrap();
-        let network = new_network::<rlhf_model::backend::AutodiffCpu>(
+        let network = rlhf_assistant::pipeline::new_network::<rlhf_model::backend::AutodiffCpu>(
             &config,
             &featurizer,
             labels.len(),

@@ -46,13 +46,25 @@ fn the_quick_report_has_every_section_and_a_lean_replay_buffer() {
     assert!(her.iter().filter(|row| !row["her"].is_null()).all(|row| row["improvement_over_plain"].is_object()));
     assert_eq!(report["finetune"]["finetuned"]["seeds"], 2);
     assert_eq!(report["finetune"]["scratch"]["seeds"], 2);
-    assert_eq!(report["pipeline"]["stages"].as_array().unwrap().len(), 4);
-    let stage_accuracy = report["pipeline"]["stage_accuracy"].as_array().unwrap();
+    let study = &report["pipeline"]["study"];
+    assert_eq!(study["stages"].as_array().unwrap().len(), 4);
+    let stage_accuracy = study["stage_accuracy"].as_array().unwrap();
     assert_eq!(stage_accuracy.len(), 4);
     assert!(stage_accuracy.iter().all(|s| s["accuracy"]["seeds"] == 2), "{stage_accuracy:?}");
     // Without noise the same source test utterances are scored too: far above chance (1/17).
-    let noise_free = report["pipeline"]["source_noise_free"]["accuracy"].as_f64().unwrap();
+    let noise_free = study["source_noise_free"]["accuracy"].as_f64().unwrap();
     assert!(noise_free > 0.3 && noise_free <= 1.0, "noise-free accuracy {noise_free}");
+    // The all-intent assistant model, over the same two seeds: far above chance (1/24) in both languages.
+    let assistant = &report["pipeline"]["assistant"];
+    assert_eq!(assistant["labels"].as_array().unwrap().len(), 24);
+    for row in assistant["accuracy"].as_array().unwrap() {
+        for i in 1..4 {
+            assert_eq!(row[i]["seeds"], 2, "{row}");
+            assert!(row[i]["iqm"]["value"].as_f64().unwrap() > 0.4, "{row}");
+        }
+    }
+    let [narrow, all] = [0, 1].map(|i| assistant["old_intents"][i]["iqm"]["value"].as_f64().unwrap());
+    assert!(narrow > 0.3 && all > 0.3, "old intents: {narrow} → {all}");
     let scale = report["scale"]["rows"].as_array().unwrap();
     assert!(scale.iter().any(|r| r["measure"] == "train" && r["env_steps_per_second"].as_f64().unwrap() > 0.0));
 

@@ -37,6 +37,13 @@ impl Language {
     /// Both languages of the built-in data.
     pub const ALL: [Language; 2] = [Language::Zh, Language::En];
 
+    /// The language a user's text is taken to be in: Chinese when it has a
+    /// CJK ideograph, else English (the built-in data's two languages).
+    pub fn of_text(text: &str) -> Language {
+        let cjk = |c: char| matches!(c, '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}' | '\u{F900}'..='\u{FAFF}');
+        if text.chars().any(cjk) { Language::Zh } else { Language::En }
+    }
+
     /// `"zh"` or `"en"`.
     pub fn code(self) -> &'static str {
         match self {
@@ -393,7 +400,7 @@ impl IntentCorpus {
             })?;
             phrases.push(Phrase {
                 intent: index,
-                language: None,
+                language: Some(Language::of_text(&text)),
                 text,
                 templated: false,
                 origin: format!("{file}:{line}"),
@@ -428,6 +435,25 @@ impl IntentCorpus {
         let phrases =
             self.phrases.iter().filter_map(|p| map[p.intent].map(|intent| Phrase { intent, ..p.clone() })).collect();
         Self::new(labels.to_vec(), phrases, self.slots.clone(), "the restricted corpus")
+    }
+
+    /// The corpus split as the built-in data is, by phrasing: within each
+    /// (intent, language) group, in order, every fifth phrase goes to the
+    /// test part. Returns (train, test); an error when either is empty.
+    pub fn split_by_phrasing(&self) -> Result<(Self, Self), DatasetError> {
+        let mut seen: BTreeMap<(usize, Option<Language>), usize> = BTreeMap::new();
+        let (mut train, mut test) = (Vec::new(), Vec::new());
+        for phrase in &self.phrases {
+            let index = seen.entry((phrase.intent, phrase.language)).or_default();
+            let part = if *index % TEST_EVERY == TEST_EVERY - 1 { &mut test } else { &mut train };
+            part.push(phrase.clone());
+            *index += 1;
+        }
+        let what = |part: &str| format!("the {part} part of the corpus (every fifth phrase of each intent is test)");
+        Ok((
+            Self::new(self.labels.clone(), train, self.slots.clone(), &what("training"))?,
+            Self::new(self.labels.clone(), test, self.slots.clone(), &what("test"))?,
+        ))
     }
 
     /// The same corpus with only the phrases of `language`.

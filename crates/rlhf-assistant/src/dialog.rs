@@ -6,13 +6,16 @@
 //! network's intent Q-values and differ only in when they clarify: never, or
 //! always once (clarify on the first turn, answer on the second).
 
-use crate::DialogEnv;
-use rlhf_model::text::TextFeaturizer;
-use rlhf_model::{HostQNetwork, argmax};
-use serde::Serialize;
+use std::path::Path;
 
-use crate::AssistantError;
+use burn::tensor::backend::Backend;
 use rlhf_algo::evaluate;
+use rlhf_model::checkpoint::{self, CheckpointInfo, Expectation};
+use rlhf_model::text::{FeaturizerConfig, HashedNgrams, TextFeaturizer};
+use rlhf_model::{HostQNetwork, QNetwork, argmax};
+use serde::{Deserialize, Serialize};
+
+use crate::{AssistantError, DialogEnv};
 
 /// When a dialogue policy asks for a rephrasing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -37,48 +40,166 @@ pub struct DialogReport {
     pub accuracy: f64,
     /// Mean actions per episode (clarifications plus the answer).
     pub mean_length: f64,
+    /// Share of all turns that asked for a rephrasing.
+    pub asked: f64,
 }
 
 /// Plays `episodes` episodes of `env` (first reset seeded with `seed`) with
 /// `network` (which reads the dialogue observation and scores every intent
-/// and then *clarify*) under `rule`.
+/// and then *clarify*) under `rule`. The intent acted on is `answerer`'s
+/// best on the transcript's features when given (an intent model, as the
+/// assistant runs it), else `network`'s best intent. As in the product, the
+/// last turn always acts.
 pub fn play_dialog<F: TextFeaturizer>(
     network: &HostQNetwork,
+    answerer: Option<&HostQNetwork>,
     env: &mut DialogEnv<F>,
     rule: ClarifyRule,
     episodes: usize,
     seed: u64,
 ) -> Result<DialogReport, AssistantError> {
-    let mut network = network.clone();
+    let (mut network, mut answerer) = (network.clone(), answerer.cloned());
     let clarify = env.clarify_action();
     let turns = env.max_turns();
-    let mut failure = None;
+    let (mut failure, mut asked, mut actions) = (None, 0usize, 0usize);
     let mut act = |obs: &Vec<f32>| {
-        let q = match network.q_values(obs) {
-            Ok(q) => q,
-            Err(e) => {
-                failure.get_or_insert(e);
-                return 0;
-            }
-        };
         // The observation ends with the one-hot turn number.
-        let first_turn = obs.len() >= turns && obs[obs.len() - turns] == 1.0;
-        let best_intent = argmax(&q[..clarify]);
-        match rule {
-            ClarifyRule::Learned => argmax(q),
-            ClarifyRule::Never => best_intent,
-            ClarifyRule::Once if first_turn && turns > 1 => clarify,
-            ClarifyRule::Once => best_intent,
-        }
+        let features = &obs[..obs.len() - turns];
+        let turn = obs[obs.len() - turns..].iter().position(|&x| x == 1.0).map_or(1, |i| i + 1);
+        let mut choose = || -> Result<usize, AssistantError> {
+            let q = network.q_values(obs)?;
+            let wants_clarify = match rule {
+                ClarifyRule::Learned => argmax(q) == clarify,
+                ClarifyRule::Never => false,
+                ClarifyRule::Once => turn == 1,
+            };
+            if wants_clarify && turn < turns {
+                return Ok(clarify);
+            }
+            Ok(match answerer.as_mut() {
+                Some(answerer) => argmax(answerer.q_values(features)?),
+                None => argmax(&q[..clarify]),
+            })
+        };
+        let action = choose().unwrap_or_else(|e| {
+            failure.get_or_insert(e);
+            0
+        });
+        actions += 1;
+        asked += usize::from(action == clarify);
+        action
     };
     let report = evaluate(env, &mut act, episodes, seed)?;
     if let Some(e) = failure {
-        return Err(e.into());
+        return Err(e);
     }
     Ok(DialogReport {
         rule,
         mean_return: report.mean_return,
         accuracy: report.success_rate.unwrap_or(0.0),
         mean_length: report.lengths.iter().sum::<usize>() as f64 / report.lengths.len().max(1) as f64,
+        asked: asked as f64 / actions.max(1) as f64,
     })
+}
+
+/// What a saved clarify policy needs besides its weights (`clarify.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClarifySpec {
+    /// The intents it was trained on, in output order (then *clarify*).
+    pub labels: Vec<String>,
+    /// How text becomes the first part of its input.
+    pub featurizer: FeaturizerConfig,
+    /// Utterances heard at most per request: the one-hot turn's width.
+    pub max_turns: usize,
+}
+
+const CLARIFY_SPEC_FILE: &str = "clarify.json";
+/// The environment id clarify-policy checkpoints record.
+pub const CLARIFY_ENV_ID: &str = "dialog";
+/// The clarify policy's folder inside an assistant model's folder.
+pub const CLARIFY_DIR: &str = "clarify";
+
+/// The learned dialogue policy as the assistant uses it: it decides only
+/// *whether to ask* (its largest Q-value is *clarify*); the intent acted on
+/// comes from the intent model. It never asks on the last turn.
+#[derive(Debug, Clone)]
+pub struct ClarifyPolicy<B: Backend> {
+    network: QNetwork<B>,
+    host: HostQNetwork,
+    featurizer: HashedNgrams,
+    spec: ClarifySpec,
+    input: Vec<f32>,
+}
+
+impl<B: Backend> ClarifyPolicy<B> {
+    /// A policy from a trained dialogue network (`features + max_turns`
+    /// inputs, `labels + 1` outputs).
+    pub fn new(network: QNetwork<B>, spec: ClarifySpec) -> Result<Self, AssistantError> {
+        let featurizer = HashedNgrams::new(spec.featurizer)?;
+        if network.obs_dim() != featurizer.dim() + spec.max_turns || network.n_actions() != spec.labels.len() + 1 {
+            return Err(AssistantError::Invalid {
+                what: "clarify policy".into(),
+                reason: format!(
+                    "a network of {} inputs and {} outputs for {} features, {} turns and {} intents",
+                    network.obs_dim(),
+                    network.n_actions(),
+                    featurizer.dim(),
+                    spec.max_turns,
+                    spec.labels.len()
+                ),
+            });
+        }
+        Ok(Self { host: network.to_host()?, network, featurizer, spec, input: Vec::new() })
+    }
+
+    /// The settings it was saved with.
+    pub fn spec(&self) -> &ClarifySpec {
+        &self.spec
+    }
+
+    /// Whether to ask for a rephrasing after hearing `transcript` (every
+    /// utterance of this request so far) on turn `turn` (1-based).
+    pub fn should_clarify(&mut self, transcript: &str, turn: usize) -> Result<bool, AssistantError> {
+        if turn >= self.spec.max_turns {
+            return Ok(false);
+        }
+        self.featurizer.featurize(transcript, &mut self.input);
+        self.input.extend((1..=self.spec.max_turns).map(|t| if t == turn.max(1) { 1.0 } else { 0.0 }));
+        let q = self.host.q_values(&self.input)?;
+        Ok(argmax(q) == self.spec.labels.len())
+    }
+
+    /// Saves the policy to the checkpoint directory `dir`, atomically.
+    pub fn save(&self, dir: &Path, backend: String) -> Result<(), AssistantError> {
+        let spec = serde_json::to_vec_pretty(&self.spec)
+            .map_err(|e| AssistantError::Invalid { what: "clarify spec".into(), reason: e.to_string() })?;
+        let info =
+            CheckpointInfo { env_id: CLARIFY_ENV_ID.into(), step: 0, backend, run_config: serde_json::json!({}) };
+        checkpoint::save_with_extras(dir, &self.network, &self.network.config(), info, &[(CLARIFY_SPEC_FILE, &spec)])?;
+        Ok(())
+    }
+
+    /// Loads a policy saved by [`ClarifyPolicy::save`].
+    pub fn load(dir: &Path, device: &B::Device) -> Result<Self, AssistantError> {
+        let meta = checkpoint::read_meta(dir)?;
+        let bytes = checkpoint::read_extra(dir, &meta, CLARIFY_SPEC_FILE)?;
+        let spec: ClarifySpec = serde_json::from_slice(&bytes).map_err(|e| AssistantError::Invalid {
+            what: dir.join(CLARIFY_SPEC_FILE).display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let obs_dim = spec.featurizer.dim + spec.max_turns;
+        let expected = Expectation { env_id: CLARIFY_ENV_ID, obs_dim, n_actions: spec.labels.len() + 1 };
+        let (network, _) = checkpoint::load::<B>(dir, &expected, device)?;
+        Self::new(network, spec)
+    }
+
+    /// The policy saved beside the intent model in `model_dir`, if any.
+    pub fn load_beside(model_dir: &Path, device: &B::Device) -> Result<Option<Self>, AssistantError> {
+        let dir = model_dir.join(CLARIFY_DIR);
+        if !dir.exists() {
+            return Ok(None);
+        }
+        Self::load(&dir, device).map(Some)
+    }
 }

@@ -22,6 +22,8 @@
 //! - [`model`]: an intent checkpoint loaded for use, new intents added.
 //! - [`simulate`]: feedback sessions with a scripted user, measured as they go.
 //! - [`finetune`]: learning offline from a feedback log.
+//! - [`study`]: the pipeline's runs over seeds: the transfer study, the
+//!   dialogue policy, and the all-intent assistant model.
 //!
 //! Text reaches networks through `rlhf_model::text::TextFeaturizer`
 //! (hashed character and word n-grams).
@@ -45,6 +47,7 @@ pub mod online;
 pub mod pipeline;
 mod pretrain;
 pub mod simulate;
+pub mod study;
 
 pub use classifier::IntentClassifier;
 pub use corpus::{BUILTIN_INTENTS, DatasetError, Domain, IntentCorpus, Language, Phrase, Split, Utterance};

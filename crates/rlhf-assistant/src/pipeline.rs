@@ -38,8 +38,12 @@ pub struct PipelineConfig {
     pub source_domains: Vec<Domain>,
     /// Domains fine-tuned to.
     pub target_domains: Vec<Domain>,
-    /// Step 1: supervised pretraining.
+    /// Step 1: supervised pretraining (of the transfer study's source model).
     pub pretrain: PretrainConfig,
+    /// Pretraining of the deployable all-intent assistant model: longer and
+    /// with more recogniser noise than the study's, since the model is the
+    /// product (see docs/BENCHMARKS.md for what each lever bought).
+    pub assistant_pretrain: PretrainConfig,
     /// Step 2: environment interactions of Q-learning on the source domains (0 skips it).
     pub rl_steps: u64,
     /// Step 2: Adam's step size. Small: a reward scores only the action
@@ -79,6 +83,7 @@ impl Default for PipelineConfig {
             source_domains: vec![Domain::SmartHome, Domain::Media, Domain::Info],
             target_domains: vec![Domain::Phone, Domain::Navigation],
             pretrain: PretrainConfig::default(),
+            assistant_pretrain: PretrainConfig { steps: 8_000, noise: 0.2, ..PretrainConfig::default() },
             rl_steps: 5_000,
             rl_learning_rate: 2e-5,
             finetune_steps: 3_000,
@@ -115,6 +120,7 @@ impl PipelineConfig {
             return bad("dialog_max_turns/dialog_noise", "need at least one turn and rates in [0, 1]");
         }
         self.pretrain.validate()?;
+        self.assistant_pretrain.validate()?;
         HashedNgrams::new(self.featurizer)?;
         Ok(())
     }

@@ -217,7 +217,7 @@ pub fn bench_report(args: &ReportArgs) -> anyhow::Result<()> {
         std::fs::create_dir_all(&runs)?;
         std::fs::write(
             &config,
-            "net_arch = [64]\nrl_steps = 800\nfinetune_steps = 1500\ndialog_steps = 0\n[featurizer]\ndim = 1024\n[pretrain]\nsteps = 150\n",
+            "net_arch = [64]\nrl_steps = 800\nfinetune_steps = 1500\ndialog_steps = 0\n[featurizer]\ndim = 1024\n[pretrain]\nsteps = 150\n[assistant_pretrain]\nsteps = 300\n",
         )?;
         let (config, out) = (path(&config), path(&pipeline_dir));
         xtask(&["pipeline", "--config", &config, "--seeds", "2", "--transfer-seeds", "0", "--out", &out])?;
@@ -432,7 +432,8 @@ fn markdown(report: &FullReport, runs: &Path, img: &str) -> anyhow::Result<Strin
         md.push_str(FEW_SEEDS);
     }
     md.push_str("| stage | seeds | accuracy | zh | en |\n|---|---|---|---|---|\n");
-    for stage in report.pipeline["stage_accuracy"].as_array().into_iter().flatten() {
+    let study = &report.pipeline["study"];
+    for stage in study["stage_accuracy"].as_array().into_iter().flatten() {
         let cell = |key: &str| {
             serde_json::from_value::<OverSeeds>(stage[key].clone()).map_or("-".into(), |o| seeds_cell(&o, 3))
         };
@@ -458,8 +459,8 @@ fn markdown(report: &FullReport, runs: &Path, img: &str) -> anyhow::Result<Strin
     writeln!(
         md,
         "\nThe source model after the RL stage on the same test utterances without noise: {}; on its training phrasings, slots and noise drawn afresh: {}{}.",
-        by_language(&report.pipeline["source_noise_free"], ours),
-        by_language(&report.pipeline["source_seen_phrasings"], ours),
+        by_language(&study["source_noise_free"], ours),
+        by_language(&study["source_seen_phrasings"], ours),
         if report.quick { " (the quick run's smoke configuration, not the pipeline's accuracy)" } else { "" }
     )?;
     if let Some(sk) = report.peers.get("sklearn_intents_source") {
@@ -485,7 +486,7 @@ fn markdown(report: &FullReport, runs: &Path, img: &str) -> anyhow::Result<Strin
             by_language(&sk["logistic_regression"], sklearn)
         )?;
     }
-    if let Some(transfer) = report.pipeline.get("transfer").filter(|t| !t.is_null()) {
+    if let Some(transfer) = study.get("transfer").filter(|t| !t.is_null()) {
         let over = |key: &str| serde_json::from_value::<OverSeeds>(transfer[key].clone()).ok();
         let improvement: Option<Estimate> = serde_json::from_value(transfer["finetune_improvement"].clone())?;
         writeln!(
@@ -497,6 +498,28 @@ fn markdown(report: &FullReport, runs: &Path, img: &str) -> anyhow::Result<Strin
             over("finetune_to_target").map_or("-".into(), |o| seeds_cell(&o, 0)),
             over("scratch_to_target").map_or("-".into(), |o| seeds_cell(&o, 0)),
             estimate_cell(improvement, 2)
+        )?;
+    }
+
+    let assistant = &report.pipeline["assistant"];
+    writeln!(
+        md,
+        "\n### The assistant model ({} intents, test split)\n\n| noise | accuracy | zh | en |\n|---|---|---|---|",
+        assistant["labels"].as_array().map_or(0, Vec::len)
+    )?;
+    for row in assistant["accuracy"].as_array().into_iter().flatten() {
+        let cell =
+            |i: usize| serde_json::from_value::<OverSeeds>(row[i].clone()).map_or("-".into(), |o| seeds_cell(&o, 3));
+        writeln!(md, "| {} | {} | {} | {} |", row[0], cell(1), cell(2), cell(3))?;
+    }
+    if let Some(old) = assistant["old_intents"].as_array() {
+        let cell =
+            |i: usize| serde_json::from_value::<OverSeeds>(old[i].clone()).map_or("-".into(), |o| seeds_cell(&o, 3));
+        writeln!(
+            md,
+            "\nThe source intents' test utterances: the source model {}, the all-intent model {}.",
+            cell(0),
+            cell(1)
         )?;
     }
 
