@@ -13,10 +13,12 @@ use std::io::{BufRead, IsTerminal as _, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use burn::module::Module as _;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use rlhf_algo::stats::{Estimate, OverSeeds};
 use rlhf_assistant::assistant::{Answer, Assistant, AssistantMode};
+use rlhf_assistant::dialog::{CLARIFY_DIR, ClarifyPolicy};
 use rlhf_assistant::feedback::{Feedback, FeedbackLog, LogContents, read_log};
 use rlhf_assistant::finetune::{FinetuneOptions, builtin_held_out, finetune_from_log};
 use rlhf_assistant::model::{DEFAULT_MODEL_DIR, IntentModel};
@@ -51,6 +53,10 @@ pub(crate) struct AssistantArgs {
     /// Every reply as one JSON line.
     #[arg(long)]
     pub json: bool,
+    /// Never ask to say it again: always act on the best intent, even when
+    /// the clarify policy saved beside the model would ask.
+    #[arg(long)]
+    pub no_clarify: bool,
     /// Where `:save` writes the updated model (by default `<checkpoint>-online`).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -206,7 +212,13 @@ fn open_session<B: AutodiffBackend>(
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.checkpoint));
     refuse_overwrite(&args.checkpoint, &out)?;
     let learner = model.learner(rehearsal, config.clone())?;
-    let assistant = Assistant::new(learner, model.featurizer()?, model.step, mode, Some(log))?;
+    let mut assistant = Assistant::new(learner, model.featurizer()?, model.step, mode, Some(log))?;
+    if !args.no_clarify {
+        let device = model.network.devices().into_iter().next().unwrap_or_default();
+        if let Some(policy) = ClarifyPolicy::load_beside(&args.checkpoint, &device)? {
+            assistant = assistant.with_clarify(policy);
+        }
+    }
     Ok((Session { json: args.json, prompt: false, out, spec: model.spec.clone(), config, backend }, assistant))
 }
 
@@ -224,7 +236,8 @@ struct Session {
 }
 
 const HELP: &str = "Type what you would say to the assistant; it answers with an intent and its confidence \
-(the margin between its best and second-best Q-value, 0 to 2). Then: `y` or an empty line = right, \
+(the margin between its best and second-best Q-value, 0 to 2), or, when unsure, asks you to say it again \
+(--no-clarify turns that off). Then: `y` or an empty line = right, \
 `n` = wrong, `= intent` = wrong, it was that intent (a unique prefix is enough). Commands: :help, \
 :undo (forget the last feedback), :stats, :save, :quit.";
 
@@ -237,7 +250,7 @@ impl Session {
         output: &mut impl Write,
     ) -> anyhow::Result<()> {
         let mut pending: Option<Answer> = None;
-        self.prompt(output, pending.is_some())?;
+        self.prompt(output, pending.as_ref())?;
         for line in input.lines() {
             let line = line.context("reading stdin")?;
             let line = line.trim();
@@ -246,49 +259,69 @@ impl Session {
                     return Ok(());
                 }
             } else if let Some(answer) = pending.take() {
-                match parse_feedback(line, assistant.labels()) {
-                    Ok((feedback, corrected)) => {
-                        let record = assistant.feedback(&answer, feedback, corrected)?;
-                        let text = match (&record.corrected_intent, record.feedback) {
-                            (Some(c), _) => format!("noted: `{c}`, not `{}`", record.action),
-                            (None, Feedback::Wrong) => format!("noted: not `{}`", record.action),
-                            _ => format!("noted: `{}`", record.action),
-                        };
-                        let version = assistant.model_version();
-                        self.say(
-                            output,
-                            "feedback",
-                            &text,
-                            serde_json::json!({ "record": record, "model_version": version }),
-                        )?;
-                    }
-                    Err(message) => {
-                        self.say(output, "error", &message, serde_json::json!({}))?;
-                        pending = Some(answer);
+                if answer.clarify.is_some() && !is_feedback(line) {
+                    // Asked to say it again: this line is the rephrasing.
+                    let answer = assistant.rephrased(&answer, line)?;
+                    self.reply(assistant, &answer, output)?;
+                    pending = Some(answer);
+                } else {
+                    match parse_feedback(line, assistant.labels()) {
+                        Ok((feedback, corrected)) => {
+                            let record = assistant.feedback(&answer, feedback, corrected)?;
+                            let text = match (&record.corrected_intent, record.feedback) {
+                                (Some(c), _) => format!("noted: `{c}`, not `{}`", record.action),
+                                (None, Feedback::Wrong) => format!("noted: not `{}`", record.action),
+                                _ => format!("noted: `{}`", record.action),
+                            };
+                            let version = assistant.model_version();
+                            self.say(
+                                output,
+                                "feedback",
+                                &text,
+                                serde_json::json!({ "record": record, "model_version": version }),
+                            )?;
+                        }
+                        Err(message) => {
+                            self.say(output, "error", &message, serde_json::json!({}))?;
+                            pending = Some(answer);
+                        }
                     }
                 }
             } else if !line.is_empty() {
                 let answer = assistant.answer(line)?;
-                let top = answer.top(assistant.labels(), 3);
-                let text = match top.get(1) {
-                    Some((second, q)) => {
-                        format!("{}  (margin {:.2}; next: {second} at {q:+.2})", answer.label, answer.margin)
-                    }
-                    None => answer.label.clone(),
-                };
-                let extra = serde_json::json!({
-                    "utterance": answer.utterance,
-                    "intent": answer.label,
-                    "margin": answer.margin,
-                    "top": top.iter().map(|(l, q)| serde_json::json!({ "intent": l, "q": q })).collect::<Vec<_>>(),
-                    "model_version": answer.model_version,
-                });
-                self.say(output, "answer", &text, extra)?;
+                self.reply(assistant, &answer, output)?;
                 pending = Some(answer);
             }
-            self.prompt(output, pending.is_some())?;
+            self.prompt(output, pending.as_ref())?;
         }
         Ok(())
+    }
+
+    /// The reply to an answer: the intent, or the question when it asks.
+    fn reply<B: AutodiffBackend>(
+        &self,
+        assistant: &Assistant<B>,
+        answer: &Answer,
+        output: &mut impl Write,
+    ) -> anyhow::Result<()> {
+        let top = answer.top(assistant.labels(), 3);
+        let extra = serde_json::json!({
+            "utterance": answer.utterance,
+            "intent": answer.label,
+            "margin": answer.margin,
+            "top": top.iter().map(|(l, q)| serde_json::json!({ "intent": l, "q": q })).collect::<Vec<_>>(),
+            "model_version": answer.model_version,
+            "turn": answer.turn,
+            "clarify": answer.clarify,
+        });
+        if let Some(clarify) = &answer.clarify {
+            return self.say(output, "clarify", &clarify.prompt, extra);
+        }
+        let text = match top.get(1) {
+            Some((second, q)) => format!("{}  (margin {:.2}; next: {second} at {q:+.2})", answer.label, answer.margin),
+            None => answer.label.clone(),
+        };
+        self.say(output, "answer", &text, extra)
     }
 
     /// Runs a `:command`; `false` to stop.
@@ -347,6 +380,9 @@ impl Session {
                     self.backend.clone(),
                     run_config,
                 )?;
+                if let Some(policy) = assistant.clarify_policy() {
+                    policy.save(&self.out.join(CLARIFY_DIR), self.backend.clone())?;
+                }
                 let text = format!("saved model version {} to {}", assistant.model_version(), self.out.display());
                 self.say(
                     output,
@@ -383,13 +419,23 @@ impl Session {
         Ok(())
     }
 
-    fn prompt(&self, output: &mut impl Write, awaiting_feedback: bool) -> anyhow::Result<()> {
+    fn prompt(&self, output: &mut impl Write, pending: Option<&Answer>) -> anyhow::Result<()> {
         if self.prompt && !self.json {
-            write!(output, "{}", if awaiting_feedback { "right? [Y/n/= intent] " } else { "> " })?;
+            let text = match pending {
+                Some(answer) if answer.clarify.is_some() => "say it again (or y/n/= intent): ",
+                Some(_) => "right? [Y/n/= intent] ",
+                None => "> ",
+            };
+            write!(output, "{text}")?;
             output.flush()?;
         }
         Ok(())
     }
+}
+
+/// Whether `line` is feedback (y, n, an empty line, `= intent`) rather than words to the assistant.
+fn is_feedback(line: &str) -> bool {
+    matches!(line.to_lowercase().as_str(), "" | "y" | "yes" | "n" | "no") || line.starts_with('=')
 }
 
 /// Reads a feedback line: (feedback, corrected intent), or a message saying what is wrong.

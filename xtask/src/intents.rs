@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use rlhf_algo::stats::OverSeeds;
+use rlhf_assistant::assistant::Clarification;
 use rlhf_assistant::dialog::{CLARIFY_DIR, ClarifyPolicy, ClarifySpec};
 use rlhf_assistant::model::{DEFAULT_MODEL_DIR, IntentModel};
 use rlhf_assistant::pipeline::{IntentModelSpec, classifier_of, domain_corpora, save_intent_model};
@@ -478,7 +479,7 @@ pub(crate) struct EvalIntentsArgs {
 
 /// `cargo xtask eval-intents`: accuracy, macro recall and F1 as JSON on stdout, the table on stderr.
 pub(crate) fn eval_intents(args: &EvalIntentsArgs) -> anyhow::Result<()> {
-    let (mut classifier, spec) = load_classifier(&args.checkpoint, args.device)?;
+    let (mut classifier, spec, _) = load_classifier(&args.checkpoint, args.device)?;
     let utterances = match &args.data {
         Some(path) => IntentCorpus::from_path(path, Some(&spec.labels))?.utterances(1, args.seed),
         None => IntentCorpus::builtin(Split::Test)?.restrict(&spec.labels)?.utterances(5, args.seed),
@@ -523,9 +524,10 @@ pub(crate) struct PredictArgs {
     text: String,
 }
 
-/// `cargo xtask predict`: the chosen intent and the top-3 Q-values.
+/// `cargo xtask predict`: the chosen intent and the top-3 Q-values, and the
+/// question the assistant would ask instead when its clarify policy says so.
 pub(crate) fn predict(args: &PredictArgs) -> anyhow::Result<()> {
-    let (mut classifier, _) = load_classifier(&args.checkpoint, args.device)?;
+    let (mut classifier, _, mut clarify) = load_classifier(&args.checkpoint, args.device)?;
     let q = classifier.q_values(&args.text)?.to_vec();
     let mut order: Vec<usize> = (0..q.len()).collect();
     order.sort_by(|&a, &b| q[b].total_cmp(&q[a]));
@@ -534,18 +536,34 @@ pub(crate) fn predict(args: &PredictArgs) -> anyhow::Result<()> {
     for &i in order.iter().take(3) {
         println!("  {:<20} Q = {:+.3}", labels[i], q[i]);
     }
+    if let Some(should_clarify) = clarify.as_mut()
+        && order.len() > 1
+        && should_clarify(&args.text)?
+    {
+        let question = Clarification::between(&labels[order[0]], &labels[order[1]], &args.text);
+        println!("  unsure: the assistant would ask \"{}\"", question.prompt);
+    }
     Ok(())
 }
 
-/// The classifier of the intent checkpoint in `dir`, loaded on `device`, and its spec.
-fn load_classifier(dir: &Path, device: Device) -> anyhow::Result<(IntentClassifier, IntentModelSpec)> {
+/// Whether the clarify policy would ask on the first hearing of a text.
+type ClarifyCheck = Box<dyn FnMut(&str) -> anyhow::Result<bool>>;
+
+/// The classifier of the intent checkpoint in `dir`, loaded on `device`,
+/// its spec, and the clarify policy saved beside it, if any.
+fn load_classifier(
+    dir: &Path,
+    device: Device,
+) -> anyhow::Result<(IntentClassifier, IntentModelSpec, Option<ClarifyCheck>)> {
     struct Load<'a>(&'a Path);
     impl BackendJob for Load<'_> {
-        type Output = (IntentClassifier, IntentModelSpec);
+        type Output = (IntentClassifier, IntentModelSpec, Option<ClarifyCheck>);
 
         fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<Self::Output> {
             let model = IntentModel::<B>::load(self.0, &[], 0, &device)?;
-            Ok((classifier_of(&model.network, &model.spec)?, model.spec))
+            let clarify = ClarifyPolicy::<B>::load_beside(self.0, &device)?
+                .map(|mut policy| Box::new(move |text: &str| Ok(policy.should_clarify(text, 1)?)) as ClarifyCheck);
+            Ok((classifier_of(&model.network, &model.spec)?, model.spec, clarify))
         }
     }
     device.run(Load(dir))

@@ -6,7 +6,9 @@
 //! and all others at −1). A softmax of Q-values in [−1, 1] would look
 //! uncertain however sure the model is.
 
-use crate::{AsrNoise, IntentCorpus};
+use crate::corpus::describe_intent;
+use crate::dialog::ClarifyPolicy;
+use crate::{AsrNoise, IntentCorpus, Language};
 use rlhf_env::rng::{EnvRng, seeded_rng, uniform_f64, uniform_index};
 use rlhf_model::HostQNetwork;
 use rlhf_model::text::{HashedNgrams, SparseFeatures};
@@ -35,6 +37,41 @@ pub struct Answer {
     pub features_hash: u64,
     /// The model that answered.
     pub model_version: u64,
+    /// Which hearing of this request it is: 1, then 2 after one rephrasing, ...
+    pub turn: usize,
+    /// Set when the assistant asks the user to say it again instead of acting.
+    pub clarify: Option<Clarification>,
+}
+
+/// The assistant asking instead of acting.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Clarification {
+    /// The two intents it hesitates between, best first.
+    pub options: [String; 2],
+    /// What it says, in the language of the utterance ("关灯还是开灯？…").
+    pub prompt: String,
+}
+
+impl Clarification {
+    /// The question between the intents `first` and `second`, in the
+    /// language of `text` (built-in intents by their spoken names).
+    pub fn between(first: &str, second: &str, text: &str) -> Self {
+        let language = Language::of_text(text);
+        let say = |label: &str| describe_intent(label, language).unwrap_or(label).to_owned();
+        let prompt = match language {
+            Language::Zh => format!("您是想{}还是{}？请再说一遍。", say(first), say(second)),
+            Language::En => format!("Did you mean {} or {}? Please say it again.", say(first), say(second)),
+        };
+        Self { options: [first.to_owned(), second.to_owned()], prompt }
+    }
+
+    /// The question for the two best intents of `answer`.
+    fn new(answer: &Answer, labels: &[String], text: &str) -> Self {
+        let top = answer.top(labels, 2);
+        let first = top.first().map_or("", |(l, _)| l.as_str());
+        let second = top.get(1).map_or(first, |(l, _)| l.as_str());
+        Self::between(first, second, text)
+    }
 }
 
 impl Answer {
@@ -101,6 +138,8 @@ pub struct Assistant<B: AutodiffBackend> {
     base_version: u64,
     mode: AssistantMode,
     log: Option<FeedbackLog>,
+    /// Decides when to ask for a rephrasing; `None` never asks.
+    clarify: Option<ClarifyPolicy<B>>,
     /// Interactions that `undo` can take back, newest last: (log id, feedback, learned).
     undoable: Vec<(Option<u64>, Feedback, bool)>,
     stats: SessionStats,
@@ -127,6 +166,7 @@ impl<B: AutodiffBackend> Assistant<B> {
             base_version,
             mode,
             log,
+            clarify: None,
             undoable: Vec::new(),
             stats: SessionStats::default(),
         })
@@ -157,15 +197,39 @@ impl<B: AutodiffBackend> Assistant<B> {
         self.base_version + self.learner.updates()
     }
 
-    /// The intent for `text`.
+    /// The same assistant asking for a rephrasing when `policy` says so.
+    pub fn with_clarify(mut self, policy: ClarifyPolicy<B>) -> Self {
+        self.clarify = Some(policy);
+        self
+    }
+
+    /// The clarify policy, if the assistant asks when unsure.
+    pub fn clarify_policy(&self) -> Option<&ClarifyPolicy<B>> {
+        self.clarify.as_ref()
+    }
+
+    /// The intent for `text`, the first hearing of a request; with a clarify
+    /// policy, [`Answer::clarify`] may ask for a rephrasing instead.
     pub fn answer(&mut self, text: &str) -> Result<Answer, AssistantError> {
+        self.answer_turn(text, 1, text)
+    }
+
+    /// The intent after the user said `text` again when `previous` asked:
+    /// the answer reads everything heard for this request (as the dialogue
+    /// environment the clarify policy learned in does).
+    pub fn rephrased(&mut self, previous: &Answer, text: &str) -> Result<Answer, AssistantError> {
+        let transcript = format!("{} {}", previous.utterance, text.trim());
+        self.answer_turn(&transcript, previous.turn + 1, text)
+    }
+
+    fn answer_turn(&mut self, text: &str, turn: usize, latest: &str) -> Result<Answer, AssistantError> {
         self.featurizer.sparse(text, &mut self.features);
         let q = self.host.q_values_sparse(&self.features.indices, &self.features.values)?.to_vec();
         let intent = rlhf_model::argmax(&q);
         let second =
             q.iter().enumerate().filter(|&(i, _)| i != intent).map(|(_, &v)| v).fold(f32::NEG_INFINITY, f32::max);
         let margin = if second.is_finite() { q[intent] - second } else { 0.0 };
-        Ok(Answer {
+        let mut answer = Answer {
             utterance: text.to_owned(),
             intent,
             label: self.labels()[intent].clone(),
@@ -173,7 +237,15 @@ impl<B: AutodiffBackend> Assistant<B> {
             margin,
             features_hash: self.features.fingerprint(),
             model_version: self.model_version(),
-        })
+            turn,
+            clarify: None,
+        };
+        if let Some(policy) = &mut self.clarify
+            && policy.should_clarify(text, turn)?
+        {
+            answer.clarify = Some(Clarification::new(&answer, self.learner.labels(), latest));
+        }
+        Ok(answer)
     }
 
     /// Records the user's `feedback` on `answer` (`corrected`: the intent the
@@ -188,9 +260,9 @@ impl<B: AutodiffBackend> Assistant<B> {
         let corrected_intent = match (feedback, corrected) {
             (Feedback::Corrected, Some(c)) if c < self.labels().len() => Some(self.labels()[c].clone()),
             (Feedback::Corrected, _) => {
-                return Err(AssistantError::InvalidConfig {
-                    field: "corrected",
-                    reason: "a correction needs a known intent".into(),
+                return Err(AssistantError::Invalid {
+                    what: "a correction".into(),
+                    reason: "it needs one of the model's intents".into(),
                 });
             }
             _ => None,

@@ -153,6 +153,44 @@ pub const BUILTIN_INTENTS: [(&str, Domain); 24] = [
     ("translate", Domain::Info),
 ];
 
+/// How the assistant names each built-in intent when it asks which one was
+/// meant: (intent, Chinese, English).
+const INTENT_DESCRIPTIONS: [(&str, &str, &str); 24] = [
+    ("light_on", "开灯", "turn the lights on"),
+    ("light_off", "关灯", "turn the lights off"),
+    ("volume_up", "调大音量", "turn the volume up"),
+    ("volume_down", "调小音量", "turn the volume down"),
+    ("ac_on", "开空调", "turn the air conditioning on"),
+    ("ac_off", "关空调", "turn the air conditioning off"),
+    ("temperature_up", "调高温度", "make it warmer"),
+    ("temperature_down", "调低温度", "make it cooler"),
+    ("curtain_open", "打开窗帘", "open the curtains"),
+    ("curtain_close", "拉上窗帘", "close the curtains"),
+    ("call_contact", "打电话", "make a call"),
+    ("send_message", "发消息", "send a message"),
+    ("set_alarm", "设闹钟", "set an alarm"),
+    ("cancel_alarm", "取消闹钟", "cancel an alarm"),
+    ("navigate_to", "导航", "get directions"),
+    ("find_parking", "找停车位", "find parking"),
+    ("query_traffic", "查路况", "check the traffic"),
+    ("play_music", "放音乐", "play music"),
+    ("pause_music", "暂停音乐", "pause the music"),
+    ("next_track", "下一首", "skip to the next song"),
+    ("query_weather", "查天气", "check the weather"),
+    ("query_time", "查时间", "tell the time"),
+    ("web_search", "搜索", "search the web"),
+    ("translate", "翻译", "translate something"),
+];
+
+/// A built-in intent's name as the assistant says it in `language`
+/// (`"关灯"`, `"turn the lights off"`); `None` for other labels.
+pub fn describe_intent(label: &str, language: Language) -> Option<&'static str> {
+    INTENT_DESCRIPTIONS.iter().find(|(name, _, _)| *name == label).map(|(_, zh, en)| match language {
+        Language::Zh => *zh,
+        Language::En => *en,
+    })
+}
+
 /// The embedded template files: (name, contents).
 const BUILTIN_TEMPLATES: [(&str, &str); 6] = [
     ("smart_home_devices.tsv", include_str!("../data/intents/smart_home_devices.tsv")),
