@@ -1,7 +1,9 @@
 //! Voice-assistant latency: featurise one utterance and choose its intent
 //! (hashed n-grams, sparse first layer, batch 1, one core), for the default
 //! pipeline network (2048 features, one hidden layer of 256, 24 intents), in
-//! Chinese, English and a long mixed utterance; and the featuriser alone.
+//! Chinese, English and a long mixed utterance; the same with the clarify
+//! policy's decision (a second network of the same shape over the features
+//! and the turn); and the featuriser alone.
 //!
 //! `RAYON_NUM_THREADS=1 cargo bench -p rlhf-bench --bench intent_predict`
 
@@ -9,6 +11,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use rlhf_assistant::BUILTIN_INTENTS;
+use rlhf_assistant::dialog::{ClarifyPolicy, ClarifySpec};
 use rlhf_assistant::{IntentClassifier, PipelineConfig};
 use rlhf_model::QNetworkConfig;
 use rlhf_model::backend::{CpuBackend, cpu_device};
@@ -29,10 +32,27 @@ fn predict(c: &mut Criterion) {
         .init::<CpuBackend>(&cpu_device(), 0)
         .to_host()
         .unwrap_or_else(|e| panic!("{e}"));
+    let labels_len = labels.len();
     let mut classifier = IntentClassifier::new(labels, featurizer.clone(), network).unwrap_or_else(|e| panic!("{e}"));
     let mut group = c.benchmark_group("intent_predict");
     for (name, text) in UTTERANCES {
         group.bench_function(name, |b| b.iter(|| black_box(classifier.predict(black_box(text)).unwrap_or(0))));
+    }
+    group.finish();
+    let turns = config.dialog_max_turns;
+    let dialog = QNetworkConfig::new(config.featurizer.dim + turns, labels_len + 1)
+        .with_hidden(config.net_arch.clone())
+        .init::<CpuBackend>(&cpu_device(), 1);
+    let spec = ClarifySpec { labels: classifier.labels().to_vec(), featurizer: config.featurizer, max_turns: turns };
+    let mut clarify = ClarifyPolicy::new(dialog, spec).unwrap_or_else(|e| panic!("{e}"));
+    let mut group = c.benchmark_group("intent_predict_with_clarify");
+    for (name, text) in UTTERANCES {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let intent = classifier.predict(black_box(text)).unwrap_or(0);
+                black_box((intent, clarify.should_clarify(black_box(text), 1).unwrap_or(false)))
+            })
+        });
     }
     group.finish();
     let mut group = c.benchmark_group("featurize");

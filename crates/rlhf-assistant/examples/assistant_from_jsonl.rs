@@ -2,7 +2,7 @@
 //! `{"text": ..., "intent": ...}` utterances, pretrained into a Q-network,
 //! then answering new phrasings.
 //!
-//! `cargo run --release -p rlhf-algo --example assistant_from_jsonl [FILE.jsonl]`
+//! `cargo run --release -p rlhf-assistant --example assistant_from_jsonl [FILE.jsonl]`
 //! (without a file it writes a small one of its own first).
 
 use std::path::PathBuf;

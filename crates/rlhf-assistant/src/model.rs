@@ -90,12 +90,15 @@ impl<B: AutodiffBackend> IntentModel<B> {
         Ok(Some(builtin.restrict(&known)?))
     }
 
-    /// An online learner starting from this model.
+    /// An online learner starting from this model, the added intents marked new.
     pub fn learner(
         &self,
         rehearsal: Option<IntentCorpus>,
         config: OnlineConfig,
     ) -> Result<OnlineLearner<B>, AssistantError> {
-        OnlineLearner::new(self.network.clone(), self.spec.labels.clone(), self.featurizer()?, rehearsal, config)
+        let mut learner =
+            OnlineLearner::new(self.network.clone(), self.spec.labels.clone(), self.featurizer()?, rehearsal, config)?;
+        learner.mark_new(self.original_labels.len()..self.spec.labels.len());
+        Ok(learner)
     }
 }

@@ -81,6 +81,20 @@ impl HostQNetwork {
     /// per non-zero instead of the whole matrix, which is what makes text
     /// features (a few dozen non-zeros out of thousands) cheap to act on.
     pub fn q_values_sparse(&mut self, indices: &[u32], values: &[f32]) -> Result<&[f32], ModelError> {
+        self.hidden_sparse(indices, values)?;
+        self.head_from_scratch()
+    }
+
+    /// The last hidden layer's activations for a sparse observation (the
+    /// input itself for a network without hidden layers): what the output
+    /// layer reads, e.g. to imprint a new output ([`crate::QNetwork::with_output`]).
+    pub fn hidden_features_sparse(&mut self, indices: &[u32], values: &[f32]) -> Result<&[f32], ModelError> {
+        self.hidden_sparse(indices, values)?;
+        Ok(&self.scratch[0])
+    }
+
+    /// Runs every hidden layer on a sparse observation, leaving the result in `scratch[0]`.
+    fn hidden_sparse(&mut self, indices: &[u32], values: &[f32]) -> Result<(), ModelError> {
         let dim = self.obs_dim();
         if indices.len() != values.len() {
             return Err(ModelError::ShapeMismatch {
@@ -102,7 +116,7 @@ impl HostQNetwork {
             a.clear();
             a.resize(dim, 0.0);
             indices.iter().zip(values).for_each(|(&i, &v)| a[i as usize] += v);
-            return self.forward_from(0);
+            return Ok(());
         };
         let out = &mut self.scratch[0];
         out.clear();
@@ -114,17 +128,28 @@ impl HostQNetwork {
             }
         }
         activate(self.activation, &mut self.scratch[0]);
-        self.forward_from(1)
+        self.hidden_from(1);
+        Ok(())
     }
 
     /// Runs hidden layers `first..` and the head on `scratch[0]`.
     fn forward_from(&mut self, first: usize) -> Result<&[f32], ModelError> {
+        self.hidden_from(first);
+        self.head_from_scratch()
+    }
+
+    /// Runs hidden layers `first..` on `scratch[0]`, in place.
+    fn hidden_from(&mut self, first: usize) {
         for layer in &self.hidden[first.min(self.hidden.len())..] {
             let [a, b] = &mut self.scratch;
             layer.forward(a, b);
             std::mem::swap(a, b);
             activate(self.activation, a);
         }
+    }
+
+    /// Runs the head (and a dueling value head) on the last hidden activations in `scratch[0]`.
+    fn head_from_scratch(&mut self) -> Result<&[f32], ModelError> {
         let [a, _] = &self.scratch;
         self.head.forward(a, &mut self.q);
         self.apply_dueling();

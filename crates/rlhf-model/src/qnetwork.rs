@@ -166,6 +166,48 @@ impl<B: Backend> QNetwork<B> {
         Ok(Self { hidden: self.hidden.clone(), head, value: self.value.clone(), activation: self.activation })
     }
 
+    /// The same network with output `action` computing `weight · h + bias`
+    /// from the last hidden activations `h` (as
+    /// [`HostQNetwork::hidden_features_sparse`] gives them); every other
+    /// output is unchanged. This is how a new intent is *imprinted* from
+    /// its first examples instead of starting at random. Errors on a dueling
+    /// head (its outputs are not separate), a bad index or a weight vector
+    /// of the wrong size.
+    pub fn with_output(&self, action: usize, weight: &[f32], bias: f32) -> Result<Self, ModelError> {
+        if self.value.is_some() {
+            return Err(ModelError::InvalidConfig {
+                field: "dueling",
+                reason: "setting one output of a dueling head changes them all".into(),
+            });
+        }
+        let [d_in, n] = self.head.weight.dims();
+        if action >= n {
+            return Err(ModelError::ShapeMismatch { what: "output index bound", expected: n, found: action + 1 });
+        }
+        if weight.len() != d_in {
+            return Err(ModelError::ShapeMismatch { what: "output weights", expected: d_in, found: weight.len() });
+        }
+        let read = |data: TensorData, what: &str| {
+            data.to_vec::<f32>()
+                .map_err(|e| ModelError::TensorRead { what: what.to_owned(), message: format!("{e:?}") })
+        };
+        let mut weights = read(self.head.weight.val().into_data(), "head.weight")?;
+        let mut biases = match &self.head.bias {
+            Some(bias) => read(bias.val().into_data(), "head.bias")?,
+            None => vec![0.0; n],
+        };
+        for (i, w) in weight.iter().enumerate() {
+            weights[i * n + action] = *w;
+        }
+        biases[action] = bias;
+        let device = self.head.weight.device();
+        let head = Linear {
+            weight: Param::from_tensor(Tensor::from_data(TensorData::new(weights, [d_in, n]), &device)),
+            bias: Some(Param::from_tensor(Tensor::from_data(TensorData::new(biases, [n]), &device))),
+        };
+        Ok(Self { hidden: self.hidden.clone(), head, value: None, activation: self.activation })
+    }
+
     /// The configuration that builds a network of this shape.
     pub fn config(&self) -> QNetworkConfig {
         QNetworkConfig::new(self.obs_dim(), self.n_actions())
@@ -242,6 +284,25 @@ mod tests {
     fn q_of(net: &QNetwork<B>, obs: &[f32]) -> Vec<f32> {
         let input = Tensor::<B, 2>::from_data(TensorData::new(obs.to_vec(), [1, obs.len()]), &cpu_device());
         net.forward(input).into_data().to_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn a_set_output_computes_its_weights_on_the_hidden_features_and_leaves_the_others() {
+        let net = QNetworkConfig::new(4, 3).with_hidden(vec![8]).init::<B>(&cpu_device(), 5);
+        let obs = [0.5, -0.25, 1.0, 0.0];
+        let mut host = net.to_host().unwrap();
+        let features = host.hidden_features_sparse(&[0, 1, 2], &[0.5, -0.25, 1.0]).unwrap().to_vec();
+        assert_eq!(features.len(), 8);
+        let weight: Vec<f32> = (0..8).map(|i| i as f32 * 0.1 - 0.3).collect();
+        let changed = net.with_output(2, &weight, 0.25).unwrap();
+        let (before, after) = (q_of(&net, &obs), q_of(&changed, &obs));
+        let expected = 0.25 + weight.iter().zip(&features).map(|(w, h)| w * h).sum::<f32>();
+        assert!((after[2] - expected).abs() < 1e-5, "{after:?} against {expected}");
+        assert_eq!(&after[..2], &before[..2], "the other outputs are untouched");
+        assert!(net.with_output(3, &weight, 0.0).is_err());
+        assert!(net.with_output(0, &weight[..4], 0.0).is_err());
+        let dueling = QNetworkConfig::new(4, 3).with_hidden(vec![8]).with_dueling(true).init::<B>(&cpu_device(), 5);
+        assert!(dueling.with_output(0, &weight, 0.0).is_err());
     }
 
     #[test]
