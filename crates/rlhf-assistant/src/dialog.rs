@@ -11,7 +11,7 @@ use std::path::Path;
 use burn::tensor::backend::Backend;
 use rlhf_algo::evaluate;
 use rlhf_model::checkpoint::{self, CheckpointInfo, Expectation};
-use rlhf_model::text::{FeaturizerConfig, HashedNgrams, TextFeaturizer};
+use rlhf_model::text::{FeaturizerConfig, HashedNgrams, SparseFeatures, TextFeaturizer};
 use rlhf_model::{HostQNetwork, QNetwork, argmax};
 use serde::{Deserialize, Serialize};
 
@@ -129,7 +129,8 @@ pub struct ClarifyPolicy<B: Backend> {
     host: HostQNetwork,
     featurizer: HashedNgrams,
     spec: ClarifySpec,
-    input: Vec<f32>,
+    /// The sparse input: the transcript's features, then the turn's one-hot.
+    input: SparseFeatures,
 }
 
 impl<B: Backend> ClarifyPolicy<B> {
@@ -150,7 +151,7 @@ impl<B: Backend> ClarifyPolicy<B> {
                 ),
             });
         }
-        Ok(Self { host: network.to_host()?, network, featurizer, spec, input: Vec::new() })
+        Ok(Self { host: network.to_host()?, network, featurizer, spec, input: SparseFeatures::default() })
     }
 
     /// The settings it was saved with.
@@ -164,9 +165,11 @@ impl<B: Backend> ClarifyPolicy<B> {
         if turn >= self.spec.max_turns {
             return Ok(false);
         }
-        self.featurizer.featurize(transcript, &mut self.input);
-        self.input.extend((1..=self.spec.max_turns).map(|t| if t == turn.max(1) { 1.0 } else { 0.0 }));
-        let q = self.host.q_values(&self.input)?;
+        self.featurizer.sparse(transcript, &mut self.input);
+        // The one-hot turn follows the features (indices stay ascending).
+        self.input.indices.push((self.featurizer.dim() + turn.max(1) - 1) as u32);
+        self.input.values.push(1.0);
+        let q = self.host.q_values_sparse(&self.input.indices, &self.input.values)?;
         Ok(argmax(q) == self.spec.labels.len())
     }
 
@@ -201,5 +204,36 @@ impl<B: Backend> ClarifyPolicy<B> {
             return Ok(None);
         }
         Self::load(&dir, device).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rlhf_model::QNetworkConfig;
+    use rlhf_model::backend::{CpuBackend, cpu_device};
+
+    use super::*;
+
+    #[test]
+    fn the_clarify_decision_reads_the_features_and_the_turn_as_the_dialogue_environment_does() {
+        let featurizer = FeaturizerConfig { dim: 256, ..FeaturizerConfig::default() };
+        let spec = ClarifySpec { labels: vec!["a".into(), "b".into()], featurizer, max_turns: 3 };
+        let network = QNetworkConfig::new(256 + 3, 3).with_hidden(vec![16]).init::<CpuBackend>(&cpu_device(), 4);
+        let mut dense = network.to_host().unwrap();
+        let mut policy = ClarifyPolicy::new(network, spec).unwrap();
+        let hashed = HashedNgrams::new(featurizer).unwrap();
+        let mut input = Vec::new();
+        for text in ["关灯", "turn it up", "嗯 那个 please"] {
+            for turn in 1..=2 {
+                hashed.featurize(text, &mut input);
+                input.extend((1..=3).map(|t| if t == turn { 1.0 } else { 0.0 }));
+                let expected = argmax(dense.q_values(&input).unwrap()) == 2;
+                assert_eq!(policy.should_clarify(text, turn).unwrap(), expected, "{text} on turn {turn}");
+            }
+            assert!(!policy.should_clarify(text, 3).unwrap(), "the last turn always acts");
+        }
+        let wrong = QNetworkConfig::new(256, 3).init::<CpuBackend>(&cpu_device(), 4);
+        let spec = ClarifySpec { labels: vec!["a".into(), "b".into()], featurizer, max_turns: 3 };
+        assert!(ClarifyPolicy::new(wrong, spec).is_err());
     }
 }
