@@ -621,4 +621,52 @@ mod tests {
         let err = format!("{:#}", predict(&missing).unwrap_err());
         assert!(err.contains("nothing") && err.contains("cargo xtask pipeline"), "{err}");
     }
+
+    #[test]
+    fn pipeline_with_own_data_trains_an_assistant_and_its_clarify_policy() {
+        let tmp = TempDir::with_prefix("rlhf-xtask-own-data-").unwrap();
+        let dir = tmp.path();
+        let mut lines = String::new();
+        for (intent, words) in [
+            ("greet", ["hello", "hi there", "good morning", "hey"]),
+            ("leave", ["bye", "see you", "good night", "farewell"]),
+        ] {
+            for (i, w) in words.iter().enumerate() {
+                for suffix in ["", " friend", " everyone"] {
+                    lines.push_str(&format!("{{\"text\": \"{w}{suffix} {i}\", \"intent\": \"{intent}\"}}\n"));
+                }
+            }
+        }
+        let data = dir.join("mine.jsonl");
+        fs::write(&data, lines).unwrap();
+        let config = dir.join("small.toml");
+        fs::write(
+            &config,
+            "net_arch = [32]\nrl_steps = 200\ndialog_steps = 600\ndialog_eval_episodes = 50\ndialog_noise = [0.1]\n[featurizer]\ndim = 256\n[assistant_pretrain]\nsteps = 100\n",
+        )
+        .unwrap();
+        let args = PipelineArgs {
+            config: Some(config),
+            out: dir.join("run"),
+            seed: None,
+            seeds: 2,
+            transfer_seeds: 0,
+            transfer_steps: 0,
+            transfer_every: 1,
+            data: Some(data),
+            device: Device::Cpu,
+        };
+        pipeline(&args).unwrap();
+        let report: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.join("run").join("report.json")).unwrap()).unwrap();
+        assert!(report["study"].is_null(), "the study is about the built-in domains");
+        assert_eq!(report["assistant"]["labels"], serde_json::json!(["greet", "leave"]));
+        assert_eq!(report["assistant"]["runs"].as_array().unwrap().len(), 2);
+        assert_eq!(report["dialog"].as_array().unwrap().len(), 1);
+        let model = dir.join("run").join("assistant");
+        let (mut classifier, spec, clarify) = load_classifier(&model, Device::Cpu).unwrap();
+        assert_eq!(spec.labels, ["greet", "leave"]);
+        assert!(clarify.is_some(), "the clarify policy is saved beside the model");
+        classifier.predict("hello friend").unwrap();
+    }
 }
