@@ -13,7 +13,6 @@ use std::io::{BufRead, IsTerminal as _, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use burn::module::Module as _;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use rlhf_algo::stats::{Estimate, OverSeeds};
@@ -190,7 +189,7 @@ impl BackendJob for AssistantJob<'_> {
             }
             return Ok(());
         }
-        let (session, mut assistant) = open_session(args, &model, rehearsal, config, mode, B::name(&device))?;
+        let (session, mut assistant) = open_session(args, &model, rehearsal, config, mode, &device)?;
         let stdin = std::io::stdin();
         let session = Session { prompt: stdin.is_terminal(), ..session };
         session.run(&mut assistant, stdin.lock(), &mut std::io::stdout().lock())
@@ -205,7 +204,7 @@ fn open_session<B: AutodiffBackend>(
     rehearsal: Option<IntentCorpus>,
     config: OnlineConfig,
     mode: AssistantMode,
-    backend: String,
+    device: &B::Device,
 ) -> anyhow::Result<(Session, Assistant<B>)> {
     let log_path = args.feedback_log.clone().unwrap_or_else(|| default_log_path(&args.checkpoint));
     let log = open_log(&log_path, &model.spec.labels)?;
@@ -213,12 +212,12 @@ fn open_session<B: AutodiffBackend>(
     refuse_overwrite(&args.checkpoint, &out)?;
     let learner = model.learner(rehearsal, config.clone())?;
     let mut assistant = Assistant::new(learner, model.featurizer()?, model.step, mode, Some(log))?;
-    if !args.no_clarify {
-        let device = model.network.devices().into_iter().next().unwrap_or_default();
-        if let Some(policy) = ClarifyPolicy::load_beside(&args.checkpoint, &device)? {
-            assistant = assistant.with_clarify(policy);
-        }
+    if !args.no_clarify
+        && let Some(policy) = ClarifyPolicy::load_beside(&args.checkpoint, device)?
+    {
+        assistant = assistant.with_clarify(policy);
     }
+    let backend = B::name(device);
     Ok((Session { json: args.json, prompt: false, out, spec: model.spec.clone(), config, backend }, assistant))
 }
 
@@ -811,7 +810,7 @@ mod tests {
         let config =
             OnlineConfig { updates_per_feedback: 2, rehearsal_batch: 4, feedback_batch: 4, ..OnlineConfig::default() };
         let mode = AssistantMode { update: !args.no_update, relabel: !args.no_relabel };
-        let (session, mut assistant) = open_session(args, &model, model.rehearsal(None)?, config, mode, "flex".into())?;
+        let (session, mut assistant) = open_session(args, &model, model.rehearsal(None)?, config, mode, &cpu_device())?;
         let mut output = Vec::new();
         session.run(&mut assistant, input.as_bytes(), &mut output)?;
         Ok(String::from_utf8(output)?.lines().map(|l| serde_json::from_str(l).unwrap()).collect())
