@@ -772,6 +772,7 @@ mod tests {
     use super::*;
     use clap::Parser;
     use rlhf_assistant::PipelineConfig;
+    use rlhf_assistant::dialog::ClarifySpec;
     use rlhf_assistant::feedback::LogEntry;
     use rlhf_assistant::pipeline::load_intent_model;
     use rlhf_assistant::pipeline::new_network;
@@ -934,6 +935,38 @@ mod tests {
         assert_eq!(report["steps"], 30);
         assert!(report["accuracy_after"].as_f64() > report["accuracy_before"].as_f64(), "{report}");
         load_intent_model::<AutodiffCpu>(&dir.join("tuned"), &cpu_device()).unwrap();
+    }
+
+    #[test]
+    fn a_clarify_policy_beside_the_model_asks_and_the_rephrasing_is_answered() {
+        let tmp = saved_model("clarify");
+        let dir = tmp.path();
+        // A policy that always prefers to ask: its clarify output is a constant 10.
+        let config = PipelineConfig::default();
+        let spec = ClarifySpec {
+            labels: ["light_on", "light_off", "volume_up"].map(String::from).to_vec(),
+            featurizer: config.featurizer,
+            max_turns: 2,
+        };
+        let network = rlhf_model::QNetworkConfig::new(config.featurizer.dim + 2, 4)
+            .with_hidden(vec![8])
+            .init::<AutodiffCpu>(&cpu_device(), 3)
+            .with_output(3, &[0.0; 8], 10.0)
+            .unwrap();
+        let policy = ClarifyPolicy::new(network, spec).unwrap();
+        policy.save(&dir.join("model").join(CLARIFY_DIR), "flex".into()).unwrap();
+
+        let replies = run(&args(dir, &[]), "开灯\n把灯打开\ny\n:save\n").unwrap();
+        assert_eq!(kinds(&replies), ["clarify", "answer", "feedback", "saved"]);
+        assert!(replies[0]["text"].as_str().unwrap().contains("还是"), "{}", replies[0]);
+        assert_eq!((replies[0]["turn"].as_u64(), replies[1]["turn"].as_u64()), (Some(1), Some(2)));
+        // Feedback is on everything heard for the request.
+        assert_eq!(replies[2]["record"]["utterance"], "开灯 把灯打开");
+        // `:save` keeps the policy beside the saved model.
+        assert!(dir.join("model-online").join(CLARIFY_DIR).join("clarify.json").exists());
+
+        let replies = run(&args(dir, &["--no-clarify"]), "开灯\ny\n").unwrap();
+        assert_eq!(kinds(&replies), ["answer", "feedback"]);
     }
 
     #[test]
