@@ -98,10 +98,26 @@ struct AssistantReport {
     labels: Vec<String>,
     /// Per seed.
     runs: Vec<AssistantScores>,
-    /// Over seeds: (noise, overall, zh, en).
-    accuracy: Vec<(f64, OverSeeds, OverSeeds, OverSeeds)>,
+    /// Over seeds, at noise 0 and at the pipeline's noise.
+    accuracy: Vec<AccuracyOverSeeds>,
     /// Over seeds: the narrow source model and the all-intent model on the source intents.
-    old_intents: Option<(OverSeeds, OverSeeds)>,
+    old_intents: Option<OldIntentsOverSeeds>,
+}
+
+/// Test accuracy at one noise rate, over seeds.
+#[derive(Debug, Serialize)]
+struct AccuracyOverSeeds {
+    noise: f64,
+    accuracy: OverSeeds,
+    accuracy_zh: OverSeeds,
+    accuracy_en: OverSeeds,
+}
+
+/// [`OldIntents`] over seeds.
+#[derive(Debug, Serialize)]
+struct OldIntentsOverSeeds {
+    narrow: OverSeeds,
+    all_intents: OverSeeds,
 }
 
 /// `cargo xtask pipeline`: the transfer study (pretrain → RL → fine-tune →
@@ -355,39 +371,47 @@ fn run_assistant<B: AutodiffBackend>(
         }
         runs.push(run.scores);
     }
-    let over = |value: &dyn Fn(&AssistantScores) -> f64| OverSeeds::new(&runs.iter().map(value).collect::<Vec<_>>());
-    let accuracy = vec![
-        (
-            0.0,
-            over(&|r| r.noise_free.accuracy),
-            over(&|r| r.noise_free.accuracy_zh),
-            over(&|r| r.noise_free.accuracy_en),
-        ),
-        (config.noise, over(&|r| r.noisy.accuracy), over(&|r| r.noisy.accuracy_zh), over(&|r| r.noisy.accuracy_en)),
-    ];
+    let at_noise = |noise: f64, scores: fn(&AssistantScores) -> &LanguageAccuracy| {
+        let over = |value: fn(&LanguageAccuracy) -> f64| {
+            OverSeeds::new(&runs.iter().map(|r| value(scores(r))).collect::<Vec<_>>())
+        };
+        AccuracyOverSeeds {
+            noise,
+            accuracy: over(|a| a.accuracy),
+            accuracy_zh: over(|a| a.accuracy_zh),
+            accuracy_en: over(|a| a.accuracy_en),
+        }
+    };
+    let accuracy = vec![at_noise(0.0, |r| &r.noise_free), at_noise(config.noise, |r| &r.noisy)];
     markdown.push_str(&format!(
         "## the assistant model: {} intents, test split, over {} seeds\n\n| noise | accuracy | zh | en |\n|---|---|---|---|\n",
         labels.len(),
         runs.len()
     ));
-    for (noise, all, zh, en) in &accuracy {
-        let row = format!("| {noise} | {} | {} | {} |", seeds_cell(all, 3), seeds_cell(zh, 3), seeds_cell(en, 3));
+    for a in &accuracy {
+        let row = format!(
+            "| {} | {} | {} | {} |",
+            a.noise,
+            seeds_cell(&a.accuracy, 3),
+            seeds_cell(&a.accuracy_zh, 3),
+            seeds_cell(&a.accuracy_en, 3)
+        );
         println!("assistant model, {} intents: {row}", labels.len());
         markdown.push_str(&row);
         markdown.push('\n');
     }
-    let old_intents = runs.iter().map(|r| r.old_intents).collect::<Option<Vec<OldIntents>>>().map(|old| {
-        let narrow = OverSeeds::new(&old.iter().map(|o| o.narrow).collect::<Vec<_>>());
-        let all = OverSeeds::new(&old.iter().map(|o| o.all_intents).collect::<Vec<_>>());
-        (narrow, all)
-    });
-    if let (Some((narrow_acc, all_acc)), Some((_, narrow_labels))) = (&old_intents, narrow) {
+    let old_intents =
+        runs.iter().map(|r| r.old_intents).collect::<Option<Vec<OldIntents>>>().map(|old| OldIntentsOverSeeds {
+            narrow: OverSeeds::new(&old.iter().map(|o| o.narrow).collect::<Vec<_>>()),
+            all_intents: OverSeeds::new(&old.iter().map(|o| o.all_intents).collect::<Vec<_>>()),
+        });
+    if let (Some(old), Some((_, narrow_labels))) = (&old_intents, narrow) {
         let line = format!(
             "What adding domains cost the {} source intents (their test utterances, noise {}): the source model {}, the all-intent model {}.",
             narrow_labels.len(),
             config.noise,
-            seeds_cell(narrow_acc, 3),
-            seeds_cell(all_acc, 3)
+            seeds_cell(&old.narrow, 3),
+            seeds_cell(&old.all_intents, 3)
         );
         println!("{line}");
         markdown.push_str(&format!("\n{line}\n"));

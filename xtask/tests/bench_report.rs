@@ -58,12 +58,13 @@ fn the_quick_report_has_every_section_and_a_lean_replay_buffer() {
     let assistant = &report["pipeline"]["assistant"];
     assert_eq!(assistant["labels"].as_array().unwrap().len(), 24);
     for row in assistant["accuracy"].as_array().unwrap() {
-        for i in 1..4 {
-            assert_eq!(row[i]["seeds"], 2, "{row}");
-            assert!(row[i]["iqm"]["value"].as_f64().unwrap() > 0.4, "{row}");
+        for key in ["accuracy", "accuracy_zh", "accuracy_en"] {
+            assert_eq!(row[key]["seeds"], 2, "{row}");
+            assert!(row[key]["iqm"]["value"].as_f64().unwrap() > 0.4, "{row}");
         }
     }
-    let [narrow, all] = [0, 1].map(|i| assistant["old_intents"][i]["iqm"]["value"].as_f64().unwrap());
+    let [narrow, all] =
+        ["narrow", "all_intents"].map(|key| assistant["old_intents"][key]["iqm"]["value"].as_f64().unwrap());
     assert!(narrow > 0.3 && all > 0.3, "old intents: {narrow} → {all}");
     let scale = report["scale"]["rows"].as_array().unwrap();
     assert!(scale.iter().any(|r| r["measure"] == "train" && r["env_steps_per_second"].as_f64().unwrap() > 0.0));

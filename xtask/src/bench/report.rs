@@ -507,20 +507,14 @@ fn markdown(report: &FullReport, runs: &Path, img: &str) -> anyhow::Result<Strin
         "\n### The assistant model ({} intents, test split)\n\n| noise | accuracy | zh | en |\n|---|---|---|---|",
         assistant["labels"].as_array().map_or(0, Vec::len)
     )?;
+    let cell = |v: &Value| serde_json::from_value::<OverSeeds>(v.clone()).map_or("-".into(), |o| seeds_cell(&o, 3));
     for row in assistant["accuracy"].as_array().into_iter().flatten() {
-        let cell =
-            |i: usize| serde_json::from_value::<OverSeeds>(row[i].clone()).map_or("-".into(), |o| seeds_cell(&o, 3));
-        writeln!(md, "| {} | {} | {} | {} |", row[0], cell(1), cell(2), cell(3))?;
+        let [all, zh, en] = ["accuracy", "accuracy_zh", "accuracy_en"].map(|key| cell(&row[key]));
+        writeln!(md, "| {} | {all} | {zh} | {en} |", row["noise"])?;
     }
-    if let Some(old) = assistant["old_intents"].as_array() {
-        let cell =
-            |i: usize| serde_json::from_value::<OverSeeds>(old[i].clone()).map_or("-".into(), |o| seeds_cell(&o, 3));
-        writeln!(
-            md,
-            "\nThe source intents' test utterances: the source model {}, the all-intent model {}.",
-            cell(0),
-            cell(1)
-        )?;
+    if let Some(old) = assistant["old_intents"].as_object() {
+        let [narrow, all] = ["narrow", "all_intents"].map(|key| old.get(key).map_or("-".into(), cell));
+        writeln!(md, "\nThe source intents' test utterances: the source model {narrow}, the all-intent model {all}.")?;
     }
 
     md.push_str("\n### Throughput at scale\n\n");
