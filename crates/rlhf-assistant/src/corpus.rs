@@ -500,6 +500,11 @@ impl IntentCorpus {
         Self::new(self.labels.clone(), phrases, self.slots.clone(), &format!("the {language} corpus"))
     }
 
+    /// Those of `labels` this corpus has, in their order.
+    pub fn known_labels(&self, labels: &[String]) -> Vec<String> {
+        labels.iter().filter(|l| self.label_index(l).is_some()).cloned().collect()
+    }
+
     /// The intent labels; an intent is an index into them.
     pub fn labels(&self) -> &[String] {
         &self.labels

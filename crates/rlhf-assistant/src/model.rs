@@ -81,8 +81,7 @@ impl<B: AutodiffBackend> IntentModel<B> {
             return Ok(Some(IntentCorpus::from_path(path, Some(&self.spec.labels))?));
         }
         let builtin = IntentCorpus::builtin(Split::Train)?;
-        let known: Vec<String> =
-            self.original_labels.iter().filter(|l| builtin.label_index(l).is_some()).cloned().collect();
+        let known = builtin.known_labels(&self.original_labels);
         if known.is_empty() {
             tracing::warn!("no built-in intent in the model and no rehearsal file: updates replay feedback only");
             return Ok(None);

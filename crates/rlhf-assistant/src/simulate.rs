@@ -104,7 +104,7 @@ fn user_and_held_out(
 /// The built-in test utterances of the model's original built-in intents.
 pub fn retained_set<B: AutodiffBackend>(model: &IntentModel<B>, seed: u64) -> Result<Vec<Utterance>, AssistantError> {
     let test = IntentCorpus::builtin(Split::Test)?;
-    let known: Vec<String> = model.original_labels.iter().filter(|l| test.label_index(l).is_some()).cloned().collect();
+    let known = test.known_labels(&model.original_labels);
     if known.is_empty() {
         return Ok(Vec::new());
     }

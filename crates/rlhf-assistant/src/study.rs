@@ -8,9 +8,8 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use burn::tensor::backend::AutodiffBackend;
-use indicatif::{ProgressBar, ProgressStyle};
 use rlhf_algo::AlgoError;
-use rlhf_algo::callbacks::{ProgressCallback, every};
+use rlhf_algo::callbacks::{ProgressCallback, every, progress_bar as progress};
 use rlhf_algo::dqn::Dqn;
 use rlhf_algo::stats::{self, Estimate, OverSeeds};
 use rlhf_model::text::HashedNgrams;
@@ -102,13 +101,15 @@ impl TestSet {
     /// `per_phrase` utterances of every phrasing of `test` (a language
     /// without phrasings has none).
     pub fn new(test: &IntentCorpus, per_phrase: usize, seed: u64) -> Result<Self, AssistantError> {
-        let of = |language: Language, seed: u64| match test.language(language) {
-            Ok(corpus) => corpus.utterances(per_phrase, seed),
-            Err(_) => Vec::new(),
+        let of = |language: Language, seed: u64| -> Result<Vec<Utterance>, AssistantError> {
+            if !test.phrases().iter().any(|p| p.language == Some(language)) {
+                return Ok(Vec::new());
+            }
+            Ok(test.language(language)?.utterances(per_phrase, seed))
         };
-        let mut utterances = of(Language::Zh, seed);
+        let mut utterances = of(Language::Zh, seed)?;
         let chinese = utterances.len();
-        utterances.extend(of(Language::En, seed ^ 1));
+        utterances.extend(of(Language::En, seed ^ 1)?);
         Ok(Self { utterances, chinese })
     }
 
@@ -129,13 +130,6 @@ impl TestSet {
         let pairs = self.utterances.iter().zip(&predicted).map(|(u, &p)| (u.intent, p));
         Ok((ClassificationReport::new(classifier.labels(), pairs), zh, en))
     }
-}
-
-/// A progress bar of `total` `what`s.
-pub fn progress(total: u64, what: &str) -> ProgressBar {
-    let style = ProgressStyle::with_template(&format!("{{bar:30}} {{pos}}/{{len}} {what} {{per_sec}} {{msg}}"))
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-    ProgressBar::new(total).with_style(style)
 }
 
 /// The test sets every seed's stages are scored on.

@@ -53,7 +53,7 @@ use crate::evaluation::EvalReport;
 pub use checkpoint::CheckpointCallback;
 pub use eval::{EvalCallback, StopOnThreshold, Threshold};
 pub use metrics::{MetricsCallback, MetricsRow, read_metrics, write_metrics};
-pub use progress::ProgressCallback;
+pub use progress::{ProgressCallback, progress_bar};
 
 /// What happened during training, for callbacks.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,6 +9,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::{Callback, CallbackContext, TrainEvent};
 use crate::error::AlgoError;
 
+/// A bar of `total` `unit`s with the project's one style: position, rate, message.
+pub fn progress_bar(total: u64, unit: &str) -> ProgressBar {
+    let style = ProgressStyle::with_template(&format!("{{bar:30}} {{pos}}/{{len}} {unit} {{per_sec}} {{msg}}"))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    ProgressBar::new(total).with_style(style)
+}
+
 /// Shows steps, speed, the mean return of the last 20 episodes and ε.
 #[derive(Debug)]
 pub struct ProgressCallback {
@@ -19,9 +26,7 @@ pub struct ProgressCallback {
 impl ProgressCallback {
     /// A bar from `start` to `total` environment steps.
     pub fn new(total: u64, start: u64) -> Self {
-        let style = ProgressStyle::with_template("{bar:30} {pos}/{len} steps {per_sec} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
-        Self { bar: ProgressBar::new(total).with_position(start).with_style(style), recent_returns: VecDeque::new() }
+        Self { bar: progress_bar(total, "steps").with_position(start), recent_returns: VecDeque::new() }
     }
 
     /// Drives `bar` (styled and sized by the caller).
