@@ -7,6 +7,7 @@ mod bench;
 mod env_info;
 mod eval;
 mod intents;
+mod serve;
 mod task;
 mod test_gpu;
 mod train;
@@ -43,6 +44,8 @@ pub(crate) enum Command {
     Assistant(assistant::AssistantArgs),
     /// Fine-tune an intent model from a feedback log, evaluated before and after.
     Finetune(assistant::FinetuneArgs),
+    /// Serve the assistant over HTTP: the /v1 API, the teaching page, the feedback store.
+    Serve(serve::ServeArgs),
     /// Build the GPU backend (wgpu) and run its parity tests against the CPU backend.
     TestGpu(test_gpu::TestGpuArgs),
 }
@@ -80,6 +83,7 @@ pub(crate) fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Predict(args) => intents::predict(&args),
         Command::Assistant(args) => assistant::assistant(&args),
         Command::Finetune(args) => assistant::finetune(&args),
+        Command::Serve(args) => serve::serve(&args),
         Command::TestGpu(args) => test_gpu::test_gpu(&args),
         Command::Train(args) => train::train(&args).and_then(|summary| {
             if let Some(summary) = summary {

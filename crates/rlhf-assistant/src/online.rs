@@ -359,6 +359,25 @@ impl<B: AutodiffBackend> OnlineLearner<B> {
         }
     }
 
+    /// Adds an output for the new intent `label` (fresh weights seeded by
+    /// `seed`, the others kept), marked new. The optimizer's moments start
+    /// again, since the output layer changed shape, and the undo history is
+    /// cleared: states from before the intent existed cannot be restored.
+    pub fn add_intent(&mut self, label: &str, seed: u64) -> Result<(), AssistantError> {
+        if label.trim().is_empty() || label.trim() != label || self.labels.iter().any(|l| l == label) {
+            let reason = "an intent name must be new, non-empty, without surrounding spaces".into();
+            return Err(AssistantError::Intent { name: label.to_owned(), reason });
+        }
+        let mut keep: Vec<Option<usize>> = (0..self.labels.len()).map(Some).collect();
+        keep.push(None);
+        self.state.network = self.state.network.with_actions(&keep, seed)?;
+        self.state.optimizer = AdamConfig::new().init();
+        self.state.prototypes.push(Some((Vec::new(), 0)));
+        self.labels.push(label.to_owned());
+        self.history.clear();
+        Ok(())
+    }
+
     fn check(&self, lessons: &[(usize, f32)]) -> Result<(), AssistantError> {
         match lessons.iter().find(|(a, r)| *a >= self.labels.len() || !r.is_finite()) {
             Some((action, reward)) => Err(AssistantError::InvalidConfig {

@@ -7,6 +7,8 @@
 //! MLP as [`crate::QNetwork::forward`]; the tests check both give the same
 //! actions and Q-values to float rounding.
 
+use std::sync::Arc;
+
 use crate::error::ModelError;
 use crate::qnetwork::Activation;
 
@@ -31,13 +33,22 @@ impl HostLinear {
     }
 }
 
-/// A Q-network's weights in host memory, evaluated one observation at a time.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HostQNetwork {
+/// The layers of a [`HostQNetwork`], shared by its clones.
+#[derive(Debug, PartialEq)]
+struct HostLayers {
     hidden: Vec<HostLinear>,
     head: HostLinear,
     value: Option<HostLinear>,
     activation: Activation,
+}
+
+/// A Q-network's weights in host memory, evaluated one observation at a time.
+///
+/// The weights are shared: a clone costs a reference count and its own
+/// scratch buffers, so each thread serving answers can hold one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostQNetwork {
+    layers: Arc<HostLayers>,
     /// Scratch buffers reused by every call, so acting allocates nothing.
     scratch: [Vec<f32>; 2],
     q: Vec<f32>,
@@ -52,17 +63,23 @@ impl HostQNetwork {
     ) -> Self {
         let widest = hidden.iter().map(|l| l.d_out).chain([head.d_in, head.d_out]).max().unwrap_or(1);
         let q = Vec::with_capacity(head.d_out);
-        Self { hidden, head, value, activation, scratch: [Vec::with_capacity(widest), Vec::with_capacity(widest)], q }
+        let layers = Arc::new(HostLayers { hidden, head, value, activation });
+        Self { layers, scratch: [Vec::with_capacity(widest), Vec::with_capacity(widest)], q }
+    }
+
+    /// Whether `other` is a clone of this network (the same weights in memory).
+    pub fn shares_weights(&self, other: &HostQNetwork) -> bool {
+        Arc::ptr_eq(&self.layers, &other.layers)
     }
 
     /// The input size.
     pub fn obs_dim(&self) -> usize {
-        self.hidden.first().unwrap_or(&self.head).d_in
+        self.layers.hidden.first().unwrap_or(&self.layers.head).d_in
     }
 
     /// The number of actions.
     pub fn n_actions(&self) -> usize {
-        self.head.d_out
+        self.layers.head.d_out
     }
 
     /// The Q-value of every action for one observation.
@@ -110,7 +127,7 @@ impl HostQNetwork {
                 found: bad as usize + 1,
             });
         }
-        let Some(first) = self.hidden.first() else {
+        let Some(first) = self.layers.hidden.first() else {
             // No hidden layer: the dueling value head reads the input itself, so densify.
             let a = &mut self.scratch[0];
             a.clear();
@@ -127,7 +144,7 @@ impl HostQNetwork {
                 *o += v * w;
             }
         }
-        activate(self.activation, &mut self.scratch[0]);
+        activate(self.layers.activation, &mut self.scratch[0]);
         self.hidden_from(1);
         Ok(())
     }
@@ -140,18 +157,19 @@ impl HostQNetwork {
 
     /// Runs hidden layers `first..` on `scratch[0]`, in place.
     fn hidden_from(&mut self, first: usize) {
-        for layer in &self.hidden[first.min(self.hidden.len())..] {
+        let layers = &self.layers;
+        for layer in &layers.hidden[first.min(layers.hidden.len())..] {
             let [a, b] = &mut self.scratch;
             layer.forward(a, b);
             std::mem::swap(a, b);
-            activate(self.activation, a);
+            activate(layers.activation, a);
         }
     }
 
     /// Runs the head (and a dueling value head) on the last hidden activations in `scratch[0]`.
     fn head_from_scratch(&mut self) -> Result<&[f32], ModelError> {
         let [a, _] = &self.scratch;
-        self.head.forward(a, &mut self.q);
+        self.layers.head.forward(a, &mut self.q);
         self.apply_dueling();
         Ok(&self.q)
     }
@@ -159,7 +177,7 @@ impl HostQNetwork {
     /// With a dueling head, turns the advantages in `q` into Q-values using the
     /// last hidden activations in `scratch[0]`.
     fn apply_dueling(&mut self) {
-        if let Some(value) = &self.value {
+        if let Some(value) = &self.layers.value {
             let [a, b] = &mut self.scratch;
             value.forward(a, b);
             let mean = self.q.iter().sum::<f32>() / self.q.len() as f32;

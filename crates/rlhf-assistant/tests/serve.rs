@@ -1,0 +1,322 @@
+//! The served assistant, called in-process through its router: the API's
+//! answers, feedback committed to a real SQLite store, bad input answered
+//! with 4xx JSON naming the field, and a restart that resumes the model.
+
+use std::path::Path;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use proptest::prelude::*;
+use rlhf_assistant::pipeline::{IntentModelSpec, new_network, save_intent_model};
+use rlhf_assistant::serve::{ServeConfig, Service};
+use rlhf_assistant::{IntentCorpus, PipelineConfig, PretrainConfig, Split, pretrain};
+use rlhf_model::backend::{AutodiffCpu, cpu_device};
+use rlhf_model::text::{FeaturizerConfig, HashedNgrams};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const INTENTS: [&str; 4] = ["light_on", "light_off", "volume_up", "volume_down"];
+
+/// Pretrains a small model of [`INTENTS`] and saves it to `dir`.
+fn save_model(dir: &Path) {
+    let config = PipelineConfig {
+        featurizer: FeaturizerConfig { dim: 1024, ..Default::default() },
+        net_arch: vec![64],
+        pretrain: PretrainConfig { steps: 300, ..Default::default() },
+        ..Default::default()
+    };
+    let labels: Vec<String> = INTENTS.iter().map(|s| (*s).to_owned()).collect();
+    let train = IntentCorpus::builtin(Split::Train).unwrap().restrict(&labels).unwrap();
+    let featurizer = HashedNgrams::new(config.featurizer).unwrap();
+    let network = new_network::<AutodiffCpu>(&config, &featurizer, labels.len(), &cpu_device(), 0);
+    let network = pretrain(network, &train, &featurizer, &config.pretrain, |_, _| {}).unwrap();
+    let spec = IntentModelSpec { labels: train.labels().to_vec(), featurizer: config.featurizer };
+    save_intent_model(dir, &network, &spec, 300, "cpu".into(), json!({})).unwrap();
+}
+
+fn serve_config(root: &Path) -> ServeConfig {
+    let model = root.join("model");
+    if !model.exists() {
+        save_model(&model);
+    }
+    ServeConfig::new(&model)
+}
+
+async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let request = Request::builder().method(method).uri(uri).header("content-type", "application/json");
+    let request = request.body(body.map_or_else(Body::empty, |b| Body::from(b.to_string()))).unwrap();
+    raw(app, request).await
+}
+
+async fn raw(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// Waits until the learner serves `version`.
+async fn serving(app: &Router, version: i64) {
+    for _ in 0..500 {
+        let (_, health) = call(app, "GET", "/healthz", None).await;
+        if health["model_version"].as_i64() >= Some(version) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the learner never published version {version}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn predict_feedback_undo_and_new_intents_are_stored_and_learned() {
+    let root = tempfile::tempdir().unwrap();
+    let config = serve_config(root.path());
+    let service = Service::start::<AutodiffCpu>(&config, cpu_device()).await.unwrap();
+    let app = service.router();
+
+    let (status, answer) =
+        call(&app, "POST", "/v1/predict", Some(json!({"text": "打开客厅的灯", "session": "t"}))).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["intent"], "light_on", "{answer}");
+    assert_eq!(answer["model_version"], 300, "the checkpoint's step, nothing learned yet");
+    let top = answer["top"].as_array().unwrap();
+    assert_eq!(top.len(), 4);
+    let margin = top[0]["q"].as_f64().unwrap() - top[1]["q"].as_f64().unwrap();
+    assert!((answer["confidence"].as_f64().unwrap() - margin).abs() < 1e-5, "confidence is the margin: {answer}");
+    let first = answer["interaction_id"].as_i64().unwrap();
+
+    let (status, ack) =
+        call(&app, "POST", "/v1/feedback", Some(json!({"interaction_id": first, "feedback": "right"}))).await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    assert_eq!(ack["lessons"], json!([{"intent": "light_on", "reward": 1.0}]));
+    assert_eq!(ack["model_version"], 301, "base step + event 1");
+    let (status, again) =
+        call(&app, "POST", "/v1/feedback", Some(json!({"interaction_id": first, "feedback": "wrong"}))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+
+    // A correction teaches both lessons (hindsight relabeling).
+    let (_, second) = call(&app, "POST", "/v1/predict", Some(json!({"text": "声音大一点"}))).await;
+    let second_id = second["interaction_id"].as_i64().unwrap();
+    let other = if second["intent"] == "volume_down" { "volume_up" } else { "volume_down" };
+    let (status, ack) = call(
+        &app,
+        "POST",
+        "/v1/feedback",
+        Some(json!({"interaction_id": second_id, "feedback": "corrected", "intent": other})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    assert_eq!(ack["lessons"], json!([{"intent": second["intent"], "reward": -1.0}, {"intent": other, "reward": 1.0}]));
+    serving(&app, 302).await;
+
+    let (status, undone) = call(&app, "POST", "/v1/undo", Some(json!({"interaction_id": second_id}))).await;
+    assert_eq!((status, undone["undone"].as_str()), (StatusCode::OK, Some("corrected")), "{undone}");
+    let (status, _) = call(&app, "POST", "/v1/undo", Some(json!({"interaction_id": second_id}))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "already undone");
+
+    let (status, added) = call(&app, "POST", "/v1/intents", Some(json!({"name": "book_taxi"}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    let (status, _) = call(&app, "POST", "/v1/intents", Some(json!({"name": "book_taxi"}))).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (_, intents) = call(&app, "GET", "/v1/intents", None).await;
+    assert_eq!(intents["intents"].as_array().unwrap().len(), 5);
+    let (_, taxi) = call(&app, "POST", "/v1/predict", Some(json!({"text": "帮我叫一辆出租车"}))).await;
+    let taxi_id = taxi["interaction_id"].as_i64().unwrap();
+    let (status, ack) = call(
+        &app,
+        "POST",
+        "/v1/feedback",
+        Some(json!({"interaction_id": taxi_id, "feedback": "corrected", "intent": "book_taxi"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    serving(&app, ack["model_version"].as_i64().unwrap()).await;
+    let (_, answer) = call(&app, "POST", "/v1/predict", Some(json!({"text": "帮我叫一辆出租车"}))).await;
+    assert_eq!(answer["top"].as_array().unwrap().len(), 5, "the new intent is scored: {answer}");
+
+    // A fresh output may already win: naming the answer given confirms it.
+    let taxi_right = taxi["intent"] == "book_taxi";
+    let mut stats = Value::Null;
+    for _ in 0..100 {
+        stats = call(&app, "GET", "/v1/stats", None).await.1;
+        if stats["interactions"] == 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(stats["interactions"], 4, "interactions are written within milliseconds: {stats}");
+    let expected = if taxi_right {
+        json!({"right": 2, "wrong": 0, "corrected": 0})
+    } else {
+        json!({"right": 1, "wrong": 0, "corrected": 1})
+    };
+    assert_eq!(stats["feedback"], expected, "{stats}");
+    assert_eq!(stats["undone"], 1);
+    assert_eq!(stats["recent"], json!([true, taxi_right]));
+    assert_eq!(stats["accuracy_last_50"], if taxi_right { 1.0 } else { 0.5 });
+    let (_, history) = call(&app, "GET", "/v1/history?limit=2", None).await;
+    let items = history["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[1]["interaction_id"], taxi_id, "newest first: {history}");
+    assert_eq!(items[0]["feedback"], Value::Null);
+    if !taxi_right {
+        assert_eq!(items[1]["corrected_intent"], "book_taxi");
+    }
+
+    let (status, saved) = call(&app, "POST", "/v1/model/save", Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    assert!(config.run_dir.join(saved["checkpoint"].as_str().unwrap()).join("meta.json").exists());
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_replays_the_feedback_and_answers_as_before() {
+    let root = tempfile::tempdir().unwrap();
+    let config = serve_config(root.path());
+    let texts = ["把灯关了", "turn the lights off", "音量调低", "louder please", "开灯"];
+    let service = Service::start::<AutodiffCpu>(&config, cpu_device()).await.unwrap();
+    let app = service.router();
+    let mut last = 0;
+    for (k, text) in texts.iter().enumerate() {
+        let (_, answer) = call(&app, "POST", "/v1/predict", Some(json!({"text": text}))).await;
+        let feedback = if k % 2 == 0 { json!("right") } else { json!("wrong") };
+        let (_, ack) = call(
+            &app,
+            "POST",
+            "/v1/feedback",
+            Some(json!({"interaction_id": answer["interaction_id"], "feedback": feedback})),
+        )
+        .await;
+        last = ack["model_version"].as_i64().unwrap();
+    }
+    serving(&app, last).await;
+    let (_, before) = call(&app, "POST", "/v1/predict", Some(json!({"text": "把音乐声音调小"}))).await;
+    service.stop().await;
+    drop(app);
+
+    let service = Service::start::<AutodiffCpu>(&config, cpu_device()).await.unwrap();
+    let app = service.router();
+    let (_, after) = call(&app, "POST", "/v1/predict", Some(json!({"text": "把音乐声音调小"}))).await;
+    assert_eq!(after["model_version"], last, "the version continues: {after}");
+    assert_eq!(after["top"], before["top"], "the same model, bit for bit");
+    assert!(after["interaction_id"].as_i64() > before["interaction_id"].as_i64(), "ids continue");
+    service.stop().await;
+
+    // A store of another model is refused, and left as it was.
+    let other = root.path().join("other");
+    save_model_with(&other, &["light_on", "light_off"]);
+    let refused =
+        Service::start::<AutodiffCpu>(&ServeConfig { checkpoint: other, ..config.clone() }, cpu_device()).await;
+    let message = refused.err().unwrap().to_string();
+    assert!(message.contains("feedback.db") && message.contains("other intents"), "{message}");
+}
+
+fn save_model_with(dir: &Path, intents: &[&str]) {
+    let featurizer = FeaturizerConfig { dim: 1024, ..Default::default() };
+    let config = PipelineConfig { featurizer, net_arch: vec![8], ..Default::default() };
+    let network =
+        new_network::<AutodiffCpu>(&config, &HashedNgrams::new(featurizer).unwrap(), intents.len(), &cpu_device(), 0);
+    let spec = IntentModelSpec { labels: intents.iter().map(|s| (*s).to_owned()).collect(), featurizer };
+    save_intent_model(dir, &network, &spec, 0, "cpu".into(), json!({})).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_4xx_json_naming_the_field() {
+    let root = tempfile::tempdir().unwrap();
+    let service = Service::start::<AutodiffCpu>(&serve_config(root.path()), cpu_device()).await.unwrap();
+    let app = service.router();
+    let cases = [
+        ("/v1/predict", json!({"text": ""}), "text"),
+        ("/v1/predict", json!({"text": 5}), "text"),
+        ("/v1/predict", json!({"text": "x".repeat(2001)}), "text"),
+        ("/v1/predict", json!({"text": "hi", "extra": 1}), "extra"),
+        ("/v1/predict", json!({}), "text"),
+        ("/v1/feedback", json!({"interaction_id": 99, "feedback": "right"}), "interaction_id"),
+        ("/v1/feedback", json!({"interaction_id": 1, "feedback": "maybe"}), "feedback"),
+        ("/v1/feedback", json!({"interaction_id": 1, "feedback": "corrected"}), "intent"),
+        ("/v1/intents", json!({"name": "has space"}), "name"),
+    ];
+    for (uri, body, field) in cases {
+        let (status, error) = call(&app, "POST", uri, Some(body.clone())).await;
+        assert!(status.is_client_error(), "{uri} {body}: {status}");
+        assert_eq!(error["error"]["field"], field, "{uri} {body}: {error}");
+    }
+    let (status, error) = call(
+        &app,
+        "POST",
+        "/v1/feedback",
+        Some(json!({"interaction_id": 1, "feedback": "corrected", "intent": "nope"})),
+    )
+    .await;
+    assert!(status.is_client_error(), "{error}");
+    let (status, _) = call(&app, "GET", "/v1/history?limit=0", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let big = Request::post("/v1/predict")
+        .header("content-type", "application/json")
+        .body(Body::from(vec![b' '; 10 * 1024 * 1024]))
+        .unwrap();
+    let (status, _) = raw(&app, big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, error) = raw(
+        &app,
+        Request::post("/v1/predict").header("content-type", "application/json").body(Body::from("{\"text\":")).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+
+    // Arbitrary JSON never makes a handler fail on the server side.
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 64, ..ProptestConfig::default() });
+    let values = prop_oneof![
+        Just(json!(null)),
+        any::<i64>().prop_map(|v| json!(v)),
+        ".{0,20}".prop_map(|s| json!(s)),
+        Just(json!([1, 2]))
+    ];
+    let bodies = (
+        prop::sample::select(vec!["/v1/predict", "/v1/feedback", "/v1/undo", "/v1/intents"]),
+        prop::sample::select(vec!["text", "interaction_id", "feedback", "intent", "name", "session", "zz"]),
+        values,
+    );
+    let handle = tokio::runtime::Handle::current();
+    let app2 = app.clone();
+    tokio::task::spawn_blocking(move || {
+        runner
+            .run(&bodies, |(uri, key, value)| {
+                let (status, body) = handle.block_on(call(&app2, "POST", uri, Some(json!({ key: value }))));
+                prop_assert!(!status.is_server_error(), "{} {}={}: {} {}", uri, key, value, status, body);
+                Ok(())
+            })
+            .unwrap();
+    })
+    .await
+    .unwrap();
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_need_the_token_when_the_server_has_one_and_the_page_is_served_escaped() {
+    let root = tempfile::tempdir().unwrap();
+    let config = ServeConfig { token: Some("s3cret".into()), ..serve_config(root.path()) };
+    let service = Service::start::<AutodiffCpu>(&config, cpu_device()).await.unwrap();
+    let app = service.router();
+    let (status, error) = call(&app, "POST", "/v1/predict", Some(json!({"text": "开灯"}))).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
+    let request = Request::post("/v1/predict")
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer s3cret")
+        .body(Body::from(json!({"text": "开灯"}).to_string()))
+        .unwrap();
+    assert_eq!(raw(&app, request).await.0, StatusCode::OK);
+    let (status, _) = call(&app, "GET", "/v1/stats", None).await;
+    assert_eq!(status, StatusCode::OK, "reads need no token");
+    let page = app.clone().oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'self'"));
+    let html = String::from_utf8(page.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(html.contains("app.js") && !html.contains("<script>"), "no inline script");
+    let script = include_str!("../assets/app.js");
+    assert!(!script.contains(".innerHTML") && !script.contains("eval("), "user text goes in as text, never as HTML");
+    service.stop().await;
+}
