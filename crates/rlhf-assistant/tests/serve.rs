@@ -320,3 +320,25 @@ async fn writes_need_the_token_when_the_server_has_one_and_the_page_is_served_es
     assert!(!script.contains(".innerHTML") && !script.contains("eval("), "user text goes in as text, never as HTML");
     service.stop().await;
 }
+
+#[tokio::test]
+async fn a_store_that_is_not_a_database_or_from_a_newer_program_is_refused_and_kept() {
+    use rlhf_assistant::serve::store::{MIGRATIONS, Store, sqlite_url};
+    let root = tempfile::tempdir().unwrap();
+    let labels = vec!["light_on".to_owned()];
+    let garbage = root.path().join("garbage.db");
+    std::fs::write(&garbage, b"this is not a database, and it is mine").unwrap();
+    let error = Store::open(&sqlite_url(&garbage), &labels, 0).await.unwrap_err().to_string();
+    assert!(error.contains("garbage.db"), "{error}");
+    assert_eq!(std::fs::read(&garbage).unwrap(), b"this is not a database, and it is mine", "nothing overwritten");
+
+    let newer = root.path().join("newer.db");
+    let store = Store::open(&sqlite_url(&newer), &labels, 0).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), MIGRATIONS.len());
+    store.close().await;
+    let pool = sqlx::SqlitePool::connect(&sqlite_url(&newer)).await.unwrap();
+    sqlx::query("UPDATE schema_version SET version = 99").execute(&pool).await.unwrap();
+    pool.close().await;
+    let error = Store::open(&sqlite_url(&newer), &labels, 0).await.unwrap_err().to_string();
+    assert!(error.contains("newer.db") && error.contains("version 99, newer"), "{error}");
+}
