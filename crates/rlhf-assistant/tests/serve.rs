@@ -342,3 +342,32 @@ async fn a_store_that_is_not_a_database_or_from_a_newer_program_is_refused_and_k
     let error = Store::open(&sqlite_url(&newer), &labels, 0).await.unwrap_err().to_string();
     assert!(error.contains("newer.db") && error.contains("version 99, newer"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_a_learner_picks_up_a_newer_saved_version() {
+    let root = tempfile::tempdir().unwrap();
+    let config = serve_config(root.path());
+    let learning = Service::start::<AutodiffCpu>(&config, cpu_device()).await.unwrap();
+    let teacher = learning.router();
+    let follower_config = ServeConfig { learner: false, reload_every: std::time::Duration::from_millis(20), ..config };
+    let following = Service::start::<AutodiffCpu>(&follower_config, cpu_device()).await.unwrap();
+    let follower = following.router();
+    assert_eq!(call(&follower, "GET", "/healthz", None).await.1["model_version"], 300);
+
+    let (_, answer) = call(&teacher, "POST", "/v1/predict", Some(json!({"text": "关灯"}))).await;
+    let (_, ack) = call(
+        &teacher,
+        "POST",
+        "/v1/feedback",
+        Some(json!({"interaction_id": answer["interaction_id"], "feedback": "right"})),
+    )
+    .await;
+    serving(&teacher, ack["model_version"].as_i64().unwrap()).await;
+    let (status, saved) = call(&teacher, "POST", "/v1/model/save", Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    serving(&follower, saved["model_version"].as_i64().unwrap()).await;
+    let (status, _) = call(&follower, "POST", "/v1/model/save", Some(json!({}))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "only the learner saves");
+    following.stop().await;
+    learning.stop().await;
+}
