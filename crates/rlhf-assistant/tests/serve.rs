@@ -371,3 +371,28 @@ async fn a_server_without_a_learner_picks_up_a_newer_saved_version() {
     following.stop().await;
     learning.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_store_refuses_writes_with_503_and_predictions_go_on() {
+    let root = tempfile::tempdir().unwrap();
+    let config = serve_config(root.path());
+    Service::start::<AutodiffCpu>(&config, cpu_device()).await.unwrap().stop().await;
+    let path = rlhf_assistant::serve::store::default_store_path(&config.run_dir);
+    let read_only = ServeConfig { store_url: format!("sqlite://{}?mode=ro", path.display()), ..config };
+    let service = Service::start::<AutodiffCpu>(&read_only, cpu_device()).await.unwrap();
+    let app = service.router();
+    let (status, answer) = call(&app, "POST", "/v1/predict", Some(json!({"text": "开灯"}))).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, error) = call(
+        &app,
+        "POST",
+        "/v1/feedback",
+        Some(json!({"interaction_id": answer["interaction_id"], "feedback": "right"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{error}");
+    assert_eq!(error["error"]["code"], "store_unavailable");
+    let (status, again) = call(&app, "POST", "/v1/predict", Some(json!({"text": "关灯"}))).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    service.stop().await;
+}

@@ -236,6 +236,7 @@ impl Service {
             last_event: last_event.clone(),
             base_step,
             learner: learner_inbox.clone(),
+            failing: Mutex::new(None),
         };
         let writer = tokio::spawn(writer.run(inbox));
         let reloader = (!config.learner).then(|| {

@@ -114,6 +114,9 @@ pub struct Writer {
     pub base_step: i64,
     /// Where committed events go, when this process learns.
     pub learner: Option<Arc<Mutex<Sender<LearnerMessage>>>>,
+    /// Why the last burst was not stored, until one is: an interaction
+    /// missing then may be one the store refused, not an unknown id.
+    pub failing: Mutex<Option<String>>,
 }
 
 fn conflict(message: String) -> ApiError {
@@ -156,6 +159,9 @@ impl Writer {
         let first_event = self.last_event.load(Ordering::SeqCst);
         let labels_before = self.labels.read().map(|l| l.clone()).unwrap_or_default();
         let result = self.write_burst(burst, &mut pending, &mut events).await;
+        if let Ok(mut failing) = self.failing.lock() {
+            *failing = result.as_ref().err().map(ToString::to_string);
+        }
         match result {
             Ok(()) => {
                 for p in pending {
@@ -223,7 +229,13 @@ impl Writer {
             WriteOp::Stop => Ok(()),
             WriteOp::Feedback { interaction_id, feedback, corrected_intent, reply } => {
                 let Some((text, answered)) = self.store.interaction(tx, interaction_id).await? else {
-                    pending.push(Pending::Feedback(reply, Err(not_found(interaction_id))));
+                    let error = match self.failing.lock().ok().and_then(|f| f.clone()) {
+                        Some(why) => {
+                            ApiError::unavailable(format!("interaction {interaction_id} was not stored: {why}"))
+                        }
+                        None => not_found(interaction_id),
+                    };
+                    pending.push(Pending::Feedback(reply, Err(error)));
                     return Ok(());
                 };
                 if let Some((event, given)) = self.store.feedback_in_force(tx, interaction_id).await? {
