@@ -301,6 +301,30 @@ pub fn lessons(labels: &[String], record: &FeedbackRecord, relabel: bool) -> Res
     })
 }
 
+/// The lessons of feedback given by name (`right`, `wrong`, `corrected`)
+/// on the answer `answered`, with hindsight relabeling: [`lessons`] of the
+/// record it stands for.
+pub fn named_lessons(
+    labels: &[String],
+    answered: &str,
+    feedback: Feedback,
+    corrected_intent: Option<String>,
+) -> Result<Vec<(usize, f32)>, AssistantError> {
+    let record = FeedbackRecord {
+        id: 0,
+        unix_ms: 0,
+        utterance: String::new(),
+        features_hash: String::new(),
+        label_set: String::new(),
+        action: answered.to_owned(),
+        q_values: Vec::new(),
+        feedback,
+        corrected_intent,
+        model_version: 0,
+    };
+    lessons(labels, &record, true)
+}
+
 /// What all the feedback on one utterance says, after resolving conflicts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResolvedUtterance {

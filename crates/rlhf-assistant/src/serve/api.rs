@@ -163,19 +163,19 @@ thread_local! {
 fn score(snapshot: &Snapshot, text: &str) -> Result<(Vec<f32>, u64), ApiError> {
     WORKER.with(|cell| {
         let mut slot = cell.borrow_mut();
-        let stale =
-            slot.as_ref().is_none_or(|w| w.version != snapshot.version || !w.host.shares_weights(&snapshot.host));
-        if stale {
-            let featurizer = HashedNgrams::new(snapshot.featurizer)
-                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "model", e.to_string()))?;
-            *slot = Some(Worker {
-                version: snapshot.version,
-                host: snapshot.host.clone(),
-                featurizer,
-                features: SparseFeatures::default(),
-            });
-        }
-        let Some(worker) = slot.as_mut() else { unreachable!("filled above") };
+        let worker = match slot.take() {
+            Some(w) if w.version == snapshot.version && w.host.shares_weights(&snapshot.host) => slot.insert(w),
+            _ => {
+                let featurizer = HashedNgrams::new(snapshot.featurizer)
+                    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "model", e.to_string()))?;
+                slot.insert(Worker {
+                    version: snapshot.version,
+                    host: snapshot.host.clone(),
+                    featurizer,
+                    features: SparseFeatures::default(),
+                })
+            }
+        };
         worker.featurizer.sparse(text, &mut worker.features);
         let q = worker
             .host

@@ -14,7 +14,7 @@ use rlhf_model::text::FeaturizerConfig;
 
 use super::store::{Event, SavedVersion, StoredEvent, version_dir};
 use crate::AssistantError;
-use crate::feedback::{Feedback, FeedbackRecord, lessons};
+use crate::feedback::{Feedback, named_lessons};
 use crate::online::OnlineLearner;
 use crate::pipeline::{IntentModelSpec, save_intent_model};
 
@@ -62,6 +62,7 @@ pub struct Learner<B: AutodiffBackend> {
     seed: u64,
 }
 
+/// The feedback a stored name stands for.
 fn parse_feedback(name: &str) -> Feedback {
     match name {
         "right" => Feedback::Right,
@@ -123,19 +124,8 @@ impl<B: AutodiffBackend> Learner<B> {
         }
         match &stored.event {
             Event::Feedback { feedback, answered, corrected_intent, text, .. } => {
-                let record = FeedbackRecord {
-                    id: stored.id as u64,
-                    unix_ms: 0,
-                    utterance: text.clone(),
-                    features_hash: String::new(),
-                    label_set: String::new(),
-                    action: answered.clone(),
-                    q_values: Vec::new(),
-                    feedback: parse_feedback(feedback),
-                    corrected_intent: corrected_intent.clone(),
-                    model_version: 0,
-                };
-                let taught = lessons(self.learner.labels(), &record, true)?;
+                let feedback = parse_feedback(feedback);
+                let taught = named_lessons(self.learner.labels(), answered, feedback, corrected_intent.clone())?;
                 self.learner.learn(text, &taught)?;
                 if self.learned.len() == self.undo_depth {
                     self.learned.pop_front();

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::api::{AddIntentResponse, ApiError, FeedbackKind, UndoResponse};
 use super::learner::LearnerMessage;
 use super::store::{Event, InteractionRow, Store, StoreError, StoredEvent, now_ms};
-use crate::feedback::{Feedback, FeedbackRecord, lessons};
+use crate::feedback::{Feedback, named_lessons};
 
 /// A lesson as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -251,23 +251,13 @@ impl Writer {
                     Some(c) if *c == answered => FeedbackKind::Right,
                     _ => feedback,
                 };
-                let record = FeedbackRecord {
-                    id: 0,
-                    unix_ms: 0,
-                    utterance: text.clone(),
-                    features_hash: String::new(),
-                    label_set: String::new(),
-                    action: answered.clone(),
-                    q_values: Vec::new(),
-                    feedback: match feedback {
-                        FeedbackKind::Right => Feedback::Right,
-                        FeedbackKind::Wrong => Feedback::Wrong,
-                        FeedbackKind::Corrected => Feedback::Corrected,
-                    },
-                    corrected_intent: corrected_intent.clone().filter(|_| feedback == FeedbackKind::Corrected),
-                    model_version: 0,
+                let corrected_intent = corrected_intent.filter(|_| feedback == FeedbackKind::Corrected);
+                let named = match feedback {
+                    FeedbackKind::Right => Feedback::Right,
+                    FeedbackKind::Wrong => Feedback::Wrong,
+                    FeedbackKind::Corrected => Feedback::Corrected,
                 };
-                let taught = match lessons(&labels, &record, true) {
+                let taught = match named_lessons(&labels, &answered, named, corrected_intent.clone()) {
                     Ok(taught) => taught,
                     Err(e) => {
                         pending.push(Pending::Feedback(reply, Err(ApiError::bad_field("intent", e.to_string()))));
@@ -279,7 +269,7 @@ impl Writer {
                     interaction_id,
                     feedback: feedback.as_str().into(),
                     answered: answered.clone(),
-                    corrected_intent: record.corrected_intent.clone(),
+                    corrected_intent: corrected_intent.clone(),
                     text,
                 };
                 self.store.insert_event(tx, id, &event, now_ms()).await?;
@@ -289,7 +279,7 @@ impl Writer {
                     interaction_id,
                     feedback: feedback.as_str().into(),
                     answered,
-                    corrected_intent: record.corrected_intent,
+                    corrected_intent,
                     lessons: taught
                         .iter()
                         .map(|&(a, reward)| LessonBody { intent: labels[a].clone(), reward })
