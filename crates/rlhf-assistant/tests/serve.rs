@@ -1,6 +1,10 @@
 //! The served assistant, called in-process through its router: the API's
-//! answers, feedback committed to a real SQLite store, bad input answered
-//! with 4xx JSON naming the field, and a restart that resumes the model.
+//! answers, feedback committed to a real store, bad input answered with 4xx
+//! JSON naming the field, and a restart that resumes the model.
+//!
+//! The tests that exercise the store run against SQLite, and against
+//! PostgreSQL too when `RLHF_TEST_POSTGRES_URL` names a server (`.ci/run`
+//! starts one on loopback): each gets a fresh database there.
 
 use std::path::Path;
 
@@ -10,6 +14,7 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use proptest::prelude::*;
 use rlhf_assistant::pipeline::{IntentModelSpec, new_network, save_intent_model};
+use rlhf_assistant::serve::store::{default_store_path, sqlite_url};
 use rlhf_assistant::serve::{ServeConfig, Service};
 use rlhf_assistant::{IntentCorpus, PipelineConfig, PretrainConfig, Split, pretrain};
 use rlhf_model::backend::{AutodiffCpu, cpu_device};
@@ -44,6 +49,44 @@ fn serve_config(root: &Path) -> ServeConfig {
     ServeConfig::new(&model)
 }
 
+/// The stores a test runs against, each with its own run folder under `root`:
+/// SQLite, and a fresh PostgreSQL database when `RLHF_TEST_POSTGRES_URL` is set.
+async fn backends(root: &Path) -> Vec<ServeConfig> {
+    let base = serve_config(root);
+    let sqlite = root.join("sqlite");
+    let mut configs =
+        vec![ServeConfig { store_url: sqlite_url(&default_store_path(&sqlite)), run_dir: sqlite, ..base.clone() }];
+    if let Ok(admin) = std::env::var("RLHF_TEST_POSTGRES_URL") {
+        configs.push(ServeConfig {
+            store_url: fresh_postgres_database(&admin).await,
+            run_dir: root.join("postgres"),
+            ..base
+        });
+    }
+    configs
+}
+
+/// Creates an empty database on the server of `admin_url` and returns its URL.
+async fn fresh_postgres_database(admin_url: &str) -> String {
+    use sqlx::Connection;
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let name =
+        format!("rlhf_test_{}_{}_{nanos}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let mut admin = sqlx::PgConnection::connect(admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("RLHF_TEST_POSTGRES_URL={admin_url}: {e}"));
+    // The name is ours: digits and underscores.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
+    admin.close().await.unwrap();
+    let (without_query, query) = admin_url.split_once('?').map_or((admin_url, None), |(u, q)| (u, Some(q)));
+    let (server, _) = without_query.rsplit_once('/').filter(|(s, _)| s.ends_with(|c: char| c != '/')).unwrap();
+    match query {
+        Some(query) => format!("{server}/{name}?{query}"),
+        None => format!("{server}/{name}"),
+    }
+}
+
 async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
     let request = Request::builder().method(method).uri(uri).header("content-type", "application/json");
     let request = request.body(body.map_or_else(Body::empty, |b| Body::from(b.to_string()))).unwrap();
@@ -72,8 +115,13 @@ async fn serving(app: &Router, version: i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn predict_feedback_undo_and_new_intents_are_stored_and_learned() {
     let root = tempfile::tempdir().unwrap();
-    let config = serve_config(root.path());
-    let service = Service::start::<AutodiffCpu>(&config, cpu_device()).await.unwrap();
+    for config in backends(root.path()).await {
+        teach_through_the_api(&config).await;
+    }
+}
+
+async fn teach_through_the_api(config: &ServeConfig) {
+    let service = Service::start::<AutodiffCpu>(config, cpu_device()).await.unwrap();
     let app = service.router();
 
     let (status, answer) =
@@ -174,9 +222,14 @@ async fn predict_feedback_undo_and_new_intents_are_stored_and_learned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_server_replays_the_feedback_and_answers_as_before() {
     let root = tempfile::tempdir().unwrap();
-    let config = serve_config(root.path());
+    for config in backends(root.path()).await {
+        restart_and_resume(root.path(), &config).await;
+    }
+}
+
+async fn restart_and_resume(root: &Path, config: &ServeConfig) {
     let texts = ["把灯关了", "turn the lights off", "音量调低", "louder please", "开灯"];
-    let service = Service::start::<AutodiffCpu>(&config, cpu_device()).await.unwrap();
+    let service = Service::start::<AutodiffCpu>(config, cpu_device()).await.unwrap();
     let app = service.router();
     let mut last = 0;
     for (k, text) in texts.iter().enumerate() {
@@ -196,7 +249,7 @@ async fn a_restarted_server_replays_the_feedback_and_answers_as_before() {
     service.stop().await;
     drop(app);
 
-    let service = Service::start::<AutodiffCpu>(&config, cpu_device()).await.unwrap();
+    let service = Service::start::<AutodiffCpu>(config, cpu_device()).await.unwrap();
     let app = service.router();
     let (_, after) = call(&app, "POST", "/v1/predict", Some(json!({"text": "把音乐声音调小"}))).await;
     assert_eq!(after["model_version"], last, "the version continues: {after}");
@@ -205,12 +258,15 @@ async fn a_restarted_server_replays_the_feedback_and_answers_as_before() {
     service.stop().await;
 
     // A store of another model is refused, and left as it was.
-    let other = root.path().join("other");
-    save_model_with(&other, &["light_on", "light_off"]);
+    let other = root.join("other");
+    if !other.exists() {
+        save_model_with(&other, &["light_on", "light_off"]);
+    }
     let refused =
         Service::start::<AutodiffCpu>(&ServeConfig { checkpoint: other, ..config.clone() }, cpu_device()).await;
     let message = refused.err().unwrap().to_string();
-    assert!(message.contains("feedback.db") && message.contains("other intents"), "{message}");
+    let store_named = if config.store_url.starts_with("sqlite") { "feedback.db" } else { "rlhf_test_" };
+    assert!(message.contains(store_named) && message.contains("other intents"), "{message}");
 }
 
 fn save_model_with(dir: &Path, intents: &[&str]) {
@@ -346,7 +402,13 @@ async fn a_store_that_is_not_a_database_or_from_a_newer_program_is_refused_and_k
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_without_a_learner_picks_up_a_newer_saved_version() {
     let root = tempfile::tempdir().unwrap();
-    let config = serve_config(root.path());
+    for config in backends(root.path()).await {
+        follow_the_learner(config).await;
+    }
+}
+
+/// Two services share `config`'s store: one learns, one only serves.
+async fn follow_the_learner(config: ServeConfig) {
     let learning = Service::start::<AutodiffCpu>(&config, cpu_device()).await.unwrap();
     let teacher = learning.router();
     let follower_config = ServeConfig { learner: false, reload_every: std::time::Duration::from_millis(20), ..config };
@@ -377,7 +439,7 @@ async fn a_read_only_store_refuses_writes_with_503_and_predictions_go_on() {
     let root = tempfile::tempdir().unwrap();
     let config = serve_config(root.path());
     Service::start::<AutodiffCpu>(&config, cpu_device()).await.unwrap().stop().await;
-    let path = rlhf_assistant::serve::store::default_store_path(&config.run_dir);
+    let path = default_store_path(&config.run_dir);
     let read_only = ServeConfig { store_url: format!("sqlite://{}?mode=ro", path.display()), ..config };
     let service = Service::start::<AutodiffCpu>(&read_only, cpu_device()).await.unwrap();
     let app = service.router();
