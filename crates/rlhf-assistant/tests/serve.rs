@@ -372,9 +372,45 @@ async fn writes_need_the_token_when_the_server_has_one_and_the_page_is_served_es
     assert!(page.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'self'"));
     let html = String::from_utf8(page.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
     assert!(html.contains("app.js") && !html.contains("<script>"), "no inline script");
+    let (status, doc) = call(&app, "GET", "/v1/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK, "the document is public");
+    assert_openapi_documents_the_api(&doc);
     let script = include_str!("../assets/app.js");
     assert!(!script.contains(".innerHTML") && !script.contains("eval("), "user text goes in as text, never as HTML");
     service.stop().await;
+}
+
+/// The endpoints, each documented with its methods, bodies and the
+/// error body; the schemas say which fields are required.
+fn assert_openapi_documents_the_api(doc: &Value) {
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{}", doc["openapi"]);
+    let endpoints = [
+        ("/v1/predict", "post"),
+        ("/v1/feedback", "post"),
+        ("/v1/undo", "post"),
+        ("/v1/intents", "get"),
+        ("/v1/intents", "post"),
+        ("/v1/stats", "get"),
+        ("/v1/history", "get"),
+        ("/v1/model/save", "post"),
+        ("/v1/openapi.json", "get"),
+        ("/healthz", "get"),
+    ];
+    for (path, method) in endpoints {
+        let operation = &doc["paths"][path][method];
+        assert!(operation["responses"].is_object(), "{method} {path} is documented");
+    }
+    let documented: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(documented, endpoints.len(), "nothing undocumented, nothing extra");
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(schemas["PredictRequest"]["required"], json!(["text"]));
+    assert_eq!(schemas["FeedbackRequest"]["properties"]["feedback"]["$ref"], "#/components/schemas/FeedbackKind");
+    assert_eq!(schemas["FeedbackKind"]["enum"], json!(["right", "wrong", "corrected"]));
+    assert!(schemas["ErrorResponse"].is_object());
+    let limit = doc["paths"]["/v1/history"]["get"]["parameters"][0].clone();
+    assert_eq!((limit["name"].as_str(), limit["in"].as_str()), (Some("limit"), Some("query")), "{limit}");
+    assert_eq!(limit["required"], false, "{limit}");
+    assert_eq!(doc["components"]["securitySchemes"]["token"]["scheme"], "bearer");
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ use rlhf_model::text::{HashedNgrams, SparseFeatures};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::learner::Snapshot;
 use super::store::{InteractionRow, now_ms};
@@ -59,9 +60,28 @@ impl ApiError {
     }
 }
 
+/// The body of every error response.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorResponse {
+    /// What went wrong.
+    pub error: ErrorBody,
+}
+
+/// What went wrong, in [`ErrorResponse`].
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable snake_case code (`invalid_field`, `not_found`, `conflict`, `store_unavailable`, ...).
+    pub code: String,
+    /// What went wrong, for a person.
+    pub message: String,
+    /// The request field at fault, when one is.
+    pub field: Option<String>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message, "field": self.field } });
+        let body =
+            ErrorResponse { error: ErrorBody { code: self.code.into(), message: self.message, field: self.field } };
         (self.status, Json(body)).into_response()
     }
 }
@@ -99,7 +119,7 @@ impl From<QueryRejection> for ApiError {
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// `POST /v1/predict`'s body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PredictRequest {
     /// What was said, 1 to 2,000 characters.
@@ -110,7 +130,7 @@ pub struct PredictRequest {
 }
 
 /// One intent and its Q-value.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct ScoredIntent {
     /// The intent.
     pub intent: String,
@@ -119,7 +139,7 @@ pub struct ScoredIntent {
 }
 
 /// `POST /v1/predict`'s answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PredictResponse {
     /// The id feedback refers to.
     pub interaction_id: i64,
@@ -138,7 +158,7 @@ pub struct PredictResponse {
 }
 
 /// The question the assistant asks instead of acting.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ClarifyBody {
     /// The two intents it hesitates between.
     pub options: [String; 2],
@@ -200,6 +220,7 @@ fn check_text(text: &str) -> Result<(), ApiError> {
 
 /// `POST /v1/predict`: answers from the published snapshot; the interaction
 /// is queued for the store (written within milliseconds, never waited for).
+#[utoipa::path(post, path = "/v1/predict", tag = "assistant", request_body = PredictRequest, responses((status = 200, description = "The answer, from the model published now", body = PredictResponse), (status = 400, description = "A field is missing, of the wrong type, unknown or out of range", body = ErrorResponse), (status = 401, description = "The server has a token and the request lacks it", body = ErrorResponse), (status = 413, description = "The body is over 64 KiB", body = ErrorResponse), (status = 503, description = "The store refused the write (read-only, full, locked); predictions go on", body = ErrorResponse)))]
 pub async fn predict(
     State(state): State<Arc<AppState>>,
     body: Result<Json<PredictRequest>, JsonRejection>,
@@ -246,7 +267,7 @@ pub async fn predict(
 }
 
 /// What the user said about an answer.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FeedbackKind {
     /// The answer was right.
@@ -269,7 +290,7 @@ impl FeedbackKind {
 }
 
 /// `POST /v1/feedback`'s body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeedbackRequest {
     /// The answer's interaction id.
@@ -283,6 +304,7 @@ pub struct FeedbackRequest {
 
 /// `POST /v1/feedback`: committed to the store before this answers; the
 /// learner applies it next (`model_version` is the version that includes it).
+#[utoipa::path(post, path = "/v1/feedback", tag = "assistant", request_body = FeedbackRequest, responses((status = 200, description = "Committed; the lessons the learner applies next", body = FeedbackAck), (status = 400, description = "A field is missing, of the wrong type, unknown or out of range", body = ErrorResponse), (status = 401, description = "The server has a token and the request lacks it", body = ErrorResponse), (status = 413, description = "The body is over 64 KiB", body = ErrorResponse), (status = 404, description = "No such interaction", body = ErrorResponse), (status = 409, description = "The interaction already has feedback", body = ErrorResponse), (status = 503, description = "The store refused the write (read-only, full, locked); predictions go on", body = ErrorResponse)))]
 pub async fn feedback(
     State(state): State<Arc<AppState>>,
     body: Result<Json<FeedbackRequest>, JsonRejection>,
@@ -307,7 +329,7 @@ pub async fn feedback(
 }
 
 /// `POST /v1/undo`'s body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UndoRequest {
     /// The interaction whose feedback to take back.
@@ -315,7 +337,7 @@ pub struct UndoRequest {
 }
 
 /// `POST /v1/undo`'s answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UndoResponse {
     /// The interaction.
     pub interaction_id: i64,
@@ -326,6 +348,7 @@ pub struct UndoResponse {
 }
 
 /// `POST /v1/undo`.
+#[utoipa::path(post, path = "/v1/undo", tag = "assistant", request_body = UndoRequest, responses((status = 200, description = "The feedback taken back", body = UndoResponse), (status = 400, description = "A field is missing, of the wrong type, unknown or out of range", body = ErrorResponse), (status = 401, description = "The server has a token and the request lacks it", body = ErrorResponse), (status = 413, description = "The body is over 64 KiB", body = ErrorResponse), (status = 404, description = "No such interaction", body = ErrorResponse), (status = 409, description = "No feedback in force to undo", body = ErrorResponse), (status = 503, description = "The store refused the write (read-only, full, locked); predictions go on", body = ErrorResponse)))]
 pub async fn undo(
     State(state): State<Arc<AppState>>,
     body: Result<Json<UndoRequest>, JsonRejection>,
@@ -337,7 +360,7 @@ pub async fn undo(
 }
 
 /// One intent of the model.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct IntentInfo {
     /// Its name.
     pub name: String,
@@ -348,13 +371,14 @@ pub struct IntentInfo {
 }
 
 /// `GET /v1/intents`'s answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct IntentsResponse {
     /// Every intent, in output order (those the writer accepts: the learner may not have them yet).
     pub intents: Vec<IntentInfo>,
 }
 
 /// `GET /v1/intents`.
+#[utoipa::path(get, path = "/v1/intents", tag = "assistant", responses((status = 200, description = "Every intent, in output order", body = IntentsResponse)))]
 pub async fn intents(State(state): State<Arc<AppState>>) -> Json<IntentsResponse> {
     let labels = state.labels.read().map(|l| l.clone()).unwrap_or_default();
     let intents = labels
@@ -370,7 +394,7 @@ pub async fn intents(State(state): State<Arc<AppState>>) -> Json<IntentsResponse
 }
 
 /// `POST /v1/intents`'s body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddIntentRequest {
     /// The new intent's name.
@@ -378,7 +402,7 @@ pub struct AddIntentRequest {
 }
 
 /// `POST /v1/intents`'s answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AddIntentResponse {
     /// The intent.
     pub name: String,
@@ -387,6 +411,7 @@ pub struct AddIntentResponse {
 }
 
 /// `POST /v1/intents`: a new intent, learned from corrections naming it.
+#[utoipa::path(post, path = "/v1/intents", tag = "assistant", request_body = AddIntentRequest, responses((status = 201, description = "Added; corrections naming it teach it", body = AddIntentResponse), (status = 400, description = "A field is missing, of the wrong type, unknown or out of range", body = ErrorResponse), (status = 401, description = "The server has a token and the request lacks it", body = ErrorResponse), (status = 413, description = "The body is over 64 KiB", body = ErrorResponse), (status = 409, description = "The intent exists", body = ErrorResponse), (status = 503, description = "The store refused the write (read-only, full, locked); predictions go on", body = ErrorResponse)))]
 pub async fn add_intent(
     State(state): State<Arc<AppState>>,
     body: Result<Json<AddIntentRequest>, JsonRejection>,
@@ -405,7 +430,7 @@ pub async fn add_intent(
 }
 
 /// Feedback counts.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct FeedbackCounts {
     /// Confirmed right.
     pub right: i64,
@@ -416,7 +441,7 @@ pub struct FeedbackCounts {
 }
 
 /// `GET /v1/stats`'s answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct StatsResponse {
     /// Interactions recorded.
     pub interactions: i64,
@@ -444,6 +469,7 @@ fn accuracy(recent: &[bool], last: usize) -> Option<f64> {
 }
 
 /// `GET /v1/stats`.
+#[utoipa::path(get, path = "/v1/stats", tag = "assistant", responses((status = 200, description = "Counts, recent accuracy and versions", body = StatsResponse), (status = 503, description = "The store could not be read", body = ErrorResponse)))]
 pub async fn stats(State(state): State<Arc<AppState>>) -> ApiResult<StatsResponse> {
     let counts = state.store.counts().await.map_err(|e| ApiError::unavailable(e.to_string()))?;
     let serving_version = state.snapshot.load().version;
@@ -462,7 +488,8 @@ pub async fn stats(State(state): State<Arc<AppState>>) -> ApiResult<StatsRespons
 }
 
 /// `GET /v1/history`'s query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     /// How many, 1 to 1,000 (default 50).
@@ -470,7 +497,7 @@ pub struct HistoryQuery {
 }
 
 /// One line of the history.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct HistoryItem {
     /// The interaction.
     pub interaction_id: i64,
@@ -491,13 +518,14 @@ pub struct HistoryItem {
 }
 
 /// `GET /v1/history`'s answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct HistoryResponse {
     /// Newest first.
     pub items: Vec<HistoryItem>,
 }
 
 /// `GET /v1/history?limit=`.
+#[utoipa::path(get, path = "/v1/history", tag = "assistant", params(HistoryQuery), responses((status = 200, description = "The newest interactions with their feedback", body = HistoryResponse), (status = 400, description = "`limit` out of range", body = ErrorResponse), (status = 503, description = "The store could not be read", body = ErrorResponse)))]
 pub async fn history(
     State(state): State<Arc<AppState>>,
     query: Result<Query<HistoryQuery>, QueryRejection>,
@@ -525,7 +553,7 @@ pub async fn history(
 }
 
 /// `POST /v1/model/save`'s answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SaveResponse {
     /// The version saved.
     pub model_version: i64,
@@ -535,6 +563,7 @@ pub struct SaveResponse {
 
 /// `POST /v1/model/save`: the learner's model as `versions/<version>` in
 /// the run folder (never a path from the request).
+#[utoipa::path(post, path = "/v1/model/save", tag = "assistant", responses((status = 200, description = "Saved as `versions/<version>` in the run folder", body = SaveResponse), (status = 401, description = "The server has a token and the request lacks it", body = ErrorResponse), (status = 409, description = "This server runs with --learner off", body = ErrorResponse), (status = 503, description = "The store refused the write (read-only, full, locked); predictions go on", body = ErrorResponse)))]
 pub async fn save(State(state): State<Arc<AppState>>) -> ApiResult<SaveResponse> {
     let Some(learner) = &state.learner else {
         return Err(ApiError::new(StatusCode::CONFLICT, "no_learner", "this server runs with --learner off"));
@@ -553,9 +582,52 @@ pub async fn save(State(state): State<Arc<AppState>>) -> ApiResult<SaveResponse>
     Ok(Json(SaveResponse { model_version: saved.version, checkpoint: saved.checkpoint }))
 }
 
+/// `GET /healthz`'s answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct HealthResponse {
+    /// Always `ok` when the server answers.
+    pub status: String,
+    /// The version answering now.
+    pub model_version: i64,
+}
+
 /// `GET /healthz`.
-pub async fn healthz(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok", "model_version": state.snapshot.load().version }))
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The server answers", body = HealthResponse)))]
+pub async fn healthz(State(state): State<Arc<AppState>>) -> Json<HealthResponse> {
+    Json(HealthResponse { status: "ok".into(), model_version: state.snapshot.load().version })
+}
+
+/// The OpenAPI document of this API, generated from the handlers and types above.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "rlhf assistant", description = "Intent prediction that learns from feedback with hindsight."),
+    paths(predict, feedback, undo, intents, add_intent, stats, history, save, healthz, openapi),
+    modifiers(&BearerToken),
+    tags(
+        (name = "assistant", description = "Answers, feedback and the model"),
+        (name = "operations", description = "Health and this document")
+    )
+)]
+pub struct ApiDoc;
+
+/// Declares the bearer token that POST requests need when the server has one.
+struct BearerToken;
+
+impl utoipa::Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// `GET /v1/openapi.json`.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "operations", responses((status = 200, description = "This document", content_type = "application/json")))]
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
 }
 
 /// Write requests (POST) need the server's token, when it has one, as

@@ -132,6 +132,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/stats", get(api::stats))
         .route("/v1/history", get(api::history))
         .route("/v1/model/save", post(api::save))
+        .route("/v1/openapi.json", get(api::openapi))
         .route("/healthz", get(api::healthz))
         .route("/", get(api::asset))
         .route("/app.js", get(api::asset))

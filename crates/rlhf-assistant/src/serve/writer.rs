@@ -17,7 +17,7 @@ use super::store::{Event, InteractionRow, Store, StoreError, StoredEvent, now_ms
 use crate::feedback::{Feedback, named_lessons};
 
 /// A lesson as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct LessonBody {
     /// The intent.
     pub intent: String,
@@ -26,7 +26,7 @@ pub struct LessonBody {
 }
 
 /// `POST /v1/feedback`'s answer.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct FeedbackAck {
     /// The event's id in the store.
     pub feedback_id: i64,
