@@ -6,6 +6,8 @@
 //! PostgreSQL too when `RLHF_TEST_POSTGRES_URL` names a server (`.ci/run`
 //! starts one on loopback): each gets a fresh database there.
 
+mod common;
+
 use std::path::Path;
 
 use axum::Router;
@@ -13,41 +15,16 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use proptest::prelude::*;
+use rlhf_assistant::PipelineConfig;
 use rlhf_assistant::pipeline::{IntentModelSpec, new_network, save_intent_model};
 use rlhf_assistant::serve::store::{default_store_path, sqlite_url};
 use rlhf_assistant::serve::{ServeConfig, Service};
-use rlhf_assistant::{IntentCorpus, PipelineConfig, PretrainConfig, Split, pretrain};
 use rlhf_model::backend::{AutodiffCpu, cpu_device};
 use rlhf_model::text::{FeaturizerConfig, HashedNgrams};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-const INTENTS: [&str; 4] = ["light_on", "light_off", "volume_up", "volume_down"];
-
-/// Pretrains a small model of [`INTENTS`] and saves it to `dir`.
-fn save_model(dir: &Path) {
-    let config = PipelineConfig {
-        featurizer: FeaturizerConfig { dim: 1024, ..Default::default() },
-        net_arch: vec![64],
-        pretrain: PretrainConfig { steps: 300, ..Default::default() },
-        ..Default::default()
-    };
-    let labels: Vec<String> = INTENTS.iter().map(|s| (*s).to_owned()).collect();
-    let train = IntentCorpus::builtin(Split::Train).unwrap().restrict(&labels).unwrap();
-    let featurizer = HashedNgrams::new(config.featurizer).unwrap();
-    let network = new_network::<AutodiffCpu>(&config, &featurizer, labels.len(), &cpu_device(), 0);
-    let network = pretrain(network, &train, &featurizer, &config.pretrain, |_, _| {}).unwrap();
-    let spec = IntentModelSpec { labels: train.labels().to_vec(), featurizer: config.featurizer };
-    save_intent_model(dir, &network, &spec, 300, "cpu".into(), json!({})).unwrap();
-}
-
-fn serve_config(root: &Path) -> ServeConfig {
-    let model = root.join("model");
-    if !model.exists() {
-        save_model(&model);
-    }
-    ServeConfig::new(&model)
-}
+use common::serve_config;
 
 /// The stores a test runs against, each with its own run folder under `root`:
 /// SQLite, and a fresh PostgreSQL database when `RLHF_TEST_POSTGRES_URL` is set.

@@ -1,0 +1,40 @@
+//! What the served-assistant tests share: a small model saved once per test folder.
+
+use std::path::Path;
+
+use rlhf_assistant::pipeline::{IntentModelSpec, new_network, save_intent_model};
+use rlhf_assistant::serve::ServeConfig;
+use rlhf_assistant::{IntentCorpus, PipelineConfig, PretrainConfig, Split, pretrain};
+use rlhf_model::backend::{AutodiffCpu, cpu_device};
+use rlhf_model::text::{FeaturizerConfig, HashedNgrams};
+use serde_json::json;
+
+/// The intents of the small test model.
+pub const INTENTS: [&str; 4] = ["light_on", "light_off", "volume_up", "volume_down"];
+
+/// Pretrains a small model of [`INTENTS`] and saves it to `dir`.
+fn save_model(dir: &Path) {
+    let config = PipelineConfig {
+        featurizer: FeaturizerConfig { dim: 1024, ..Default::default() },
+        net_arch: vec![64],
+        pretrain: PretrainConfig { steps: 300, ..Default::default() },
+        ..Default::default()
+    };
+    let labels: Vec<String> = INTENTS.iter().map(|s| (*s).to_owned()).collect();
+    let train = IntentCorpus::builtin(Split::Train).unwrap().restrict(&labels).unwrap();
+    let featurizer = HashedNgrams::new(config.featurizer).unwrap();
+    let network = new_network::<AutodiffCpu>(&config, &featurizer, labels.len(), &cpu_device(), 0);
+    let network = pretrain(network, &train, &featurizer, &config.pretrain, |_, _| {}).unwrap();
+    let spec = IntentModelSpec { labels: train.labels().to_vec(), featurizer: config.featurizer };
+    save_intent_model(dir, &network, &spec, 300, "cpu".into(), json!({})).unwrap();
+}
+
+/// The default serving settings for a small model of [`INTENTS`] saved
+/// under `root` (once): its run folder and SQLite store beside it.
+pub fn serve_config(root: &Path) -> ServeConfig {
+    let model = root.join("model");
+    if !model.exists() {
+        save_model(&model);
+    }
+    ServeConfig::new(&model)
+}
