@@ -14,8 +14,12 @@
 //! - Learning: [`cartpole_controller`] is the fixed policy the speed benchmarks
 //!   drive CartPole with, so episodes are long and resets rare, as under a
 //!   trained agent. Learning-curve benchmarks join it with the DQN issue.
+//! - Serving: [`load`] drives an HTTP server of the assistant's API with
+//!   concurrent keep-alive clients and summarises latencies per request kind
+//!   (`cargo xtask bench serve`).
 
 mod curve;
+pub mod load;
 pub mod table;
 
 pub use curve::{

@@ -38,6 +38,7 @@ mod memory;
 mod peers;
 mod report;
 mod scale;
+mod serve;
 
 use crate::train::{ConfigOverrides, NewRun, Schedule, Summary};
 
@@ -92,6 +93,9 @@ enum Bench {
     Scale(scale::ScaleBench),
     /// Peak resident memory: the default CartPole run and a 1,000,000-transition replay buffer.
     Memory(memory::MemoryBench),
+    /// The HTTP server under load: predictions and feedback from concurrent
+    /// clients, latency percentiles, acknowledged feedback against the store.
+    Serve(serve::ServeBench),
     /// One case of `bench memory`, in this process (run by `bench memory`).
     #[command(hide = true)]
     MemoryProbe(memory::MemoryProbe),
@@ -287,6 +291,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         Bench::Feedback(feedback) => crate::assistant::bench_feedback(feedback),
         Bench::Scale(scale) => scale::bench_scale(scale).map(drop),
         Bench::Memory(memory) => memory::bench_memory(memory).map(drop),
+        Bench::Serve(serve) => serve::bench_serve(serve).map(drop),
         Bench::MemoryProbe(probe) => memory::probe(probe),
     }
 }

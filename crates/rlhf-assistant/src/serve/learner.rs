@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
@@ -37,8 +38,9 @@ pub enum LearnerMessage {
     Event(StoredEvent),
     /// Save the current model; answers with the saved version.
     Save(tokio::sync::oneshot::Sender<Result<SavedVersion, AssistantError>>),
-    /// Stop (after the events before this message).
-    Stop,
+    /// Stop: save the model if it learned anything since its last saved
+    /// version (answered with that version), then end.
+    Stop(tokio::sync::oneshot::Sender<Option<Result<SavedVersion, AssistantError>>>),
 }
 
 /// A learned event the learner can still take back.
@@ -54,6 +56,8 @@ pub struct Learner<B: AutodiffBackend> {
     featurizer: FeaturizerConfig,
     base_step: i64,
     last_event: i64,
+    /// The last event in the newest saved version.
+    saved_through: i64,
     /// The newest learned feedback, newest last, at most the undo depth.
     learned: VecDeque<Learned>,
     undo_depth: usize,
@@ -89,6 +93,7 @@ impl<B: AutodiffBackend> Learner<B> {
             featurizer,
             base_step,
             last_event,
+            saved_through: last_event,
             learned: VecDeque::new(),
             undo_depth,
             run_dir,
@@ -166,7 +171,7 @@ impl<B: AutodiffBackend> Learner<B> {
     }
 
     /// Saves the model under the run folder as `versions/<version>`.
-    pub fn save(&self) -> Result<SavedVersion, AssistantError> {
+    pub fn save(&mut self) -> Result<SavedVersion, AssistantError> {
         let version = self.version();
         let checkpoint = version_dir(version);
         let spec = IntentModelSpec { labels: self.learner.labels().to_vec(), featurizer: self.featurizer };
@@ -178,13 +183,21 @@ impl<B: AutodiffBackend> Learner<B> {
             self.backend.clone(),
             serde_json::json!({ "served": true, "last_event": self.last_event }),
         )?;
+        self.saved_through = self.last_event;
         Ok(SavedVersion { version, checkpoint, last_event: self.last_event })
     }
 
-    /// Runs until `inbox` closes: applies events as they come and publishes
-    /// a snapshot once the queue is empty (not after every event, so a burst
-    /// of feedback costs one copy of the weights).
-    pub fn run(mut self, inbox: Receiver<LearnerMessage>, published: Arc<ArcSwap<Snapshot>>) {
+    /// Runs until `inbox` closes or a `Stop` arrives: applies events as they
+    /// come and publishes a snapshot once the queue is empty (not after every
+    /// event, so a burst of feedback costs one copy of the weights). Once
+    /// `stopping` is set, queued events are left unlearned: they are in the
+    /// store, and the next start replays them after the version saved at stop.
+    pub fn run(
+        mut self,
+        inbox: Receiver<LearnerMessage>,
+        published: Arc<ArcSwap<Snapshot>>,
+        stopping: Arc<AtomicBool>,
+    ) {
         let mut dirty = false;
         loop {
             let message = if dirty {
@@ -200,13 +213,17 @@ impl<B: AutodiffBackend> Learner<B> {
                 }
             };
             match message {
+                Some(LearnerMessage::Event(_)) if stopping.load(Ordering::Relaxed) => {}
                 Some(LearnerMessage::Event(event)) => {
                     if let Err(e) = self.apply(&event) {
                         tracing::error!("learning event {}: {e}", event.id);
                     }
                     dirty = true;
                 }
-                Some(LearnerMessage::Stop) => return,
+                Some(LearnerMessage::Stop(reply)) => {
+                    let _ = reply.send((self.last_event > self.saved_through).then(|| self.save()));
+                    return;
+                }
                 Some(LearnerMessage::Save(reply)) => {
                     let _ = reply.send(self.save());
                 }

@@ -21,7 +21,7 @@ pub mod writer;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -151,6 +151,8 @@ pub struct Service {
     writer: tokio::task::JoinHandle<()>,
     learner: Option<std::thread::JoinHandle<()>>,
     reloader: Option<tokio::task::JoinHandle<()>>,
+    /// Tells the learner to leave its queue: stopping never waits for a backlog.
+    stopping: Arc<AtomicBool>,
 }
 
 impl Service {
@@ -219,12 +221,14 @@ impl Service {
         let snapshot = Arc::new(ArcSwap::from_pointee(learner.snapshot()?));
         let labels = Arc::new(RwLock::new(labels));
         let last_event = Arc::new(AtomicI64::new(last_event));
+        let stopping = Arc::new(AtomicBool::new(false));
         let (learner_handle, learner_inbox) = if config.learner {
             let (sender, inbox) = std::sync::mpsc::channel();
             let published = snapshot.clone();
+            let stop_flag = stopping.clone();
             let handle = std::thread::Builder::new()
                 .name("learner".into())
-                .spawn(move || learner.run(inbox, published))
+                .spawn(move || learner.run(inbox, published, stop_flag))
                 .map_err(|source| AssistantError::Io { path: PathBuf::from("learner thread"), source })?;
             (Some(handle), Some(Arc::new(Mutex::new(sender))))
         } else {
@@ -245,7 +249,6 @@ impl Service {
                 store.clone(),
                 config.run_dir.clone(),
                 snapshot.clone(),
-                base_step,
                 config.reload_every,
                 device,
             ))
@@ -264,7 +267,7 @@ impl Service {
             learning: config.learner,
             learner: learner_inbox,
         });
-        Ok(Self { state, writer, learner: learner_handle, reloader })
+        Ok(Self { state, writer, learner: learner_handle, reloader, stopping })
     }
 
     /// The routes.
@@ -288,19 +291,33 @@ impl Service {
         Ok(())
     }
 
-    /// Writes what is queued, stops the learner, closes the store.
+    /// Writes what is queued, stops the learner (saving what it learned as
+    /// a version; the feedback it had not learned yet is replayed at the next
+    /// start), closes the store.
     pub async fn stop(self) {
-        let Service { state, writer, learner, reloader } = self;
+        let Service { state, writer, learner, reloader, stopping } = self;
         if let Some(reloader) = reloader {
             reloader.abort();
         }
         let store = state.store.clone();
         let _ = state.writes.send(WriteOp::Stop);
         let _ = writer.await;
+        stopping.store(true, Ordering::Relaxed);
+        let (reply, saved) = tokio::sync::oneshot::channel();
         if let Some(inbox) = &state.learner
             && let Ok(inbox) = inbox.lock()
         {
-            let _ = inbox.send(LearnerMessage::Stop);
+            let _ = inbox.send(LearnerMessage::Stop(reply));
+        } else {
+            drop(reply); // no learner: nothing to save
+        }
+        match saved.await {
+            Ok(Some(Ok(saved))) => match store.save_version(&saved, store::now_ms()).await {
+                Ok(()) => tracing::info!("saved version {} at stop", saved.version),
+                Err(e) => tracing::warn!("version {} saved at stop but not recorded: {e}", saved.version),
+            },
+            Ok(Some(Err(e))) => tracing::warn!("saving the model at stop: {e}; the next start replays the feedback"),
+            Ok(None) | Err(_) => {}
         }
         if let Some(learner) = learner {
             let _ = tokio::task::spawn_blocking(move || learner.join()).await;
@@ -314,11 +331,9 @@ async fn reload_saved_versions<B: AutodiffBackend>(
     store: Store,
     run_dir: PathBuf,
     snapshot: Arc<ArcSwap<Snapshot>>,
-    base_step: i64,
     every: Duration,
     device: B::Device,
 ) {
-    let _ = base_step;
     loop {
         tokio::time::sleep(every).await;
         let Ok(Some(saved)) = store.latest_version().await else { continue };

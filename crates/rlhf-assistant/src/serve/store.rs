@@ -487,14 +487,18 @@ impl Store {
 
     /// Records a saved version.
     pub async fn save_version(&self, saved: &SavedVersion, unix_ms: i64) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO model_versions (version, checkpoint, last_event, unix_ms) VALUES ($1, $2, $3, $4)")
-            .bind(saved.version)
-            .bind(saved.checkpoint.clone())
-            .bind(saved.last_event)
-            .bind(unix_ms)
-            .execute(&self.pool)
-            .await
-            .map_err(self.db())?;
+        // Saving the same version twice (nothing learned in between) records it once.
+        sqlx::query(
+            "INSERT INTO model_versions (version, checkpoint, last_event, unix_ms) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (version) DO NOTHING",
+        )
+        .bind(saved.version)
+        .bind(saved.checkpoint.clone())
+        .bind(saved.last_event)
+        .bind(unix_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(self.db())?;
         Ok(())
     }
 
