@@ -32,6 +32,28 @@ pub struct Snapshot {
     pub featurizer: FeaturizerConfig,
 }
 
+/// Lowers the calling thread (the learner's) to background priority:
+/// learning must never take the CPU from answers. On Linux the thread gets
+/// `SCHED_IDLE`, so it runs only on a core nothing else wants (under full
+/// load the backlog waits, and `/v1/stats` shows it); elsewhere the lowest
+/// priority of the normal policy.
+pub fn run_in_background() {
+    #[cfg(target_os = "linux")]
+    let lowered = {
+        use thread_priority::{
+            NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy, set_thread_priority_and_policy,
+            thread_native_id,
+        };
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle)
+    };
+    #[cfg(not(target_os = "linux"))]
+    let lowered = thread_priority::ThreadPriority::Min.set_for_current();
+    if let Err(e) = lowered {
+        tracing::warn!("the learner runs at normal priority: {e:?}");
+    }
+}
+
 /// What the learner thread is asked to do.
 pub enum LearnerMessage {
     /// Apply a committed event.

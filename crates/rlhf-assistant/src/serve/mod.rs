@@ -228,7 +228,10 @@ impl Service {
             let stop_flag = stopping.clone();
             let handle = std::thread::Builder::new()
                 .name("learner".into())
-                .spawn(move || learner.run(inbox, published, stop_flag))
+                .spawn(move || {
+                    learner::run_in_background();
+                    learner.run(inbox, published, stop_flag)
+                })
                 .map_err(|source| AssistantError::Io { path: PathBuf::from("learner thread"), source })?;
             (Some(handle), Some(Arc::new(Mutex::new(sender))))
         } else {

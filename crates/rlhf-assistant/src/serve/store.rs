@@ -83,6 +83,10 @@ pub const MIGRATIONS: &[&str] = &["CREATE TABLE meta (key TEXT PRIMARY KEY, valu
         last_event BIGINT NOT NULL,
         unix_ms BIGINT NOT NULL)"];
 
+/// The most interactions one `INSERT` statement carries (9 values each,
+/// well under SQLite's and PostgreSQL's limits on bound values).
+pub const INTERACTIONS_PER_STATEMENT: usize = 100;
+
 /// One answered utterance, as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InteractionRow {
@@ -357,28 +361,42 @@ impl Store {
         tx.commit().await.map_err(self.db())
     }
 
-    /// Inserts `rows` in `tx`.
-    pub async fn insert_interaction(
+    /// Inserts `rows` in `tx`, up to [`INTERACTIONS_PER_STATEMENT`] per
+    /// statement: under load a burst holds hundreds, and one statement per
+    /// row would cost a round trip to the database each.
+    pub async fn insert_interactions(
         &self,
         tx: &mut sqlx::AnyConnection,
-        row: &InteractionRow,
+        rows: &[InteractionRow],
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO interactions (id, session, text, features_hash, model_version, intent, confidence, q_values, unix_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(row.id)
-        .bind(row.session.clone())
-        .bind(row.text.clone())
-        .bind(row.features_hash.clone())
-        .bind(row.model_version)
-        .bind(row.intent.clone())
-        .bind(row.confidence)
-        .bind(row.q_values.clone())
-        .bind(row.unix_ms)
-        .execute(tx)
-        .await
-        .map_err(self.db())?;
+        const COLUMNS: usize = 9;
+        for chunk in rows.chunks(INTERACTIONS_PER_STATEMENT) {
+            let mut sql = String::from(
+                "INSERT INTO interactions \
+                 (id, session, text, features_hash, model_version, intent, confidence, q_values, unix_ms) VALUES ",
+            );
+            for r in 0..chunk.len() {
+                let placeholders: Vec<String> = (1..=COLUMNS).map(|c| format!("${}", r * COLUMNS + c)).collect();
+                sql.push_str(if r == 0 { "(" } else { ", (" });
+                sql.push_str(&placeholders.join(", "));
+                sql.push(')');
+            }
+            // Only placeholders are interpolated; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for row in chunk {
+                query = query
+                    .bind(row.id)
+                    .bind(row.session.clone())
+                    .bind(row.text.clone())
+                    .bind(row.features_hash.clone())
+                    .bind(row.model_version)
+                    .bind(row.intent.clone())
+                    .bind(row.confidence)
+                    .bind(row.q_values.clone())
+                    .bind(row.unix_ms);
+            }
+            query.execute(&mut *tx).await.map_err(self.db())?;
+        }
         Ok(())
     }
 

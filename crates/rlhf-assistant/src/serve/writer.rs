@@ -202,14 +202,29 @@ impl Writer {
                 return Err(e);
             }
         };
+        // Interactions are inserted together, before the next op that may read them.
+        let mut interactions = Vec::new();
         let mut ops = burst.into_iter();
         while let Some(op) = ops.next() {
-            let step = self.apply(&mut tx, op, pending, events).await;
+            let step = match op {
+                WriteOp::Interaction(row) => {
+                    interactions.push(row);
+                    continue;
+                }
+                op => match self.store.insert_interactions(&mut tx, &std::mem::take(&mut interactions)).await {
+                    Ok(()) => self.apply(&mut tx, op, pending, events).await,
+                    Err(e) => {
+                        pending.extend(into_pending(op));
+                        Err(e)
+                    }
+                },
+            };
             if let Err(e) = step {
                 pending.extend(ops.filter_map(into_pending));
                 return Err(e);
             }
         }
+        self.store.insert_interactions(&mut tx, &interactions).await?;
         self.store.commit(tx).await
     }
 
@@ -225,7 +240,7 @@ impl Writer {
         events: &mut Vec<StoredEvent>,
     ) -> Result<(), StoreError> {
         match op {
-            WriteOp::Interaction(row) => self.store.insert_interaction(tx, &row).await,
+            WriteOp::Interaction(row) => self.store.insert_interactions(tx, &[row]).await,
             WriteOp::Stop => Ok(()),
             WriteOp::Feedback { interaction_id, feedback, corrected_intent, reply } => {
                 let Some((text, answered)) = self.store.interaction(tx, interaction_id).await? else {
