@@ -6,7 +6,9 @@
 //! Latencies are measured per request, from sending to the last byte of the
 //! answer, and summarised per kind; the feedback the server acknowledged
 //! (a 200 with its `feedback_id`) is returned so the caller can check the
-//! store holds every one.
+//! store holds every one. A connection that fails (the server killed, say)
+//! ends its client; what it measured until then is kept, and the failure
+//! reported.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -35,23 +37,11 @@ pub struct LoadConfig {
     pub seed: u64,
 }
 
-/// A load run failed to run (not a request answered with an error: those are counted).
+/// A load run that cannot run (requests answered with errors and failed
+/// connections are counted in the report instead).
 #[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    /// Connecting or speaking HTTP failed.
-    #[error("load client {client} ({addr}): {message}")]
-    Connection {
-        /// The client's index.
-        client: usize,
-        /// The server.
-        addr: SocketAddr,
-        /// What failed.
-        message: String,
-    },
-    /// The configuration cannot run.
-    #[error("load: {0}")]
-    Config(String),
-}
+#[error("load: {0}")]
+pub struct LoadError(String);
 
 /// Latencies of one kind of request.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -107,6 +97,8 @@ pub struct LoadReport {
     pub predict: LatencySummary,
     /// `POST /v1/feedback`.
     pub feedback: LatencySummary,
+    /// Clients whose connection failed, with why (none in a healthy run).
+    pub failed_clients: Vec<String>,
     /// The `feedback_id` of every feedback the server acknowledged.
     #[serde(skip)]
     pub acknowledged: Vec<i64>,
@@ -119,6 +111,7 @@ struct ClientLog {
     feedback: Vec<u32>,
     feedback_errors: u64,
     acknowledged: Vec<i64>,
+    failure: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -134,7 +127,7 @@ struct Acknowledged {
 /// Runs `config`'s load against the server at `addr` and summarises it.
 pub async fn run_load(addr: SocketAddr, config: &LoadConfig) -> Result<LoadReport, LoadError> {
     if config.clients == 0 || config.texts.is_empty() || !(0.0..1.0).contains(&config.feedback_share) {
-        return Err(LoadError::Config(format!(
+        return Err(LoadError(format!(
             "needs at least one client ({}), one text ({}) and a feedback share in [0, 1) ({})",
             config.clients,
             config.texts.len(),
@@ -146,13 +139,18 @@ pub async fn run_load(addr: SocketAddr, config: &LoadConfig) -> Result<LoadRepor
     let tasks: Vec<_> = (0..config.clients)
         .map(|index| {
             let config = config.clone();
-            tokio::spawn(async move { client(addr, &config, index, deadline).await })
+            tokio::spawn(async move {
+                let mut log = ClientLog::default();
+                if let Err(why) = client(addr, &config, index, deadline, &mut log).await {
+                    log.failure = Some(format!("client {index} ({addr}): {why}"));
+                }
+                log
+            })
         })
         .collect();
     let mut logs = Vec::with_capacity(tasks.len());
-    for (index, task) in tasks.into_iter().enumerate() {
-        let log = task.await.map_err(|e| LoadError::Connection { client: index, addr, message: e.to_string() })??;
-        logs.push(log);
+    for task in tasks {
+        logs.push(task.await.map_err(|e| LoadError(format!("a client panicked: {e}")))?);
     }
     let seconds = started.elapsed().as_secs_f64();
     let merge = |pick: fn(&mut ClientLog) -> &mut Vec<u32>, logs: &mut [ClientLog]| -> Vec<u32> {
@@ -162,26 +160,27 @@ pub async fn run_load(addr: SocketAddr, config: &LoadConfig) -> Result<LoadRepor
     let feedback_errors = logs.iter().map(|l| l.feedback_errors).sum();
     let predict = LatencySummary::of(merge(|l| &mut l.predict, &mut logs), predict_errors, seconds);
     let feedback = LatencySummary::of(merge(|l| &mut l.feedback, &mut logs), feedback_errors, seconds);
+    let failed_clients = logs.iter_mut().filter_map(|l| l.failure.take()).collect();
     let acknowledged = logs.into_iter().flat_map(|l| l.acknowledged).collect();
-    Ok(LoadReport { clients: config.clients, seconds, predict, feedback, acknowledged })
+    Ok(LoadReport { clients: config.clients, seconds, predict, feedback, failed_clients, acknowledged })
 }
 
-/// One connection's requests until `deadline`.
+/// One connection's requests until `deadline`, logged in `log`; an error
+/// ends the connection.
 async fn client(
     addr: SocketAddr,
     config: &LoadConfig,
     index: usize,
     deadline: Instant,
-) -> Result<ClientLog, LoadError> {
-    let fail = |message: String| LoadError::Connection { client: index, addr, message };
-    let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| fail(e.to_string()))?;
-    stream.set_nodelay(true).map_err(|e| fail(e.to_string()))?;
+    log: &mut ClientLog,
+) -> Result<(), String> {
+    let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
     let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| fail(e.to_string()))?;
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
     tokio::spawn(connection);
     let mut rng = seeded_rng(config.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut unjudged: Vec<i64> = Vec::new();
-    let mut log = ClientLog::default();
     while Instant::now() < deadline {
         let give_feedback = !unjudged.is_empty() && uniform_f64(&mut rng, 0.0, 1.0) < config.feedback_share;
         let (path, body) = if give_feedback {
@@ -200,14 +199,13 @@ async fn client(
         if let Some(token) = &config.token {
             request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
         }
-        let request = request
-            .body(Full::new(Bytes::from(body.to_string())))
-            .map_err(|e| fail(format!("building a request: {e}")))?;
+        let request =
+            request.body(Full::new(Bytes::from(body.to_string()))).map_err(|e| format!("building a request: {e}"))?;
         let start = Instant::now();
-        sender.ready().await.map_err(|e| fail(e.to_string()))?;
-        let response = sender.send_request(request).await.map_err(|e| fail(e.to_string()))?;
+        sender.ready().await.map_err(|e| e.to_string())?;
+        let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
         let status = response.status();
-        let bytes = response.into_body().collect().await.map_err(|e| fail(e.to_string()))?.to_bytes();
+        let bytes = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
         let micros = u32::try_from(start.elapsed().as_micros()).unwrap_or(u32::MAX);
         match (give_feedback, status) {
             (false, StatusCode::OK) => {
@@ -220,13 +218,13 @@ async fn client(
             (true, StatusCode::OK) => {
                 log.feedback.push(micros);
                 let ack = serde_json::from_slice::<Acknowledged>(&bytes)
-                    .map_err(|e| fail(format!("a feedback answer without feedback_id: {e}")))?;
+                    .map_err(|e| format!("a feedback answer without feedback_id: {e}"))?;
                 log.acknowledged.push(ack.feedback_id);
             }
             (true, _) => log.feedback_errors += 1,
         }
     }
-    Ok(log)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -221,7 +221,7 @@ fn row(server: &str, store: String, load: LoadReport, stored: &HashSet<i64>) -> 
 
 fn markdown_table(rows: &[ServeRow]) -> String {
     let mut table = String::from(
-        "| server | store | predictions/s | p50 | p99 | p99.9 | feedback/s | p50 | p99 | p99.9 | errors | feedback acknowledged | missing from the store |\n\
+        "| server | store | predictions/s | p50 | p99 | p99.9 | feedback/s | p50 | p99 | p99.9 | errors (requests, connections) | feedback acknowledged | missing from the store |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
@@ -239,7 +239,7 @@ fn markdown_table(rows: &[ServeRow]) -> String {
             f.p50_ms,
             f.p99_ms,
             f.p999_ms,
-            p.errors + f.errors,
+            p.errors + f.errors + r.load.failed_clients.len() as u64,
             r.acknowledged,
             r.missing
         );
