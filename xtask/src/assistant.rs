@@ -475,7 +475,8 @@ pub(crate) struct FinetuneArgs {
     /// Checkpoint directory of the intent model to start from.
     #[arg(long)]
     checkpoint: PathBuf,
-    /// The feedback log (JSON lines written by `cargo xtask assistant`).
+    /// The feedback: a JSON-lines log (written by `cargo xtask assistant`
+    /// or `feedback export`), or a server's store (`sqlite://PATH`, `postgres://...`).
     #[arg(long)]
     feedback: PathBuf,
     /// Where the fine-tuned model goes (never the input checkpoint).
@@ -524,14 +525,24 @@ impl BackendJob for FinetuneJob<'_> {
     fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<()> {
         let args = self.args;
         refuse_overwrite(&args.checkpoint, &args.out)?;
-        let model = IntentModel::<B>::load(&args.checkpoint, &[], args.seed, &device)?;
-        let labels = &model.spec.labels;
-        let contents = read_log(&args.feedback)?;
+        let mut model = IntentModel::<B>::load(&args.checkpoint, &[], args.seed, &device)?;
+        let contents = match args.feedback.to_str().filter(|f| crate::serve::is_store_url(f)) {
+            Some(url) => crate::serve::read_store_log(url, &model.spec, model.step)?,
+            None => read_log(&args.feedback)?,
+        };
         warn_torn(&args.feedback, &contents);
-        contents.check_labels(&args.feedback, labels)?;
-        let held_out = match &args.eval {
-            Some(path) => IntentCorpus::from_path(path, Some(labels))?.utterances(1, args.seed),
-            None => builtin_held_out(labels, args.seed).context("--eval FILE")?,
+        contents.check_labels(&args.feedback, &model.spec.labels)?;
+        // The built-in held-out set covers the built-in intents (the added ones come after them).
+        let builtin = match &args.eval {
+            Some(_) => None,
+            None => Some(builtin_held_out(&model.spec.labels, args.seed).context("--eval FILE")?),
+        };
+        // Intents added through the server become outputs, as the server's learner made them.
+        model.add_intents(&contents.added_intents(), args.seed)?;
+        let labels = &model.spec.labels;
+        let held_out = match (&args.eval, builtin) {
+            (Some(path), _) => IntentCorpus::from_path(path, Some(labels))?.utterances(1, args.seed),
+            (None, held_out) => held_out.unwrap_or_default(),
         };
         let config = read_config(args.config.as_deref(), OnlineConfig { seed: args.seed, ..OnlineConfig::default() })?;
         let options =

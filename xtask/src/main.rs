@@ -46,6 +46,8 @@ pub(crate) enum Command {
     Finetune(assistant::FinetuneArgs),
     /// Serve the assistant over HTTP: the /v1 API, the teaching page, the feedback store.
     Serve(serve::ServeArgs),
+    /// Move feedback between a server's store and a JSON-lines log: `feedback export|import`.
+    Feedback(serve::FeedbackArgs),
     /// Build the GPU backend (wgpu) and run its parity tests against the CPU backend.
     TestGpu(test_gpu::TestGpuArgs),
 }
@@ -84,6 +86,7 @@ pub(crate) fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Assistant(args) => assistant::assistant(&args),
         Command::Finetune(args) => assistant::finetune(&args),
         Command::Serve(args) => serve::serve(&args),
+        Command::Feedback(args) => serve::feedback(&args),
         Command::TestGpu(args) => test_gpu::test_gpu(&args),
         Command::Train(args) => train::train(&args).and_then(|summary| {
             if let Some(summary) = summary {

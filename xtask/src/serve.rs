@@ -9,7 +9,8 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, ValueEnum};
 use rlhf_assistant::model::DEFAULT_MODEL_DIR;
 use rlhf_assistant::online::OnlineConfig;
-use rlhf_assistant::serve::{ServeConfig, Service};
+use rlhf_assistant::serve::store::Store;
+use rlhf_assistant::serve::{ServeConfig, Service, interchange};
 
 use crate::task::{BackendJob, Device};
 use crate::train::read_config;
@@ -95,4 +96,100 @@ impl BackendJob for ServeJob {
             anyhow::Ok(())
         })
     }
+}
+
+/// Arguments of `cargo xtask feedback`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct FeedbackArgs {
+    #[command(subcommand)]
+    command: FeedbackCommand,
+    /// The intent model the store belongs to.
+    #[arg(long, global = true, default_value = DEFAULT_MODEL_DIR)]
+    checkpoint: PathBuf,
+    /// The store: by default the one `cargo xtask serve` uses for --checkpoint.
+    #[arg(long, global = true)]
+    db: Option<String>,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+enum FeedbackCommand {
+    /// Write the store's feedback as a JSON-lines log (the format `cargo xtask assistant` writes).
+    Export {
+        /// The log file to write (replaced atomically).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Append a JSON-lines log to the store (stop any server on it first).
+    Import {
+        /// The log file to read.
+        file: PathBuf,
+    },
+}
+
+/// The store URL `db` names, or `serve`'s default for `checkpoint`.
+pub(crate) fn store_url(checkpoint: &std::path::Path, db: Option<&str>) -> String {
+    db.map_or_else(|| ServeConfig::new(checkpoint).store_url, str::to_owned)
+}
+
+/// Whether `--feedback` names a store rather than a log file.
+pub(crate) fn is_store_url(feedback: &str) -> bool {
+    ["sqlite:", "postgres:", "postgresql:"].iter().any(|scheme| feedback.starts_with(scheme))
+}
+
+/// The feedback in the store at `url` of the model `spec` (at `step`), as log contents.
+pub(crate) fn read_store_log(
+    url: &str,
+    spec: &rlhf_assistant::IntentModelSpec,
+    step: u64,
+) -> anyhow::Result<rlhf_assistant::feedback::LogContents> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let store = Store::open(url, &spec.labels, step).await?;
+        let entries = interchange::export(&store).await;
+        store.close().await;
+        // Line numbers are the entries' positions, as in the exported file.
+        Ok(rlhf_assistant::feedback::LogContents {
+            entries: entries?.into_iter().enumerate().map(|(i, e)| (i + 1, e)).collect(),
+            torn: None,
+        })
+    })
+}
+
+/// `cargo xtask feedback export|import`.
+pub(crate) fn feedback(args: &FeedbackArgs) -> anyhow::Result<()> {
+    let (_, spec, meta) = rlhf_assistant::pipeline::load_intent_model::<rlhf_model::backend::CpuBackend>(
+        &args.checkpoint,
+        &rlhf_model::backend::cpu_device(),
+    )?;
+    let url = store_url(&args.checkpoint, args.db.as_deref());
+    match &args.command {
+        FeedbackCommand::Export { out } => {
+            let contents = read_store_log(&url, &spec, meta.step)?;
+            let mut text = String::new();
+            for (_, entry) in &contents.entries {
+                text.push_str(&serde_json::to_string(entry)?);
+                text.push('\n');
+            }
+            crate::train::write_atomically(out, text.as_bytes())?;
+            eprintln!("wrote {} entries of {url} to {}", contents.entries.len(), out.display());
+        }
+        FeedbackCommand::Import { file } => {
+            let contents = rlhf_assistant::feedback::read_log(file)?;
+            anyhow::ensure!(
+                contents.torn.is_none(),
+                "{}: the last line is cut short; repair or remove it before importing",
+                file.display()
+            );
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let summary = runtime.block_on(async {
+                let store = Store::open(&url, &spec.labels, meta.step).await?;
+                let summary = interchange::import(&store, &contents, file).await;
+                store.close().await;
+                anyhow::Ok(summary?)
+            })?;
+            eprintln!("imported {} into {url}", file.display());
+            println!("{}", serde_json::to_string(&summary)?);
+        }
+    }
+    Ok(())
 }

@@ -156,3 +156,86 @@ fn bench_serve_reports_latencies_and_finds_every_acknowledged_feedback() {
     assert!(p["p50_ms"].as_f64() <= p["p99_ms"].as_f64() && p["p99_ms"].as_f64() <= p["max_ms"].as_f64(), "{p}");
     assert!(std::fs::read_to_string(out.join("serve.md")).unwrap().contains("| rlhf (axum, Rust) | SQLite |"));
 }
+
+fn xtask(args: &[&str]) -> std::process::Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).env("RUST_LOG", "warn").output().unwrap();
+    assert!(output.status.success(), "xtask {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    output
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feedback_export_import_round_trips_and_finetune_reads_the_store() {
+    let root = tempfile::tempdir().unwrap();
+    let model = root.path().join("model");
+    save_model(&model);
+    let addr = free_addr();
+    let mut server = start_server(&model, addr);
+    healthy(addr).await;
+    let post = |path: &'static str, body: Value| async move { request(addr, "POST", path, Some(body)).await.unwrap() };
+    let (_, first) = post("/v1/predict", json!({"text": "开灯"})).await;
+    post("/v1/feedback", json!({"interaction_id": first["interaction_id"], "feedback": "right"})).await;
+    let (_, second) = post("/v1/predict", json!({"text": "帮我叫车"})).await;
+    assert_eq!(post("/v1/intents", json!({"name": "book_taxi"})).await.0, 201);
+    let (status, _) = post(
+        "/v1/feedback",
+        json!({"interaction_id": second["interaction_id"], "feedback": "corrected", "intent": "book_taxi"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    post("/v1/undo", json!({"interaction_id": first["interaction_id"]})).await;
+    post("/v1/feedback", json!({"interaction_id": first["interaction_id"], "feedback": "wrong"})).await;
+    tokio::time::sleep(Duration::from_millis(20)).await; // the log is in time order
+    post("/v1/predict", json!({"text": "no feedback on this one"})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await; // the unjudged interaction reaches the store
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let model_arg = model.to_str().unwrap();
+    let exported = root.path().join("exported.jsonl");
+    xtask(&["feedback", "export", "--checkpoint", model_arg, "--out", exported.to_str().unwrap()]);
+    let fresh = format!("sqlite://{}?mode=rwc", root.path().join("fresh.db").display());
+    let imported =
+        xtask(&["feedback", "import", "--checkpoint", model_arg, "--db", &fresh, exported.to_str().unwrap()]);
+    let summary: Value = serde_json::from_slice(&imported.stdout).unwrap();
+    assert_eq!(summary, json!({"interactions": 4, "feedback": 3, "undos": 1, "intents": 1}), "right, corrected, wrong");
+    let again = root.path().join("again.jsonl");
+    xtask(&["feedback", "export", "--checkpoint", model_arg, "--db", &fresh, "--out", again.to_str().unwrap()]);
+    let log = std::fs::read_to_string(&exported).unwrap();
+    assert_eq!(log, std::fs::read_to_string(&again).unwrap(), "exported, imported, exported: the same log");
+    let kinds: Vec<String> = log
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            format!("{}:{}", v["kind"].as_str().unwrap(), v["feedback"].as_str().unwrap_or("-"))
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "interaction:right",
+            "add_intent:-",
+            "interaction:corrected",
+            "undo:-",
+            "interaction:wrong",
+            "interaction:missing"
+        ]
+    );
+
+    // Fine-tuning reads the store directly, the added intent included.
+    let store = format!("sqlite://{}?mode=ro", model.parent().unwrap().join("serve/feedback.db").display());
+    let out = root.path().join("finetuned");
+    xtask(&[
+        "finetune",
+        "--checkpoint",
+        model_arg,
+        "--feedback",
+        &store,
+        "--out",
+        out.to_str().unwrap(),
+        "--steps",
+        "4",
+    ]);
+    let (_, spec, _) =
+        rlhf_assistant::pipeline::load_intent_model::<rlhf_model::backend::CpuBackend>(&out, &cpu_device()).unwrap();
+    assert_eq!(spec.labels.last().map(String::as_str), Some("book_taxi"), "the fine-tuned model has the added intent");
+}

@@ -80,6 +80,16 @@ pub enum LogEntry {
         /// The id of the interaction taken back.
         undoes: u64,
     },
+    /// A new intent (from the server's `POST /v1/intents`): the model gains
+    /// an output, and the entries after this one use the label set with it.
+    AddIntent {
+        /// Sequence number in the log.
+        id: u64,
+        /// When, in milliseconds since the Unix epoch.
+        unix_ms: u64,
+        /// The intent's name.
+        name: String,
+    },
 }
 
 impl LogEntry {
@@ -87,7 +97,7 @@ impl LogEntry {
     pub fn id(&self) -> u64 {
         match self {
             LogEntry::Interaction(record) => record.id,
-            LogEntry::Undo { id, .. } => *id,
+            LogEntry::Undo { id, .. } | LogEntry::AddIntent { id, .. } => *id,
         }
     }
 }
@@ -138,7 +148,7 @@ impl LogContents {
             .iter()
             .filter_map(|(_, e)| match e {
                 LogEntry::Undo { undoes, .. } => Some(*undoes),
-                LogEntry::Interaction(_) => None,
+                LogEntry::Interaction(_) | LogEntry::AddIntent { .. } => None,
             })
             .collect();
         self.entries
@@ -150,22 +160,48 @@ impl LogContents {
             .collect()
     }
 
-    /// Checks that every interaction was logged by a model with `labels`,
-    /// and names only those labels; the error names the first line that was not.
+    /// The intents the log adds, in order.
+    pub fn added_intents(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter_map(|(_, e)| match e {
+                LogEntry::AddIntent { name, .. } => Some(name.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Checks that every interaction was logged by a model with `labels`
+    /// (and some of the intents the log added before it: a server may answer
+    /// with the model before an intent reached it), and names only those
+    /// labels; the error names the first line that was not.
     pub fn check_labels(&self, path: &Path, labels: &[String]) -> Result<(), AssistantError> {
-        let expected = label_set_id(labels);
+        let mut in_force = labels.to_vec();
+        let mut label_sets = vec![label_set_id(&in_force)];
         for (line, entry) in &self.entries {
-            let LogEntry::Interaction(record) = entry else { continue };
             let bad = |reason: String| Err(AssistantError::LogLine { path: path.to_owned(), line: *line, reason });
-            if record.label_set != expected {
+            let record = match entry {
+                LogEntry::Interaction(record) => record,
+                LogEntry::AddIntent { name, .. } if in_force.contains(name) => {
+                    return bad(format!("intent `{name}` is added twice"));
+                }
+                LogEntry::AddIntent { name, .. } => {
+                    in_force.push(name.clone());
+                    label_sets.push(label_set_id(&in_force));
+                    continue;
+                }
+                LogEntry::Undo { .. } => continue,
+            };
+            if !label_sets.contains(&record.label_set) {
                 return bad(format!(
-                    "logged by a model with another label set ({}, this model's is {expected}: {})",
+                    "logged by a model with another label set ({}, this model's is {}: {})",
                     record.label_set,
-                    labels.join(", ")
+                    label_sets[label_sets.len() - 1],
+                    in_force.join(", ")
                 ));
             }
             for name in std::iter::once(&record.action).chain(&record.corrected_intent) {
-                if !labels.contains(name) {
+                if !in_force.contains(name) {
                     return bad(format!("intent `{name}` is not one of the model's labels"));
                 }
             }

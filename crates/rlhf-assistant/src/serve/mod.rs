@@ -15,6 +15,7 @@
 //!   a newer saved version when one appears in the store.
 
 pub mod api;
+pub mod interchange;
 pub mod learner;
 pub mod store;
 pub mod writer;

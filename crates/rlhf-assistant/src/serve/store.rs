@@ -143,6 +143,8 @@ pub enum Event {
 pub struct StoredEvent {
     /// Its id (1, 2, ...).
     pub id: i64,
+    /// When it was recorded.
+    pub unix_ms: i64,
     /// What happened.
     pub event: Event,
 }
@@ -334,6 +336,25 @@ impl Store {
         }
     }
 
+    /// The labels of the model the store belongs to (before intents added through it).
+    pub async fn labels(&self) -> Result<Vec<String>, StoreError> {
+        let value = self.meta("labels").await?.unwrap_or_default();
+        serde_json::from_str(&value)
+            .map_err(|e| self.incompatible(format!("meta `labels` is not a list of names: {e}")))
+    }
+
+    /// Every interaction, in id order.
+    pub async fn interactions(&self) -> Result<Vec<InteractionRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, session, text, features_hash, model_version, intent, confidence, q_values, unix_ms \
+             FROM interactions ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.db())?;
+        Ok(rows.iter().map(interaction_row).collect())
+    }
+
     /// The checkpoint step the store's versions count from.
     pub async fn base_step(&self) -> Result<i64, StoreError> {
         let value = self.meta("base_step").await?.unwrap_or_default();
@@ -474,7 +495,7 @@ impl Store {
     pub async fn events_after(&self, after: i64) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = sqlx::query(
             "SELECT e.id, e.kind, e.interaction_id, e.feedback, e.corrected_intent, e.intent_name, e.undoes, \
-                    i.text, i.intent \
+                    i.text, i.intent, e.unix_ms \
              FROM events e LEFT JOIN interactions i ON i.id = e.interaction_id \
              WHERE e.id > $1 ORDER BY e.id",
         )
@@ -498,7 +519,7 @@ impl Store {
                     "add_intent" => Event::AddIntent { name: r.get(5) },
                     other => return Err(self.incompatible(format!("event {id} has an unknown kind `{other}`"))),
                 };
-                Ok(StoredEvent { id, event })
+                Ok(StoredEvent { id, unix_ms: r.get(9), event })
             })
             .collect()
     }
@@ -545,21 +566,7 @@ impl Store {
         .map_err(self.db())?;
         Ok(rows
             .iter()
-            .map(|r| HistoryRow {
-                interaction: InteractionRow {
-                    id: r.get(0),
-                    session: r.get(1),
-                    text: r.get(2),
-                    features_hash: r.get(3),
-                    model_version: r.get(4),
-                    intent: r.get(5),
-                    confidence: r.get(6),
-                    q_values: r.get(7),
-                    unix_ms: r.get(8),
-                },
-                feedback: r.get(9),
-                corrected_intent: r.get(10),
-            })
+            .map(|r| HistoryRow { interaction: interaction_row(r), feedback: r.get(9), corrected_intent: r.get(10) })
             .collect())
     }
 
@@ -596,6 +603,21 @@ impl Store {
     /// Closes the pool, waiting for connections to finish.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// An interaction from a row whose first nine columns are the table's, in order.
+fn interaction_row(r: &sqlx::any::AnyRow) -> InteractionRow {
+    InteractionRow {
+        id: r.get(0),
+        session: r.get(1),
+        text: r.get(2),
+        features_hash: r.get(3),
+        model_version: r.get(4),
+        intent: r.get(5),
+        confidence: r.get(6),
+        q_values: r.get(7),
+        unix_ms: r.get(8),
     }
 }
 

@@ -287,8 +287,9 @@ impl Writer {
                     corrected_intent: corrected_intent.clone(),
                     text,
                 };
-                self.store.insert_event(tx, id, &event, now_ms()).await?;
-                events.push(StoredEvent { id, event });
+                let unix_ms = now_ms();
+                self.store.insert_event(tx, id, &event, unix_ms).await?;
+                events.push(StoredEvent { id, unix_ms, event });
                 let ack = FeedbackAck {
                     feedback_id: id,
                     interaction_id,
@@ -312,8 +313,9 @@ impl Writer {
                 };
                 let id = self.next_event();
                 let event = Event::Undo { undoes };
-                self.store.insert_event(tx, id, &event, now_ms()).await?;
-                events.push(StoredEvent { id, event });
+                let unix_ms = now_ms();
+                self.store.insert_event(tx, id, &event, unix_ms).await?;
+                events.push(StoredEvent { id, unix_ms, event });
                 let response = UndoResponse { interaction_id, undone: given, model_version: self.base_step + id };
                 pending.push(Pending::Undo(reply, Ok(response)));
                 Ok(())
@@ -329,8 +331,9 @@ impl Writer {
                 }
                 let id = self.next_event();
                 let event = Event::AddIntent { name: name.clone() };
-                self.store.insert_event(tx, id, &event, now_ms()).await?;
-                events.push(StoredEvent { id, event });
+                let unix_ms = now_ms();
+                self.store.insert_event(tx, id, &event, unix_ms).await?;
+                events.push(StoredEvent { id, unix_ms, event });
                 if let Ok(mut labels) = self.labels.write() {
                     labels.push(name.clone());
                 }
