@@ -46,6 +46,7 @@ mod noise;
 pub mod online;
 pub mod pipeline;
 mod pretrain;
+pub mod qa;
 pub mod serve;
 pub mod simulate;
 pub mod study;
