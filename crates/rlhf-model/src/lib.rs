@@ -39,4 +39,4 @@ pub mod text;
 
 pub use error::ModelError;
 pub use host::{HostQNetwork, argmax};
-pub use qnetwork::{Activation, QNetwork, QNetworkConfig, QNetworkRecord};
+pub use qnetwork::{Activation, QNetwork, QNetworkConfig, QNetworkRecord, uniform_linear};

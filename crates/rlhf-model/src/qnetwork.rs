@@ -6,7 +6,7 @@ use burn::nn::Linear;
 use burn::tensor::activation;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use rlhf_env::rng::{seeded_rng, uniform_f64};
+use rlhf_env::rng::{EnvRng, seeded_rng, uniform_f64};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
@@ -50,6 +50,20 @@ pub struct QNetworkConfig {
     pub dueling: bool,
 }
 
+/// A `d_in → d_out` linear layer whose weights, then biases, are drawn
+/// uniform in `±1/sqrt(d_in)` from `rng` (PyTorch's `nn.Linear` default):
+/// the same generator state gives the same layer on every backend.
+pub fn uniform_linear<B: Backend>(d_in: usize, d_out: usize, rng: &mut EnvRng, device: &B::Device) -> Linear<B> {
+    let bound = 1.0 / (d_in.max(1) as f64).sqrt();
+    let mut draw = |n: usize| (0..n).map(|_| uniform_f64(rng, -bound, bound) as f32).collect::<Vec<_>>();
+    let weight = draw(d_in * d_out);
+    let bias = draw(d_out);
+    Linear {
+        weight: Param::from_tensor(Tensor::from_data(TensorData::new(weight, [d_in, d_out]), device)),
+        bias: Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [d_out]), device))),
+    }
+}
+
 impl QNetworkConfig {
     /// Builds the network on `device`, its weights drawn from `seed`.
     ///
@@ -60,16 +74,7 @@ impl QNetworkConfig {
     /// backend and machine.
     pub fn init<B: Backend>(&self, device: &B::Device, seed: u64) -> QNetwork<B> {
         let mut rng = seeded_rng(seed);
-        let mut linear = |d_in: usize, d_out: usize| {
-            let bound = 1.0 / (d_in.max(1) as f64).sqrt();
-            let mut draw = |n: usize| (0..n).map(|_| uniform_f64(&mut rng, -bound, bound) as f32).collect::<Vec<_>>();
-            let weight = draw(d_in * d_out);
-            let bias = draw(d_out);
-            Linear {
-                weight: Param::from_tensor(Tensor::from_data(TensorData::new(weight, [d_in, d_out]), device)),
-                bias: Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [d_out]), device))),
-            }
-        };
+        let mut linear = |d_in: usize, d_out: usize| uniform_linear(d_in, d_out, &mut rng, device);
         let mut widths = vec![self.obs_dim];
         widths.extend(&self.hidden);
         let hidden = widths.windows(2).map(|w| linear(w[0], w[1])).collect();

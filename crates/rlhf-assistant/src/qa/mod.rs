@@ -9,11 +9,15 @@
 //!   n-grams, whose top k entries are the candidates an answer model
 //!   chooses from (or says "I don't know").
 //! - [`env`]: answer selection as a contextual bandit, [`AnswerEnv`].
+//! - [`pair`]: the (question, answer) pair Q-network, one Q-value per pair
+//!   and one for "I don't know", generic over the burn backend.
 
 pub mod env;
 pub mod kb;
+pub mod pair;
 pub mod retriever;
 
 pub use env::{AnswerEnv, AnswerInfo, AnswerObs, AnswerRewards, CandidateSpace};
 pub use kb::{KnowledgeBase, QaEntry, Question};
+pub use pair::{PairConfig, PairQNetwork};
 pub use retriever::Retriever;
