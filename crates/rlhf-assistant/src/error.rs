@@ -16,6 +16,9 @@ pub enum AssistantError {
     /// An intent corpus could not be read (the error names file and line).
     #[error(transparent)]
     Dataset(#[from] DatasetError),
+    /// The feedback store refused (the error names the store).
+    #[error(transparent)]
+    Store(#[from] crate::serve::store::StoreError),
     /// A learning algorithm failed.
     #[error(transparent)]
     Algo(#[from] AlgoError),

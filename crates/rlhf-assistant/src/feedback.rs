@@ -92,6 +92,25 @@ pub enum LogEntry {
     },
 }
 
+impl Feedback {
+    /// Its name in logs and stores: `right`, `wrong`, `corrected`, `missing`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Feedback::Right => "right",
+            Feedback::Wrong => "wrong",
+            Feedback::Corrected => "corrected",
+            Feedback::Missing => "missing",
+        }
+    }
+
+    /// The feedback `name` stands for, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Feedback::Right, Feedback::Wrong, Feedback::Corrected, Feedback::Missing]
+            .into_iter()
+            .find(|f| f.name() == name)
+    }
+}
+
 impl LogEntry {
     /// The entry's sequence number.
     pub fn id(&self) -> u64 {
@@ -425,6 +444,16 @@ pub fn resolve(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn feedback_names_are_the_ones_serde_writes_and_read_back() {
+        for feedback in [Feedback::Right, Feedback::Wrong, Feedback::Corrected, Feedback::Missing] {
+            assert_eq!(serde_json::to_value(feedback).unwrap(), feedback.name());
+            assert_eq!(Feedback::from_name(feedback.name()), Some(feedback));
+        }
+        assert_eq!(Feedback::from_name("maybe"), None);
+    }
+
     use tempfile::TempDir;
 
     use super::*;

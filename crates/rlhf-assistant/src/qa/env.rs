@@ -19,6 +19,7 @@ use rlhf_env::{Env, EnvError, EpisodePhase, Snapshot, Step};
 use super::kb::Question;
 use super::retriever::Retriever;
 use crate::noise::AsrNoise;
+use rlhf_model::text::{HashedNgrams, SparseFeatures};
 
 /// Rewards of [`AnswerEnv`].
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -115,6 +116,10 @@ pub struct AnswerEnv {
     phase: EpisodePhase,
     obs: AnswerObs,
     info: AnswerInfo,
+    /// Reused every episode: the retriever's featuriser and buffers.
+    featurizer: HashedNgrams,
+    features: SparseFeatures,
+    scores: Vec<f32>,
 }
 
 impl AnswerEnv {
@@ -135,7 +140,11 @@ impl AnswerEnv {
         if let Some(q) = questions.iter().find(|q| q.entry >= entries) {
             return Err(invalid(format!("question {:?} names entry {} of {entries}", q.text, q.entry)));
         }
+        let featurizer = retriever.featurizer().map_err(|e| invalid(e.to_string()))?;
         Ok(Self {
+            featurizer,
+            features: SparseFeatures::default(),
+            scores: Vec::with_capacity(entries),
             id: format!("answer:{entries}:k{k}"),
             questions,
             retriever,
@@ -182,7 +191,10 @@ impl Env for AnswerEnv {
         let asked = &self.questions[uniform_index(&mut self.rng, self.questions.len())];
         let mut heard = String::new();
         self.noise.apply(&asked.text, &mut self.rng, &mut heard);
-        let candidates = self.retriever.top(&heard, self.observation_space.k);
+        self.featurizer.sparse(&heard, &mut self.features);
+        self.retriever.scores_into(&self.features, &mut self.scores);
+        let mut candidates = std::mem::take(&mut self.obs.candidates);
+        Retriever::top_into(&self.scores, self.observation_space.k, &mut candidates);
         self.info = AnswerInfo {
             entry: asked.entry,
             in_candidates: candidates.contains(&asked.entry),

@@ -77,36 +77,47 @@ impl Retriever {
         Ok(Self { config, idf, documents, entries: kb.len() })
     }
 
-    /// Every entry's cosine similarity to `text`, in entry order.
-    pub fn scores(&self, text: &str) -> Vec<f32> {
-        let mut features = SparseFeatures::default();
-        // The settings were validated when the index was built.
-        if let Ok(featurizer) = HashedNgrams::new(self.config) {
-            featurizer.sparse(text, &mut features);
-        }
-        let weighted: Vec<(usize, f32)> = features
-            .indices
-            .iter()
-            .zip(&features.values)
-            .map(|(&i, &v)| (i as usize, v.abs() * self.idf[i as usize]))
-            .collect();
-        let norm = weighted.iter().map(|(_, v)| v * v).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+    /// A featuriser with the index's settings (the featuriser keeps
+    /// per-thread scratch, so each caller owns one and the index stays `Sync`).
+    pub fn featurizer(&self) -> Result<HashedNgrams, AssistantError> {
+        Ok(HashedNgrams::new(self.config)?)
+    }
+
+    /// Every entry's cosine similarity to the text of `features` (from
+    /// [`Retriever::featurizer`]), in entry order, into `scores`.
+    pub fn scores_into(&self, features: &SparseFeatures, scores: &mut Vec<f32>) {
+        let weight = |(&i, &v): (&u32, &f32)| v.abs() * self.idf[i as usize];
+        let norm = features.indices.iter().zip(&features.values).map(|p| weight(p).powi(2)).sum::<f32>().sqrt();
+        let norm = norm.max(f32::MIN_POSITIVE);
         let dim = self.idf.len();
-        (0..self.entries)
-            .map(|e| {
-                let row = &self.documents[e * dim..(e + 1) * dim];
-                weighted.iter().map(|&(i, v)| row[i] * v).sum::<f32>() / norm
-            })
-            .collect()
+        scores.clear();
+        scores.extend(self.documents.chunks(dim).take(self.entries).map(|row| {
+            features.indices.iter().zip(&features.values).map(|p| row[*p.0 as usize] * weight(p)).sum::<f32>() / norm
+        }));
+    }
+
+    /// The `k` best entries by `scores`, best first (ties by entry order), into `order`.
+    pub fn top_into(scores: &[f32], k: usize, order: &mut Vec<usize>) {
+        order.clear();
+        order.extend(0..scores.len());
+        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+        order.truncate(k);
+    }
+
+    /// Every entry's cosine similarity to `text`, in entry order.
+    pub fn scores(&self, text: &str) -> Result<Vec<f32>, AssistantError> {
+        let mut features = SparseFeatures::default();
+        self.featurizer()?.sparse(text, &mut features);
+        let mut scores = Vec::new();
+        self.scores_into(&features, &mut scores);
+        Ok(scores)
     }
 
     /// The `k` best entries for `text`, best first (ties by entry order).
-    pub fn top(&self, text: &str, k: usize) -> Vec<usize> {
-        let scores = self.scores(text);
-        let mut order: Vec<usize> = (0..scores.len()).collect();
-        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-        order.truncate(k);
-        order
+    pub fn top(&self, text: &str, k: usize) -> Result<Vec<usize>, AssistantError> {
+        let mut order = Vec::new();
+        Self::top_into(&self.scores(text)?, k, &mut order);
+        Ok(order)
     }
 }
 
@@ -137,12 +148,12 @@ mod tests {
         )
         .unwrap();
         let retriever = Retriever::new(&kb, FeaturizerConfig::default()).unwrap();
-        let scores = retriever.scores("how many alarms");
+        let scores = retriever.scores("how many alarms").unwrap();
         assert!(scores.iter().all(|s| (0.0..=1.0 + 1e-6).contains(s)), "{scores:?}");
-        assert_eq!(retriever.top("how many alarms", 2), [0, 1]);
-        assert_eq!(retriever.top("tyre pressure please", 1), [1]);
+        assert_eq!(retriever.top("how many alarms", 2).unwrap(), [0, 1]);
+        assert_eq!(retriever.top("tyre pressure please", 1).unwrap(), [1]);
         // Nothing in common with anything: 0 everywhere.
-        assert!(retriever.scores("").iter().all(|&s| s == 0.0));
+        assert!(retriever.scores("").unwrap().iter().all(|&s| s == 0.0));
     }
 }
 
@@ -153,7 +164,7 @@ mod recall {
     /// Recall@k of the built-in test phrasings (no noise), by language.
     fn recall(kb: &KnowledgeBase, retriever: &Retriever, k: usize, language: Language) -> f64 {
         let questions: Vec<_> = kb.questions(Split::Test).into_iter().filter(|q| q.language == language).collect();
-        let hits = questions.iter().filter(|q| retriever.top(&q.text, k).contains(&q.entry)).count();
+        let hits = questions.iter().filter(|q| retriever.top(&q.text, k).unwrap().contains(&q.entry)).count();
         hits as f64 / questions.len() as f64
     }
 

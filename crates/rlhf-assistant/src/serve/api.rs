@@ -24,6 +24,7 @@ use super::{AppState, MAX_TEXT_CHARS};
 use crate::Language;
 use crate::assistant::Clarification;
 use crate::corpus::describe_intent;
+use crate::feedback::Feedback;
 
 /// An error as the API returns it: a status and `{"error": {code, message, field}}`.
 #[derive(Debug, Clone, PartialEq)]
@@ -281,10 +282,16 @@ pub enum FeedbackKind {
 impl FeedbackKind {
     /// Its name in the store.
     pub fn as_str(self) -> &'static str {
-        match self {
-            FeedbackKind::Right => "right",
-            FeedbackKind::Wrong => "wrong",
-            FeedbackKind::Corrected => "corrected",
+        Feedback::from(self).name()
+    }
+}
+
+impl From<FeedbackKind> for Feedback {
+    fn from(kind: FeedbackKind) -> Self {
+        match kind {
+            FeedbackKind::Right => Feedback::Right,
+            FeedbackKind::Wrong => Feedback::Wrong,
+            FeedbackKind::Corrected => Feedback::Corrected,
         }
     }
 }

@@ -23,32 +23,16 @@ use super::store::{Event, InteractionRow, Store, StoreError};
 use crate::AssistantError;
 use crate::feedback::{Feedback, FeedbackRecord, LogContents, LogEntry, label_set_id};
 
-fn store_error(e: StoreError) -> AssistantError {
-    AssistantError::Invalid { what: "feedback store".into(), reason: e.to_string() }
-}
-
-fn feedback_name(feedback: Feedback) -> &'static str {
-    match feedback {
-        Feedback::Right => "right",
-        Feedback::Wrong => "wrong",
-        Feedback::Corrected => "corrected",
-        Feedback::Missing => "missing",
-    }
-}
-
-fn parse_feedback(name: &str) -> Feedback {
-    match name {
-        "right" => Feedback::Right,
-        "wrong" => Feedback::Wrong,
-        _ => Feedback::Corrected,
-    }
+/// An error about the store's contents, naming it.
+fn incompatible(store: &Store, reason: String) -> AssistantError {
+    StoreError::Incompatible { store: store.name().into(), reason }.into()
 }
 
 /// The store's feedback as log entries (see the module docs).
 pub async fn export(store: &Store) -> Result<Vec<LogEntry>, AssistantError> {
-    let base = store.labels().await.map_err(store_error)?;
-    let interactions = store.interactions().await.map_err(store_error)?;
-    let events = store.events_after(0).await.map_err(store_error)?;
+    let base = store.labels().await?;
+    let interactions = store.interactions().await?;
+    let events = store.events_after(0).await?;
     let judged: HashSet<i64> = events
         .iter()
         .filter_map(|e| match e.event {
@@ -100,27 +84,22 @@ pub async fn export(store: &Store) -> Result<Vec<LogEntry>, AssistantError> {
             Item::Event(stored) => match &stored.event {
                 Event::Feedback { interaction_id, feedback, corrected_intent, .. } => {
                     let row = by_id.get(interaction_id).ok_or_else(|| {
-                        store_error(StoreError::Incompatible {
-                            store: store.name().into(),
-                            reason: format!(
-                                "event {} is feedback on interaction {interaction_id}, not stored",
-                                stored.id
-                            ),
-                        })
+                        let reason =
+                            format!("event {} is feedback on interaction {interaction_id}, not stored", stored.id);
+                        incompatible(store, reason)
+                    })?;
+                    let feedback = Feedback::from_name(feedback).ok_or_else(|| {
+                        incompatible(store, format!("event {} has unknown feedback `{feedback}`", stored.id))
                     })?;
                     record_of_event.insert(stored.id, seq);
-                    LogEntry::Interaction(record(row, seq, time, parse_feedback(feedback), corrected_intent.clone()))
+                    LogEntry::Interaction(record(row, seq, time, feedback, corrected_intent.clone()))
                 }
                 Event::Undo { undoes } => match record_of_event.get(undoes) {
                     Some(&record) => LogEntry::Undo { id: seq, unix_ms, undoes: record },
                     None => {
-                        return Err(store_error(StoreError::Incompatible {
-                            store: store.name().into(),
-                            reason: format!(
-                                "event {} undoes event {undoes}, which is not feedback before it",
-                                stored.id
-                            ),
-                        }));
+                        let reason =
+                            format!("event {} undoes event {undoes}, which is not feedback before it", stored.id);
+                        return Err(incompatible(store, reason));
                     }
                 },
                 Event::AddIntent { name } => LogEntry::AddIntent { id: seq, unix_ms, name: name.clone() },
@@ -148,12 +127,12 @@ pub struct ImportSummary {
 /// transaction: all of it or nothing. The log must fit the store's model
 /// (its label sets are checked first, errors naming the line).
 pub async fn import(store: &Store, contents: &LogContents, path: &Path) -> Result<ImportSummary, AssistantError> {
-    let base = store.labels().await.map_err(store_error)?;
+    let base = store.labels().await?;
     contents.check_labels(path, &base)?;
-    let (mut last_interaction, mut last_event) = store.last_ids().await.map_err(store_error)?;
+    let (mut last_interaction, mut last_event) = store.last_ids().await?;
     let mut event_of_record: HashMap<u64, i64> = HashMap::new();
     let mut summary = ImportSummary::default();
-    let mut tx = store.begin().await.map_err(store_error)?;
+    let mut tx = store.begin().await?;
     for (line, entry) in &contents.entries {
         let bad = |reason: String| AssistantError::LogLine { path: path.to_owned(), line: *line, reason };
         let (event, unix_ms) = match entry {
@@ -174,7 +153,7 @@ pub async fn import(store: &Store, contents: &LogContents, path: &Path) -> Resul
                     q_values: serde_json::to_string(&r.q_values).unwrap_or_default(),
                     unix_ms: i64::try_from(r.unix_ms).unwrap_or(i64::MAX),
                 };
-                store.insert_interactions(&mut tx, std::slice::from_ref(&row)).await.map_err(store_error)?;
+                store.insert_interactions(&mut tx, std::slice::from_ref(&row)).await?;
                 summary.interactions += 1;
                 if r.feedback == Feedback::Missing {
                     continue;
@@ -183,7 +162,7 @@ pub async fn import(store: &Store, contents: &LogContents, path: &Path) -> Resul
                 summary.feedback += 1;
                 let event = Event::Feedback {
                     interaction_id: row.id,
-                    feedback: feedback_name(r.feedback).into(),
+                    feedback: r.feedback.name().into(),
                     answered: r.action.clone(),
                     corrected_intent: r.corrected_intent.clone(),
                     text: r.utterance.clone(),
@@ -203,11 +182,8 @@ pub async fn import(store: &Store, contents: &LogContents, path: &Path) -> Resul
             }
         };
         last_event += 1;
-        store
-            .insert_event(&mut tx, last_event, &event, i64::try_from(unix_ms).unwrap_or(i64::MAX))
-            .await
-            .map_err(store_error)?;
+        store.insert_event(&mut tx, last_event, &event, i64::try_from(unix_ms).unwrap_or(i64::MAX)).await?;
     }
-    store.commit(tx).await.map_err(store_error)?;
+    store.commit(tx).await?;
     Ok(summary)
 }

@@ -88,15 +88,6 @@ pub struct Learner<B: AutodiffBackend> {
     seed: u64,
 }
 
-/// The feedback a stored name stands for.
-fn parse_feedback(name: &str) -> Feedback {
-    match name {
-        "right" => Feedback::Right,
-        "wrong" => Feedback::Wrong,
-        _ => Feedback::Corrected,
-    }
-}
-
 impl<B: AutodiffBackend> Learner<B> {
     /// A learner at event `last_event` (the events up to it are in `learner`'s network).
     #[allow(clippy::too_many_arguments)]
@@ -151,7 +142,10 @@ impl<B: AutodiffBackend> Learner<B> {
         }
         match &stored.event {
             Event::Feedback { feedback, answered, corrected_intent, text, .. } => {
-                let feedback = parse_feedback(feedback);
+                let feedback = Feedback::from_name(feedback).ok_or_else(|| AssistantError::Invalid {
+                    what: format!("event {}", stored.id),
+                    reason: format!("unknown feedback `{feedback}`"),
+                })?;
                 let taught = named_lessons(self.learner.labels(), answered, feedback, corrected_intent.clone())?;
                 self.learner.learn(text, &taught)?;
                 if self.learned.len() == self.undo_depth {

@@ -39,7 +39,7 @@ use crate::online::OnlineConfig;
 use crate::pipeline::load_intent_model;
 use api::ApiError;
 use learner::{Learner, LearnerMessage, Snapshot};
-use store::{Event, Store, StoreError};
+use store::{Event, Store};
 use writer::{WriteOp, Writer};
 
 /// The longest utterance accepted, in characters.
@@ -164,19 +164,17 @@ impl Service {
         B::Device: Send + 'static,
     {
         let base = IntentModel::<B>::load(&config.checkpoint, &[], config.online.seed, &device)?;
-        let store_error =
-            |e: StoreError| AssistantError::Invalid { what: "feedback store".into(), reason: e.to_string() };
         if config.store_url.starts_with("sqlite:") {
             std::fs::create_dir_all(&config.run_dir)
                 .map_err(|source| AssistantError::Io { path: config.run_dir.clone(), source })?;
         }
-        let store = Store::open(&config.store_url, &base.spec.labels, base.step).await.map_err(store_error)?;
-        let base_step = store.base_step().await.map_err(store_error)?;
+        let store = Store::open(&config.store_url, &base.spec.labels, base.step).await?;
+        let base_step = store.base_step().await?;
         let base_labels = base.spec.labels.len();
         let featurizer = base.spec.featurizer;
         let rehearsal = base.rehearsal(None)?;
         // The newest saved version, else the base checkpoint.
-        let saved = store.latest_version().await.map_err(store_error)?;
+        let saved = store.latest_version().await?;
         let (network, labels, last_saved) = match &saved {
             Some(v) => {
                 let (network, spec, _) = load_intent_model::<B>(&config.run_dir.join(&v.checkpoint), &device)?;
@@ -202,8 +200,8 @@ impl Service {
             backend,
             config.online.seed,
         );
-        let events = store.events_after(last_saved).await.map_err(store_error)?;
-        let (last_interaction, last_event) = store.last_ids().await.map_err(store_error)?;
+        let events = store.events_after(last_saved).await?;
+        let (last_interaction, last_event) = store.last_ids().await?;
         let mut labels = learner.labels().to_vec();
         if config.learner {
             for event in &events {

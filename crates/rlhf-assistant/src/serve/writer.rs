@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::api::{AddIntentResponse, ApiError, FeedbackKind, UndoResponse};
 use super::learner::LearnerMessage;
 use super::store::{Event, InteractionRow, Store, StoreError, StoredEvent, now_ms};
-use crate::feedback::{Feedback, named_lessons};
+use crate::feedback::named_lessons;
 
 /// A lesson as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
@@ -202,24 +202,10 @@ impl Writer {
                 return Err(e);
             }
         };
-        // Interactions are inserted together, before the next op that may read them.
         let mut interactions = Vec::new();
         let mut ops = burst.into_iter();
         while let Some(op) = ops.next() {
-            let step = match op {
-                WriteOp::Interaction(row) => {
-                    interactions.push(row);
-                    continue;
-                }
-                op => match self.store.insert_interactions(&mut tx, &std::mem::take(&mut interactions)).await {
-                    Ok(()) => self.apply(&mut tx, op, pending, events).await,
-                    Err(e) => {
-                        pending.extend(into_pending(op));
-                        Err(e)
-                    }
-                },
-            };
-            if let Err(e) = step {
+            if let Err(e) = self.apply(&mut tx, op, &mut interactions, pending, events).await {
                 pending.extend(ops.filter_map(into_pending));
                 return Err(e);
             }
@@ -236,12 +222,25 @@ impl Writer {
         &self,
         tx: &mut sqlx::AnyConnection,
         op: WriteOp,
+        interactions: &mut Vec<InteractionRow>,
         pending: &mut Vec<Pending>,
         events: &mut Vec<StoredEvent>,
     ) -> Result<(), StoreError> {
+        // Interactions are inserted together (one statement per hundred),
+        // before the next op, which may read them.
+        let op = match op {
+            WriteOp::Interaction(row) => {
+                interactions.push(row);
+                return Ok(());
+            }
+            op => op,
+        };
+        if let Err(e) = self.store.insert_interactions(tx, &std::mem::take(interactions)).await {
+            pending.extend(into_pending(op));
+            return Err(e);
+        }
         match op {
-            WriteOp::Interaction(row) => self.store.insert_interactions(tx, &[row]).await,
-            WriteOp::Stop => Ok(()),
+            WriteOp::Interaction(_) | WriteOp::Stop => Ok(()),
             WriteOp::Feedback { interaction_id, feedback, corrected_intent, reply } => {
                 let Some((text, answered)) = self.store.interaction(tx, interaction_id).await? else {
                     let error = match self.failing.lock().ok().and_then(|f| f.clone()) {
@@ -267,12 +266,7 @@ impl Writer {
                     _ => feedback,
                 };
                 let corrected_intent = corrected_intent.filter(|_| feedback == FeedbackKind::Corrected);
-                let named = match feedback {
-                    FeedbackKind::Right => Feedback::Right,
-                    FeedbackKind::Wrong => Feedback::Wrong,
-                    FeedbackKind::Corrected => Feedback::Corrected,
-                };
-                let taught = match named_lessons(&labels, &answered, named, corrected_intent.clone()) {
+                let taught = match named_lessons(&labels, &answered, feedback.into(), corrected_intent.clone()) {
                     Ok(taught) => taught,
                     Err(e) => {
                         pending.push(Pending::Feedback(reply, Err(ApiError::bad_field("intent", e.to_string()))));
