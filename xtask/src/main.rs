@@ -7,6 +7,7 @@ mod bench;
 mod env_info;
 mod eval;
 mod intents;
+mod qa;
 mod serve;
 mod task;
 mod test_gpu;
@@ -44,6 +45,8 @@ pub(crate) enum Command {
     Assistant(assistant::AssistantArgs),
     /// Fine-tune an intent model from a feedback log, evaluated before and after.
     Finetune(assistant::FinetuneArgs),
+    /// Question answering: pretrain the pair network, learn from feedback, fine-tune to the car manual; tables and plot.
+    Qa(qa::QaArgs),
     /// Serve the assistant over HTTP: the /v1 API, the teaching page, the feedback store.
     Serve(serve::ServeArgs),
     /// Move feedback between a server's store and a JSON-lines log: `feedback export|import`.
@@ -85,6 +88,7 @@ pub(crate) fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Predict(args) => intents::predict(&args),
         Command::Assistant(args) => assistant::assistant(&args),
         Command::Finetune(args) => assistant::finetune(&args),
+        Command::Qa(args) => qa::qa(&args),
         Command::Serve(args) => serve::serve(&args),
         Command::Feedback(args) => serve::feedback(&args),
         Command::TestGpu(args) => test_gpu::test_gpu(&args),

@@ -9,12 +9,16 @@
 
 use std::sync::Arc;
 
+use burn::nn::Linear;
+use burn::tensor::TensorData;
+use burn::tensor::backend::Backend;
+
 use crate::error::ModelError;
 use crate::qnetwork::Activation;
 
 /// One dense layer: `out = x · W + b`, `W` row-major `[d_in, d_out]` as burn stores it.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct HostLinear {
+pub struct HostLinear {
     pub(crate) d_in: usize,
     pub(crate) d_out: usize,
     pub(crate) weight: Vec<f32>,
@@ -22,12 +26,61 @@ pub(crate) struct HostLinear {
 }
 
 impl HostLinear {
-    fn forward(&self, x: &[f32], out: &mut Vec<f32>) {
+    /// A copy of burn's `layer`; `name` names it in errors.
+    pub fn from_linear<B: Backend>(layer: &Linear<B>, name: &str) -> Result<Self, ModelError> {
+        let [d_in, d_out] = layer.weight.dims();
+        let to_vec = |tensor: TensorData, what: &str| {
+            tensor
+                .to_vec::<f32>()
+                .map_err(|e| ModelError::TensorRead { what: what.to_owned(), message: format!("{e:?}") })
+        };
+        let weight = to_vec(layer.weight.val().into_data(), &format!("{name}.weight"))?;
+        let bias = match &layer.bias {
+            Some(bias) => to_vec(bias.val().into_data(), &format!("{name}.bias"))?,
+            None => vec![0.0; d_out],
+        };
+        Ok(Self { d_in, d_out, weight, bias })
+    }
+
+    /// The input size.
+    pub fn d_in(&self) -> usize {
+        self.d_in
+    }
+
+    /// The output size.
+    pub fn d_out(&self) -> usize {
+        self.d_out
+    }
+
+    /// The weights, row-major `[d_in, d_out]`.
+    pub fn weight(&self) -> &[f32] {
+        &self.weight
+    }
+
+    /// The bias, `d_out` values.
+    pub fn bias(&self) -> &[f32] {
+        &self.bias
+    }
+
+    /// `x · W + b` into `out`.
+    pub fn forward(&self, x: &[f32], out: &mut Vec<f32>) {
         out.clear();
         out.extend_from_slice(&self.bias);
         for (xi, row) in x.iter().zip(self.weight.chunks_exact(self.d_out)) {
             for (o, w) in out.iter_mut().zip(row) {
                 *o += xi * w;
+            }
+        }
+    }
+
+    /// `x · W + b` for a sparse `x` (`indices` ascending, below `d_in`, with their `values`) into `out`.
+    pub fn forward_sparse(&self, indices: &[u32], values: &[f32], out: &mut Vec<f32>) {
+        out.clear();
+        out.extend_from_slice(&self.bias);
+        for (&i, &v) in indices.iter().zip(values) {
+            let row = &self.weight[i as usize * self.d_out..(i as usize + 1) * self.d_out];
+            for (o, w) in out.iter_mut().zip(row) {
+                *o += v * w;
             }
         }
     }

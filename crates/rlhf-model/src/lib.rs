@@ -38,5 +38,5 @@ mod qnetwork;
 pub mod text;
 
 pub use error::ModelError;
-pub use host::{HostQNetwork, argmax};
+pub use host::{HostLinear, HostQNetwork, argmax};
 pub use qnetwork::{Activation, QNetwork, QNetworkConfig, QNetworkRecord, uniform_linear};

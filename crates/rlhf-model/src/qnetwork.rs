@@ -251,20 +251,7 @@ impl<B: Backend> QNetwork<B> {
 
     /// A host copy of the weights, for fast single-observation inference.
     pub fn to_host(&self) -> Result<HostQNetwork, ModelError> {
-        let read = |layer: &Linear<B>, name: String| -> Result<HostLinear, ModelError> {
-            let [d_in, d_out] = layer.weight.dims();
-            let to_vec = |tensor: TensorData, what: &str| {
-                tensor
-                    .to_vec::<f32>()
-                    .map_err(|e| ModelError::TensorRead { what: what.to_owned(), message: format!("{e:?}") })
-            };
-            let weight = to_vec(layer.weight.val().into_data(), &format!("{name}.weight"))?;
-            let bias = match &layer.bias {
-                Some(bias) => to_vec(bias.val().into_data(), &format!("{name}.bias"))?,
-                None => vec![0.0; d_out],
-            };
-            Ok(HostLinear { d_in, d_out, weight, bias })
-        };
+        let read = |layer: &Linear<B>, name: String| HostLinear::from_linear(layer, &name);
         let hidden =
             self.hidden.iter().enumerate().map(|(i, l)| read(l, format!("hidden.{i}"))).collect::<Result<_, _>>()?;
         let head = read(&self.head, "head".into())?;

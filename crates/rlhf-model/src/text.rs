@@ -221,7 +221,7 @@ pub fn normalize(text: &str) -> String {
 }
 
 /// CJK ideographs and kana, scripts written without spaces between words.
-fn is_cjk(c: char) -> bool {
+pub fn is_cjk(c: char) -> bool {
     matches!(c as u32, 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
 }
 

@@ -266,7 +266,10 @@ pub(crate) fn band_points(curve: &[(u64, Estimate)]) -> Vec<(f64, Estimate)> {
 
 /// The last line a child process printed, parsed as JSON; its stderr's last
 /// line in the error when it failed.
-fn last_json_line<T: serde::de::DeserializeOwned>(output: &std::process::Output, what: &str) -> anyhow::Result<T> {
+pub(crate) fn last_json_line<T: serde::de::DeserializeOwned>(
+    output: &std::process::Output,
+    what: &str,
+) -> anyhow::Result<T> {
     let stderr = String::from_utf8_lossy(&output.stderr);
     anyhow::ensure!(output.status.success(), "{what} failed: {}", stderr.lines().last().unwrap_or_default());
     let stdout = String::from_utf8_lossy(&output.stdout);

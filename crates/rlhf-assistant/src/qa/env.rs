@@ -83,6 +83,8 @@ impl Space<AnswerObs> for CandidateSpace {
 /// How an episode went.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AnswerInfo {
+    /// Which of the env's questions was asked ([`AnswerEnv::question`]).
+    pub question: usize,
     /// The entry asked for.
     pub entry: usize,
     /// Whether it is among the candidates.
@@ -116,6 +118,8 @@ pub struct AnswerEnv {
     phase: EpisodePhase,
     obs: AnswerObs,
     info: AnswerInfo,
+    /// Whether a question's own phrasing is left out of the retrieval index.
+    leave_one_out: bool,
     /// Reused every episode: the retriever's featuriser and buffers.
     featurizer: HashedNgrams,
     features: SparseFeatures,
@@ -156,7 +160,27 @@ impl AnswerEnv {
             phase: EpisodePhase::NotStarted,
             obs: AnswerObs::default(),
             info: AnswerInfo::default(),
+            leave_one_out: false,
         })
+    }
+
+    /// With `leave_one_out`, a question that the retriever indexed (a
+    /// training phrasing) is retrieved as if it had not been
+    /// ([`Retriever::leave_out`]): its candidates are those a new phrasing
+    /// of it would get.
+    pub fn with_leave_one_out(mut self, leave_one_out: bool) -> Self {
+        self.leave_one_out = leave_one_out;
+        self
+    }
+
+    /// Whether questions' own phrasings are left out of retrieval.
+    pub fn leaves_out(&self) -> bool {
+        self.leave_one_out
+    }
+
+    /// The `i`th question users ask (see [`AnswerInfo::question`]).
+    pub fn question(&self, i: usize) -> &Question {
+        &self.questions[i]
     }
 
     /// The abstain action ("I don't know"): `k`.
@@ -188,14 +212,19 @@ impl Env for AnswerEnv {
         if let Some(seed) = seed {
             self.rng = seeded_rng(seed);
         }
-        let asked = &self.questions[uniform_index(&mut self.rng, self.questions.len())];
+        let question = uniform_index(&mut self.rng, self.questions.len());
+        let asked = &self.questions[question];
         let mut heard = String::new();
         self.noise.apply(&asked.text, &mut self.rng, &mut heard);
         self.featurizer.sparse(&heard, &mut self.features);
         self.retriever.scores_into(&self.features, &mut self.scores);
+        if self.leave_one_out {
+            self.retriever.leave_out(&self.features, asked, &mut self.scores);
+        }
         let mut candidates = std::mem::take(&mut self.obs.candidates);
         Retriever::top_into(&self.scores, self.observation_space.k, &mut candidates);
         self.info = AnswerInfo {
+            question,
             entry: asked.entry,
             in_candidates: candidates.contains(&asked.entry),
             answered: None,

@@ -52,6 +52,9 @@ pub struct Question {
     pub entry: usize,
     /// Its language.
     pub language: Language,
+    /// Its position among the entry's phrasings in that language: with
+    /// `entry` and `language`, which phrasing it is.
+    pub position: usize,
 }
 
 /// A set of entries.
@@ -195,6 +198,12 @@ impl KnowledgeBase {
         Self::new(entries, &file)
     }
 
+    /// This knowledge base with `more`'s entries after its own (so its
+    /// entries keep their indices); ids must stay unique.
+    pub fn extended(&self, more: &KnowledgeBase) -> Result<Self, DatasetError> {
+        Self::new(self.entries.iter().chain(&more.entries).cloned().collect(), "the extended knowledge base")
+    }
+
     /// The entries.
     pub fn entries(&self) -> &[QaEntry] {
         &self.entries
@@ -217,7 +226,7 @@ impl KnowledgeBase {
             for language in Language::ALL {
                 for (k, text) in entry.questions(language).iter().enumerate() {
                     if in_split(k, split) {
-                        out.push(Question { text: text.clone(), entry: index, language });
+                        out.push(Question { text: text.clone(), entry: index, language, position: k });
                     }
                 }
             }
@@ -245,7 +254,7 @@ mod tests {
         // Every (entry, language) keeps a test phrasing, and no phrasing is in both halves.
         let train = kb.questions(Split::Train);
         let test = kb.questions(Split::Test);
-        assert_eq!(test.len(), kb.len() * 2, "one test phrasing of 6..9 per entry and language");
+        assert_eq!(test.len(), kb.len() * 8, "four test phrasings of 20 per entry and language");
         assert_eq!(train.len() + test.len(), kb.questions(Split::All).len());
         let train_texts: std::collections::HashSet<&str> = train.iter().map(|q| q.text.as_str()).collect();
         assert!(test.iter().all(|q| !train_texts.contains(q.text.as_str())));

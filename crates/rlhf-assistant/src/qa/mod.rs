@@ -9,15 +9,31 @@
 //!   n-grams, whose top k entries are the candidates an answer model
 //!   chooses from (or says "I don't know").
 //! - [`env`]: answer selection as a contextual bandit, [`AnswerEnv`].
+//! - [`index`]: the knowledge base as the answer model sees it: candidates,
+//!   features, and the network's decision among them.
+//! - [`learn`]: supervised pretraining on pairs, Q-learning from feedback,
+//!   hindsight relabeling of corrections.
+//! - [`eval`]: top-1, MRR@10, recall@k, abstention, per language.
+//! - [`baseline`]: BM25 (a maintained crate), the lexical baseline.
+//! - [`study`]: what `cargo xtask qa` runs: pretraining, feedback,
+//!   fine-tuning to the car manual against training from scratch.
 //! - [`pair`]: the (question, answer) pair Q-network, one Q-value per pair
 //!   and one for "I don't know", generic over the burn backend.
 
+pub mod baseline;
 pub mod env;
+pub mod eval;
+pub mod index;
 pub mod kb;
+pub mod learn;
 pub mod pair;
 pub mod retriever;
+pub mod study;
 
 pub use env::{AnswerEnv, AnswerInfo, AnswerObs, AnswerRewards, CandidateSpace};
+pub use eval::{ByLanguage, Heard, Outcome, QaScores};
+pub use index::{AnswerIndex, Choice, Decision, Retrieved};
 pub use kb::{KnowledgeBase, QaEntry, Question};
+pub use learn::{Lesson, QaFeedback, QaLearnConfig, QaLearner, lessons};
 pub use pair::{PairConfig, PairQNetwork};
 pub use retriever::Retriever;

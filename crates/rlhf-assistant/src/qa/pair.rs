@@ -3,20 +3,28 @@
 //! weights, without a new output and without retraining.
 //!
 //! With `q` and `a` the hashed n-gram features of the question and of the
-//! answer's text, and `s` the retriever's cosine between them:
+//! answer's entry (its answers and known phrasings, see
+//! [`AnswerIndex`](super::index::AnswerIndex)), and `s` the retriever's
+//! cosine between them:
 //!
-//! - `e_q = tanh(W_q q + b_q)`, `e_a = tanh(W_a a + b_a)` (`embedding` wide);
-//! - `Q(q, a) = w · relu(W_h [e_q ⊙ e_a, |e_q − e_a|, s] + b_h) + b`;
+//! - `e_q = tanh(W_e q + b_e)`, `e_a = tanh(W_e a + b_e)`: one embedding
+//!   layer (`embedding` wide) for both sides, so what it learns about
+//!   matching wording carries over to answers it was not trained on;
+//! - `o = u · (q ⊙ a) + d`: a learned weight per n-gram that both texts
+//!   share (a learned term weighting, as TF-IDF's is fixed);
+//! - `Q(q, a) = w · relu(W_h [s, o, e_q ⊙ e_a, |e_q − e_a|] + b_h) + b`
+//!   (without the embedding terms when `embedding` is 0);
 //! - "I don't know" is scored from the question and the best retrieval
 //!   score among the candidates, `m`:
-//!   `Q(q, ∅) = v · relu(W_u [e_q, m] + b_u) + c`.
+//!   `Q(q, ∅) = v · relu(W_u [m, e_q] + b_u) + c`.
 
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, activation};
 use rlhf_env::rng::seeded_rng;
-use rlhf_model::uniform_linear;
+use rlhf_model::text::SparseFeatures;
+use rlhf_model::{HostLinear, ModelError, uniform_linear};
 use serde::{Deserialize, Serialize};
 
 /// The pair network's sizes.
@@ -25,7 +33,9 @@ use serde::{Deserialize, Serialize};
 pub struct PairConfig {
     /// Length of the question's and the answer's feature vectors.
     pub input_dim: usize,
-    /// Width of each text's embedding.
+    /// Width of each text's embedding; 0 leaves the embedding out (the
+    /// network then scores from the retrieval cosine and the learned term
+    /// weighting alone).
     pub embedding: usize,
     /// Width of the scoring layer.
     pub hidden: usize,
@@ -37,10 +47,11 @@ impl PairConfig {
     pub fn init<B: Backend>(&self, device: &B::Device, seed: u64) -> PairQNetwork<B> {
         let mut rng = seeded_rng(seed);
         let mut linear = |d_in: usize, d_out: usize| uniform_linear(d_in, d_out, &mut rng, device);
+        let embedding = (self.embedding > 0).then(|| linear(self.input_dim, self.embedding));
         PairQNetwork {
-            question: linear(self.input_dim, self.embedding),
-            answer: linear(self.input_dim, self.embedding),
-            hidden: linear(2 * self.embedding + 1, self.hidden),
+            embedding,
+            overlap: linear(self.input_dim, 1),
+            hidden: linear(2 * self.embedding + 2, self.hidden),
             out: linear(self.hidden, 1),
             abstain_hidden: linear(self.embedding + 1, self.hidden),
             abstain_out: linear(self.hidden, 1),
@@ -51,8 +62,8 @@ impl PairConfig {
 /// The pair Q-network (see the module docs).
 #[derive(Module, Debug)]
 pub struct PairQNetwork<B: Backend> {
-    question: Linear<B>,
-    answer: Linear<B>,
+    embedding: Option<Linear<B>>,
+    overlap: Linear<B>,
     hidden: Linear<B>,
     out: Linear<B>,
     abstain_hidden: Linear<B>,
@@ -60,24 +71,121 @@ pub struct PairQNetwork<B: Backend> {
 }
 
 impl<B: Backend> PairQNetwork<B> {
-    fn embed_question(&self, questions: Tensor<B, 2>) -> Tensor<B, 2> {
-        activation::tanh(self.question.forward(questions))
+    /// A text's embedding (questions and answers share the layer), if the network has one.
+    fn embed(&self, features: Tensor<B, 2>) -> Option<Tensor<B, 2>> {
+        self.embedding.as_ref().map(|layer| activation::tanh(layer.forward(features)))
     }
 
     /// `Q(question, answer)` for `n` pairs: features `[n, input_dim]` each,
     /// retrieval scores `[n, 1]`; returns `[n, 1]`.
     pub fn forward(&self, questions: Tensor<B, 2>, answers: Tensor<B, 2>, retrieval: Tensor<B, 2>) -> Tensor<B, 2> {
-        let e_q = self.embed_question(questions);
-        let e_a = activation::tanh(self.answer.forward(answers));
-        let joint = Tensor::cat(vec![e_q.clone() * e_a.clone(), (e_q - e_a).abs(), retrieval], 1);
-        self.out.forward(activation::relu(self.hidden.forward(joint)))
+        let overlap = self.overlap.forward(questions.clone() * answers.clone());
+        let mut joint = vec![retrieval, overlap];
+        if let (Some(e_q), Some(e_a)) = (self.embed(questions), self.embed(answers)) {
+            joint.extend([e_q.clone() * e_a.clone(), (e_q - e_a).abs()]);
+        }
+        self.out.forward(activation::relu(self.hidden.forward(Tensor::cat(joint, 1))))
     }
 
     /// `Q(question, I don't know)` for `n` questions, given the best
     /// retrieval score among each one's candidates `[n, 1]`; returns `[n, 1]`.
     pub fn abstain(&self, questions: Tensor<B, 2>, best_retrieval: Tensor<B, 2>) -> Tensor<B, 2> {
-        let joint = Tensor::cat(vec![self.embed_question(questions), best_retrieval], 1);
+        let joint = match self.embed(questions) {
+            Some(e_q) => Tensor::cat(vec![best_retrieval, e_q], 1),
+            None => best_retrieval,
+        };
         self.abstain_out.forward(activation::relu(self.abstain_hidden.forward(joint)))
+    }
+}
+
+/// A [`PairQNetwork`]'s weights in host memory: answering one question
+/// with plain loops, without burn's per-call dispatch (the serving path;
+/// tests check it against [`PairQNetwork::forward`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostPair {
+    embedding: Option<HostLinear>,
+    overlap: HostLinear,
+    hidden: HostLinear,
+    out: HostLinear,
+    abstain_hidden: HostLinear,
+    abstain_out: HostLinear,
+}
+
+impl<B: Backend> PairQNetwork<B> {
+    /// A host copy of the weights.
+    pub fn to_host(&self) -> Result<HostPair, ModelError> {
+        Ok(HostPair {
+            embedding: self.embedding.as_ref().map(|l| HostLinear::from_linear(l, "embedding")).transpose()?,
+            overlap: HostLinear::from_linear(&self.overlap, "overlap")?,
+            hidden: HostLinear::from_linear(&self.hidden, "hidden")?,
+            out: HostLinear::from_linear(&self.out, "out")?,
+            abstain_hidden: HostLinear::from_linear(&self.abstain_hidden, "abstain_hidden")?,
+            abstain_out: HostLinear::from_linear(&self.abstain_out, "abstain_out")?,
+        })
+    }
+}
+
+/// `relu` in place.
+fn relu(values: &mut [f32]) {
+    values.iter_mut().for_each(|v| *v = v.max(0.0));
+}
+
+impl HostPair {
+    /// The question's embedding, if the network has one.
+    pub fn embed_question(&self, question: &SparseFeatures) -> Option<Vec<f32>> {
+        self.embedding.as_ref().map(|layer| {
+            let mut e = Vec::new();
+            layer.forward_sparse(&question.indices, &question.values, &mut e);
+            e.iter_mut().for_each(|v| *v = v.tanh());
+            e
+        })
+    }
+
+    /// `Q(question, answer)`: the question's sparse features and embedding
+    /// ([`HostPair::embed_question`]), the answer's features as `document`
+    /// divided by `norm`, and their retrieval cosine.
+    pub fn q(
+        &self,
+        question: &SparseFeatures,
+        e_q: Option<&[f32]>,
+        document: &[f32],
+        norm: f32,
+        retrieval: f32,
+    ) -> f32 {
+        let weight = self.overlap.weight();
+        let overlap = question
+            .indices
+            .iter()
+            .zip(&question.values)
+            .map(|(&i, &v)| weight[i as usize] * v * document[i as usize])
+            .sum::<f32>()
+            / norm
+            + self.overlap.bias()[0];
+        let mut joint = vec![retrieval, overlap];
+        if let (Some(layer), Some(e_q)) = (&self.embedding, e_q) {
+            let normalised: Vec<f32> = document.iter().map(|v| v / norm).collect();
+            let mut e_a = Vec::new();
+            layer.forward(&normalised, &mut e_a);
+            e_a.iter_mut().for_each(|v| *v = v.tanh());
+            joint.extend(e_q.iter().zip(&e_a).map(|(q, a)| q * a));
+            joint.extend(e_q.iter().zip(&e_a).map(|(q, a)| (q - a).abs()));
+        }
+        let (mut hidden, mut out) = (Vec::new(), Vec::new());
+        self.hidden.forward(&joint, &mut hidden);
+        relu(&mut hidden);
+        self.out.forward(&hidden, &mut out);
+        out[0]
+    }
+
+    /// `Q(question, I don't know)` given the best candidate's retrieval cosine.
+    pub fn abstain(&self, e_q: Option<&[f32]>, best_retrieval: f32) -> f32 {
+        let mut joint = vec![best_retrieval];
+        joint.extend(e_q.into_iter().flatten());
+        let (mut hidden, mut out) = (Vec::new(), Vec::new());
+        self.abstain_hidden.forward(&joint, &mut hidden);
+        relu(&mut hidden);
+        self.abstain_out.forward(&hidden, &mut out);
+        out[0]
     }
 }
 
