@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use burn::tensor::backend::AutodiffBackend;
-use clap::Args;
+use clap::{Args, Subcommand};
 use rlhf_algo::callbacks::progress_bar;
 use rlhf_algo::stats::{Estimate, OverSeeds, iqm_interval};
 use rlhf_assistant::Language;
@@ -16,7 +16,7 @@ use rlhf_assistant::qa::eval::ranker_outcomes;
 use rlhf_assistant::qa::study::{
     AtNoise, LexicalScores, QaData, QaSeedReport, QaStudyConfig, lexical, run_seed, work_per_seed,
 };
-use rlhf_assistant::qa::{ByLanguage, QaScores};
+use rlhf_assistant::qa::{AnswerIndex, ByLanguage, DEFAULT_QA_MODEL_DIR, Decision, QaFeedback, QaModel, QaScores};
 use rlhf_bench::table::seeds_cell;
 use serde::Serialize;
 
@@ -26,6 +26,9 @@ use crate::train::{read_config, write_atomically};
 /// Arguments of `cargo xtask qa`.
 #[derive(Debug, Args)]
 pub(crate) struct QaArgs {
+    /// `ask`: answer with a saved model instead of running the study.
+    #[command(subcommand)]
+    action: Option<QaAction>,
     /// TOML file overriding the built-in study settings (any subset of fields).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -45,6 +48,24 @@ pub(crate) struct QaArgs {
     peer_python: Option<PathBuf>,
 }
 
+/// What `qa` can do besides the study.
+#[derive(Debug, Subcommand)]
+enum QaAction {
+    /// Answer a question with a saved model; without one, a session on
+    /// stdin that learns from your feedback on each answer.
+    Ask(AskArgs),
+}
+
+/// Arguments of `cargo xtask qa ask`.
+#[derive(Debug, Args)]
+struct AskArgs {
+    /// The question; without it, questions and feedback are read from stdin.
+    question: Option<String>,
+    /// The model folder (`cargo xtask qa` writes one).
+    #[arg(long, default_value = DEFAULT_QA_MODEL_DIR)]
+    model: PathBuf,
+}
+
 /// What `qa` writes to `report.json`.
 #[derive(Debug, Serialize)]
 struct QaReport {
@@ -55,7 +76,10 @@ struct QaReport {
 }
 
 pub(crate) fn qa(args: &QaArgs) -> anyhow::Result<()> {
-    args.device.run(QaJob { args })
+    match &args.action {
+        Some(QaAction::Ask(ask)) => args.device.run(AskJob { args: ask }),
+        None => args.device.run(QaJob { args }),
+    }
 }
 
 struct QaJob<'a> {
@@ -85,7 +109,13 @@ fn run_qa<B: AutodiffBackend>(args: &QaArgs, device: B::Device) -> anyhow::Resul
     let mut seeds = Vec::new();
     for seed in 0..args.seeds {
         bar.set_message(format!("seed {seed}"));
-        seeds.push(run_seed::<B>(&config, &data, seed, &device, &mut || bar.inc(1))?);
+        let (report, network) = run_seed::<B>(&config, &data, seed, &device, &mut || bar.inc(1))?;
+        if seed == 0 {
+            let model =
+                QaModel { network, index: data.extended.clone(), rewards: config.learn.rewards, pair: config.pair() };
+            model.save(&args.out.join("model"))?;
+        }
+        seeds.push(report);
     }
     bar.finish_and_clear();
     let markdown = report_markdown(&config, &lexical, &peers, &seeds);
@@ -104,7 +134,112 @@ fn run_qa<B: AutodiffBackend>(args: &QaArgs, device: B::Device) -> anyhow::Resul
     write_atomically(&args.out.join("report.md"), markdown.as_bytes())?;
     let report = QaReport { config, lexical, peers, seeds };
     write_atomically(&args.out.join("report.json"), &serde_json::to_vec_pretty(&report)?)?;
-    println!("wrote {}", args.out.display());
+    println!("wrote {}; the answer model is {}", args.out.display(), args.out.join("model").display());
+    Ok(())
+}
+
+struct AskJob<'a> {
+    args: &'a AskArgs,
+}
+
+impl BackendJob for AskJob<'_> {
+    type Output = ();
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<()> {
+        let dir = &self.args.model;
+        let model = QaModel::<B>::load(dir, &device)
+            .with_context(|| format!("loading the answer model (`cargo xtask qa` writes {DEFAULT_QA_MODEL_DIR})"))?;
+        match &self.args.question {
+            Some(question) => {
+                let decision = model.index.decide(&model.network, vec![model.index.retrieve(question)]).remove(0);
+                print!("{}", describe(&model.index, question, &decision));
+                Ok(())
+            }
+            None => {
+                let stdin = std::io::stdin();
+                ask_session(model, dir, stdin.lock(), &mut std::io::stdout().lock())
+            }
+        }
+    }
+}
+
+/// The answer in the question's language and the candidates, numbered for feedback.
+fn describe(index: &AnswerIndex, question: &str, decision: &Decision) -> String {
+    let kb = index.kb();
+    let language = Language::of_text(question);
+    let mut out = String::new();
+    match decision.choice() {
+        Some(entry) => {
+            let q = decision.q[decision.retrieved.candidates.iter().position(|&c| c == entry).unwrap_or_default()];
+            let _ = writeln!(out, "{}\n  ({}, Q {q:.2})", kb.entries()[entry].answer(language), kb.entries()[entry].id);
+        }
+        None => {
+            let _ = writeln!(out, "I don't know. (Q of not answering {:.2})", decision.abstain_q);
+        }
+    }
+    let q_of =
+        |entry: usize| decision.q[decision.retrieved.candidates.iter().position(|&c| c == entry).unwrap_or_default()];
+    for (i, &entry) in decision.ranking().iter().enumerate().take(5) {
+        let _ = writeln!(out, "  {}. {} (Q {:.2})", i + 1, kb.entries()[entry].id, q_of(entry));
+    }
+    out
+}
+
+/// What a feedback line says about an answer: `y` right, `n` wrong, a
+/// candidate's number (as listed) "this one", `0` "none of these";
+/// anything else is not feedback.
+fn parse_feedback(line: &str, ranking: &[usize]) -> Option<QaFeedback> {
+    match line.trim() {
+        "y" | "yes" | "对" => Some(QaFeedback::Right),
+        "n" | "no" | "不对" => Some(QaFeedback::Wrong),
+        "0" => Some(QaFeedback::NoneOfThese),
+        number => {
+            number.parse::<usize>().ok().and_then(|n| ranking.get(n.wrapping_sub(1))).map(|&e| QaFeedback::ThisOne(e))
+        }
+    }
+}
+
+/// Questions and feedback from `input`: each question is answered; a
+/// feedback line after it teaches the model (hindsight relabeling of "this
+/// one" and "none of these"); `:save` writes the model back to `dir`.
+fn ask_session<B: AutodiffBackend>(
+    model: QaModel<B>,
+    dir: &std::path::Path,
+    input: impl std::io::BufRead,
+    output: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
+    let QaModel { network, index, rewards, pair } = model;
+    let config = rlhf_assistant::qa::QaLearnConfig { rewards, ..Default::default() };
+    let rehearsal = index.kb().questions(rlhf_assistant::Split::Train);
+    let mut learner = rlhf_assistant::qa::QaLearner::new(network, config, 0)?.with_rehearsal(rehearsal);
+    writeln!(
+        output,
+        "Ask a question; after an answer: y (right), n (wrong), a number (this one), 0 (none of these). :save keeps what was learned."
+    )?;
+    let mut last: Option<Decision> = None;
+    for line in input.lines() {
+        let line = line.context("reading stdin")?;
+        let text = line.trim();
+        if text.is_empty() {
+            continue;
+        }
+        if text == ":save" {
+            let model = QaModel { network: learner.network().clone(), index: index.clone(), rewards, pair };
+            model.save(dir)?;
+            writeln!(output, "saved {}", dir.display())?;
+            continue;
+        }
+        let feedback = last.as_ref().and_then(|decision| Some((decision, parse_feedback(text, &decision.ranking())?)));
+        if let Some((decision, feedback)) = feedback {
+            let taught = learner.learn(&index, &decision.retrieved, decision.choice(), feedback)?;
+            writeln!(output, "learned from {taught} lessons")?;
+            last = None;
+            continue;
+        }
+        let decision = index.decide(&learner.valid(), vec![index.retrieve(text)]).remove(0);
+        write!(output, "{}", describe(&index, text, &decision))?;
+        last = Some(decision);
+    }
     Ok(())
 }
 
@@ -264,9 +399,22 @@ fn report_markdown(
 
 #[cfg(test)]
 mod tests {
+    use burn::backend::Autodiff;
+    use rlhf_model::backend::{CpuBackend, cpu_device};
     use tempfile::TempDir;
 
     use super::*;
+
+    #[test]
+    fn feedback_lines_name_a_candidate_by_its_number() {
+        let ranking = [7, 3, 9];
+        assert_eq!(parse_feedback("y", &ranking), Some(QaFeedback::Right));
+        assert_eq!(parse_feedback(" n ", &ranking), Some(QaFeedback::Wrong));
+        assert_eq!(parse_feedback("2", &ranking), Some(QaFeedback::ThisOne(3)));
+        assert_eq!(parse_feedback("0", &ranking), Some(QaFeedback::NoneOfThese));
+        assert_eq!(parse_feedback("4", &ranking), None, "no fourth candidate");
+        assert_eq!(parse_feedback("how do I open the trunk", &ranking), None, "a question");
+    }
 
     #[test]
     fn qa_writes_its_tables_plot_and_report_over_seeds() {
@@ -278,6 +426,7 @@ mod tests {
         )
         .unwrap();
         let args = QaArgs {
+            action: None,
             config: Some(config),
             out: tmp.path().join("run"),
             seeds: 2,
@@ -294,6 +443,19 @@ mod tests {
             assert!(markdown.contains(row), "{row} in\n{markdown}");
         }
         assert!(fs::metadata(args.out.join("finetune.png")).unwrap().len() > 1000);
+        // The saved model answers, and a session learns from feedback and saves.
+        let dir = args.out.join("model");
+        let model = QaModel::<Autodiff<CpuBackend>>::load(&dir, &cpu_device()).unwrap();
+        let before =
+            model.index.decide(&model.network, vec![model.index.retrieve("how do I open the trunk")]).remove(0);
+        let trunk = model.index.kb().entries().iter().position(|e| e.id == "open_trunk").unwrap();
+        let number = before.ranking().iter().position(|&e| e == trunk).map_or(0, |i| i + 1);
+        let input = format!("how do I open the trunk\n{number}\n:save\n");
+        let mut output = Vec::new();
+        ask_session(model, &dir, input.as_bytes(), &mut output).unwrap();
+        let output = String::from_utf8(output).unwrap();
+        assert!(output.contains("learned from") && output.contains("saved"), "{output}");
+        QaModel::<Autodiff<CpuBackend>>::load(&dir, &cpu_device()).unwrap();
         // A bad value is an error naming the field.
         fs::write(tmp.path().join("bad.toml"), "k = 0\n").unwrap();
         let bad = QaArgs { config: Some(tmp.path().join("bad.toml")), ..args };

@@ -178,6 +178,11 @@ impl AnswerIndex {
         self.k
     }
 
+    /// The pair network's feature settings.
+    pub fn features(&self) -> &FeaturizerConfig {
+        self.featurizer.config()
+    }
+
     /// Length of the pair network's input vectors.
     pub fn feature_dim(&self) -> usize {
         self.featurizer.config().dim

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use crate::corpus::{DatasetError, Language, Split};
 
 /// One entry: an answer and the ways people ask for it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct QaEntry {
     /// A stable name (`ac_dehumidify`).
     pub id: String,

@@ -323,8 +323,24 @@ impl<B: AutodiffBackend> QaLearner<B> {
             _ if info.in_candidates => QaFeedback::ThisOne(info.entry),
             _ => QaFeedback::NoneOfThese,
         };
+        let lessons = self.learn(index, &retrieved, answered, feedback)?;
+        Ok(Interaction { answered, reward: step.reward, feedback, lessons })
+    }
+
+    /// Learns from what a user said (`feedback`) about the answer
+    /// `answered` (`None`: "I don't know") to the question `retrieved`: its
+    /// lessons ([`lessons`]) go to the replay after
+    /// `updates_per_interaction` gradient steps on them, the replay and the
+    /// rehearsal. Returns how many lessons it taught.
+    pub fn learn(
+        &mut self,
+        index: &AnswerIndex,
+        retrieved: &Retrieved,
+        answered: Option<usize>,
+        feedback: QaFeedback,
+    ) -> Result<usize, AssistantError> {
         let taught = lessons(&retrieved.candidates, answered, feedback, self.config.hindsight, &self.config.rewards);
-        let newest = Lesson::from_taught(&retrieved, &taught);
+        let newest = Lesson::from_taught(retrieved, &taught);
         for _ in 0..self.config.updates_per_interaction {
             let n = self.config.rehearsal_batch;
             let mut rows =
@@ -338,7 +354,7 @@ impl<B: AutodiffBackend> QaLearner<B> {
             }
             self.replay.push_back(lesson.clone());
         }
-        Ok(Interaction { answered, reward: step.reward, feedback, lessons: newest.len() })
+        Ok(newest.len())
     }
 
     /// One gradient step on `newest` and `replayed` lessons drawn from the replay.

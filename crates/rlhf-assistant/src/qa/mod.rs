@@ -17,6 +17,7 @@
 //! - [`baseline`]: BM25 (a maintained crate), the lexical baseline.
 //! - [`study`]: what `cargo xtask qa` runs: pretraining, feedback,
 //!   fine-tuning to the car manual against training from scratch.
+//! - [`model`]: a trained answer model on disk (weights, knowledge base, settings).
 //! - [`pair`]: the (question, answer) pair Q-network, one Q-value per pair
 //!   and one for "I don't know", generic over the burn backend.
 
@@ -26,6 +27,7 @@ pub mod eval;
 pub mod index;
 pub mod kb;
 pub mod learn;
+pub mod model;
 pub mod pair;
 pub mod retriever;
 pub mod study;
@@ -35,5 +37,6 @@ pub use eval::{ByLanguage, Heard, Outcome, QaScores};
 pub use index::{AnswerIndex, Choice, Decision, Retrieved};
 pub use kb::{KnowledgeBase, QaEntry, Question};
 pub use learn::{Lesson, QaFeedback, QaLearnConfig, QaLearner, lessons};
+pub use model::{DEFAULT_QA_MODEL_DIR, QaModel};
 pub use pair::{PairConfig, PairQNetwork};
 pub use retriever::Retriever;

@@ -229,14 +229,16 @@ impl QaData {
 }
 
 /// Runs one seed of the study on `device`; `progress` hears each finished
-/// unit of work (a pretraining step or an interaction).
+/// unit of work (a pretraining step or an interaction). Returns the report
+/// and the network fine-tuned to the car manual (it answers questions of
+/// [`QaData::extended`]).
 pub fn run_seed<B: AutodiffBackend>(
     config: &QaStudyConfig,
     data: &QaData,
     seed: u64,
     device: &B::Device,
     progress: &mut dyn FnMut(),
-) -> Result<QaSeedReport, AssistantError> {
+) -> Result<(QaSeedReport, PairQNetwork<B>), AssistantError> {
     config.validate()?;
     let clock = std::time::Instant::now();
     let network = config.pair().init::<B>(device, seed);
@@ -266,7 +268,7 @@ pub fn run_seed<B: AutodiffBackend>(
     let builtin_after_finetune = data.extended_builtin_tests.evaluate(&finetuned.valid(), &data.extended);
     let fresh = QaLearner::new(config.pair().init::<B>(device, seed), config.learn.clone(), seed)?;
     let (scratch, _) = car_run(config, data, fresh, progress)?;
-    Ok(QaSeedReport {
+    let report = QaSeedReport {
         seed,
         pretrained,
         after_feedback,
@@ -274,7 +276,8 @@ pub fn run_seed<B: AutodiffBackend>(
         scratch,
         builtin_after_finetune,
         seconds: [pretrain_seconds, feedback_seconds, clock.elapsed().as_secs_f64()],
-    })
+    };
+    Ok((report, finetuned.network().clone()))
 }
 
 /// `learner` answering the car manual's users, evaluated every `eval_every` interactions.
@@ -327,7 +330,7 @@ mod tests {
         let data = QaData::new(&config).unwrap();
         let mut work = 0u64;
         let run = |work: &mut u64| {
-            run_seed::<Autodiff<CpuBackend>>(&config, &data, 3, &cpu_device(), &mut || *work += 1).unwrap()
+            run_seed::<Autodiff<CpuBackend>>(&config, &data, 3, &cpu_device(), &mut || *work += 1).unwrap().0
         };
         let report = run(&mut work);
         assert_eq!(work, work_per_seed(&config));
