@@ -249,14 +249,7 @@ fn sklearn_peer(
     out: &std::path::Path,
     data: &QaData,
 ) -> anyhow::Result<BTreeMap<String, AtNoise>> {
-    let kb = data.builtin.kb();
-    let documents: Vec<String> = (0..kb.len())
-        .map(|entry| {
-            let phrasings = data.builtin_train.iter().filter(|q| q.entry == entry).map(|q| q.text.as_str());
-            let answers = Language::ALL.map(|l| kb.entries()[entry].answer(l));
-            phrasings.chain(answers).collect::<Vec<_>>().join("\n")
-        })
-        .collect();
+    let documents = data.builtin.kb().documents();
     let texts = |heard: &[rlhf_assistant::qa::Heard]| heard.iter().map(|h| h.text.clone()).collect::<Vec<_>>();
     let input = serde_json::json!({
         "documents": documents,

@@ -11,7 +11,6 @@
 use bm25::{DefaultTokenizer, Language as Bm25Language, SearchEngine, SearchEngineBuilder, Tokenizer};
 
 use super::kb::KnowledgeBase;
-use crate::corpus::{Language, Split};
 use rlhf_model::text::is_cjk;
 
 /// The tokenizer of [`Bm25Ranker`]: CJK character unigrams and bigrams,
@@ -60,12 +59,7 @@ pub struct Bm25Ranker {
 impl Bm25Ranker {
     /// Indexes `kb`: one document per entry, its training phrasings and answers.
     pub fn new(kb: &KnowledgeBase) -> Self {
-        let train = kb.questions(Split::Train);
-        let documents = kb.entries().iter().enumerate().map(|(index, entry)| {
-            let phrasings = train.iter().filter(|q| q.entry == index).map(|q| q.text.as_str());
-            let answers = Language::ALL.map(|l| entry.answer(l));
-            phrasings.chain(answers).collect::<Vec<_>>().join("\n")
-        });
+        let documents = kb.documents();
         let engine = SearchEngineBuilder::<u32, u32, MixedTokenizer>::with_tokenizer_and_corpus(
             MixedTokenizer::default(),
             documents,

@@ -15,11 +15,10 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use rlhf_model::text::{FeaturizerConfig, HashedNgrams, SparseFeatures};
 
-use super::kb::{KnowledgeBase, Question};
+use super::kb::{KnowledgeBase, PhrasingId, Question};
 use super::pair::{HostPair, PairQNetwork};
-use super::retriever::Retriever;
+use super::retriever::{Retriever, summed_documents};
 use crate::AssistantError;
-use crate::corpus::{Language, Split};
 
 /// What the pair network scores: answering with an entry, or "I don't know".
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,9 +46,6 @@ impl Choice {
         }
     }
 }
-
-/// Which phrasing of the knowledge base a question is: (entry, language, position).
-pub type PhrasingId = (usize, Language, usize);
 
 /// A question as heard, ready to score: its pair features, every entry's
 /// retrieval cosine and the candidates (the retriever's top `k`, best first).
@@ -133,22 +129,7 @@ impl AnswerIndex {
         let retriever = Retriever::new(&kb, Retriever::default_config())?;
         let featurizer = HashedNgrams::new(features)?;
         let dim = features.dim;
-        let mut documents = vec![0.0f32; kb.len() * dim];
-        let mut phrasings = HashMap::new();
-        let mut sparse = SparseFeatures::default();
-        let train = kb.questions(Split::Train);
-        let answers = kb.entries().iter().enumerate().flat_map(|(i, e)| Language::ALL.map(|l| (i, e.answer(l), None)));
-        let texts = train.iter().map(|q| (q.entry, q.text.as_str(), Some((q.entry, q.language, q.position))));
-        for (entry, text, phrasing) in texts.chain(answers) {
-            featurizer.sparse(text, &mut sparse);
-            let row = &mut documents[entry * dim..(entry + 1) * dim];
-            for (&i, &v) in sparse.indices.iter().zip(&sparse.values) {
-                row[i as usize] += v;
-            }
-            if let Some(key) = phrasing {
-                phrasings.insert(key, sparse.clone());
-            }
-        }
+        let (documents, phrasings) = summed_documents(&kb, &featurizer, |v| v);
         let norms = documents.chunks(dim).map(|row| row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-6)).collect();
         let retrieval_featurizer = retriever.featurizer()?;
         Ok(Self {
@@ -199,7 +180,7 @@ impl AnswerIndex {
         out.left_out = None;
         if let Some(question) = asked {
             self.retriever.leave_out(&features, question, &mut out.retrieval);
-            let id = (question.entry, question.language, question.position);
+            let id = question.id();
             out.left_out = self.phrasings.contains_key(&id).then_some(id);
         }
         Retriever::top_into(&out.retrieval, self.k, &mut out.candidates);

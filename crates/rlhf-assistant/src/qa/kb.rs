@@ -44,6 +44,9 @@ impl QaEntry {
     }
 }
 
+/// Which phrasing of the knowledge base a question is: (entry, language, position).
+pub type PhrasingId = (usize, Language, usize);
+
 /// A question of the knowledge base: its text, the entry that answers it, its language.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Question {
@@ -56,6 +59,13 @@ pub struct Question {
     /// Its position among the entry's phrasings in that language: with
     /// `entry` and `language`, which phrasing it is.
     pub position: usize,
+}
+
+impl Question {
+    /// Which phrasing it is.
+    pub fn id(&self) -> PhrasingId {
+        (self.entry, self.language, self.position)
+    }
 }
 
 /// A set of entries.
@@ -203,6 +213,34 @@ impl KnowledgeBase {
     /// entries keep their indices); ids must stay unique.
     pub fn extended(&self, more: &KnowledgeBase) -> Result<Self, DatasetError> {
         Self::new(self.entries.iter().chain(&more.entries).cloned().collect(), "the extended knowledge base")
+    }
+
+    /// Every text known of each entry, in entry order: its training
+    /// phrasings (with their ids) and its answers (without). What retrieval
+    /// indexes; test phrasings are never among them.
+    pub fn indexed_texts(&self) -> Vec<(usize, &str, Option<PhrasingId>)> {
+        let mut out: Vec<(usize, &str, Option<PhrasingId>)> = Vec::new();
+        for (index, entry) in self.entries.iter().enumerate() {
+            for language in Language::ALL {
+                let phrasings =
+                    entry.questions(language).iter().enumerate().filter(|(k, _)| in_split(*k, Split::Train));
+                out.extend(phrasings.map(|(k, text)| (index, text.as_str(), Some((index, language, k)))));
+            }
+            out.extend(Language::ALL.map(|l| (index, entry.answer(l), None)));
+        }
+        out
+    }
+
+    /// Each entry's indexed texts ([`KnowledgeBase::indexed_texts`]) as one document, one text per line.
+    pub fn documents(&self) -> Vec<String> {
+        let mut documents = vec![String::new(); self.len()];
+        for (entry, text, _) in self.indexed_texts() {
+            if !documents[entry].is_empty() {
+                documents[entry].push('\n');
+            }
+            documents[entry].push_str(text);
+        }
+        documents
     }
 
     /// The entries.

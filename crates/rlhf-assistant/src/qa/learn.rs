@@ -37,7 +37,8 @@ use rlhf_model::text::SparseFeatures;
 use serde::{Deserialize, Serialize};
 
 use super::env::{AnswerEnv, AnswerRewards};
-use super::index::{AnswerIndex, Choice, PhrasingId, Retrieved};
+use super::index::{AnswerIndex, Choice, Retrieved};
+use super::kb::PhrasingId;
 use super::kb::Question;
 use super::pair::PairQNetwork;
 use crate::AssistantError;

@@ -12,9 +12,8 @@ use rlhf_model::text::{FeaturizerConfig, HashedNgrams, SparseFeatures};
 
 use std::collections::HashMap;
 
-use super::kb::{KnowledgeBase, Question};
+use super::kb::{KnowledgeBase, PhrasingId, Question};
 use crate::AssistantError;
-use crate::corpus::{Language, Split};
 
 /// A TF-IDF index of a knowledge base.
 #[derive(Debug, Clone)]
@@ -30,7 +29,7 @@ pub struct Retriever {
     entries: usize,
     /// The absolute features of each training phrasing, by (entry,
     /// language, position): what leaving the phrasing out subtracts.
-    phrasings: HashMap<(usize, Language, usize), SparseFeatures>,
+    phrasings: HashMap<PhrasingId, SparseFeatures>,
 }
 
 /// The power applied to a document's summed term weights before the idf
@@ -45,6 +44,34 @@ fn weighted(features: &SparseFeatures, idf: &[f32]) -> SparseFeatures {
         indices: features.indices.clone(),
         values: features.indices.iter().zip(&features.values).map(|(&i, &v)| v.abs() * idf[i as usize]).collect(),
     }
+}
+
+/// Each entry's summed features of its indexed texts
+/// ([`KnowledgeBase::indexed_texts`]), row-major entry × the featuriser's
+/// length, and the features of each training phrasing by id; `value` maps
+/// each feature value first (the retriever sums magnitudes, the pair
+/// network signed values).
+pub(super) fn summed_documents(
+    kb: &KnowledgeBase,
+    featurizer: &HashedNgrams,
+    value: fn(f32) -> f32,
+) -> (Vec<f32>, HashMap<PhrasingId, SparseFeatures>) {
+    let dim = featurizer.config().dim;
+    let mut documents = vec![0.0f32; kb.len() * dim];
+    let mut phrasings = HashMap::new();
+    let mut features = SparseFeatures::default();
+    for (entry, text, phrasing) in kb.indexed_texts() {
+        featurizer.sparse(text, &mut features);
+        features.values.iter_mut().for_each(|v| *v = value(*v));
+        let row = &mut documents[entry * dim..(entry + 1) * dim];
+        for (&i, &v) in features.indices.iter().zip(&features.values) {
+            row[i as usize] += v;
+        }
+        if let Some(id) = phrasing {
+            phrasings.insert(id, features.clone());
+        }
+    }
+    (documents, phrasings)
 }
 
 /// The dot product of two sparse vectors (indices ascending).
@@ -78,22 +105,7 @@ impl Retriever {
     pub fn new(kb: &KnowledgeBase, config: FeaturizerConfig) -> Result<Self, AssistantError> {
         let featurizer = HashedNgrams::new(config)?;
         let dim = config.dim;
-        let mut documents = vec![0.0f32; kb.len() * dim];
-        let mut features = SparseFeatures::default();
-        let mut phrasings = HashMap::new();
-        let train = kb.questions(Split::Train);
-        let answers = kb.entries().iter().enumerate().flat_map(|(i, e)| Language::ALL.map(|l| (i, e.answer(l), None)));
-        let texts = train.iter().map(|q| (q.entry, q.text.as_str(), Some((q.entry, q.language, q.position))));
-        for (entry, text, phrasing) in texts.chain(answers) {
-            featurizer.sparse(text, &mut features);
-            let row = &mut documents[entry * dim..(entry + 1) * dim];
-            for (&i, &v) in features.indices.iter().zip(&features.values) {
-                row[i as usize] += v.abs();
-            }
-            if let Some(key) = phrasing {
-                phrasings.insert(key, features.clone());
-            }
-        }
+        let (mut documents, phrasings) = summed_documents(kb, &featurizer, f32::abs);
         let mut df = vec![0usize; dim];
         for row in documents.chunks(dim) {
             for (d, &v) in df.iter_mut().zip(row) {
@@ -107,13 +119,6 @@ impl Retriever {
             row.iter_mut().zip(&idf).for_each(|(v, w)| *v = v.powf(TF_POWER) * w);
             norms.push(row.iter().map(|v| v * v).sum::<f32>().sqrt().max(f32::MIN_POSITIVE));
         }
-        let phrasings = phrasings
-            .into_iter()
-            .map(|(key, mut f): (_, SparseFeatures)| {
-                f.values.iter_mut().for_each(|v| *v = v.abs());
-                (key, f)
-            })
-            .collect();
         Ok(Self { config, idf, documents, norms, entries: kb.len(), phrasings })
     }
 
@@ -140,7 +145,7 @@ impl Retriever {
     /// been indexed: how a question the index has never seen scores. A
     /// phrasing the index does not hold (a test phrasing) changes nothing.
     pub fn leave_out(&self, features: &SparseFeatures, question: &Question, scores: &mut [f32]) {
-        let Some(phrasing) = self.phrasings.get(&(question.entry, question.language, question.position)) else {
+        let Some(phrasing) = self.phrasings.get(&question.id()) else {
             return;
         };
         let query = weighted(features, &self.idf);
@@ -192,6 +197,7 @@ impl Retriever {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::corpus::Language;
     use crate::qa::kb::QaEntry;
 
     fn entry(id: &str, answer: &str, questions: &[&str]) -> QaEntry {
@@ -205,16 +211,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn scores_are_cosines_and_the_matching_entry_ranks_first() {
-        let kb = KnowledgeBase::new(
+    /// Two entries, English only, every phrasing a training one.
+    fn alarms_and_tyres() -> KnowledgeBase {
+        KnowledgeBase::new(
             vec![
                 entry("alarm", "Up to 30 alarms.", &["how many alarms can I set", "alarm limit"]),
                 entry("tyre", "2.5 bar front and rear.", &["what tyre pressure", "how much air in the tyres"]),
             ],
             "test",
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn scores_are_cosines_and_the_matching_entry_ranks_first() {
+        let kb = alarms_and_tyres();
         let retriever = Retriever::new(&kb, FeaturizerConfig::default()).unwrap();
         let scores = retriever.scores("how many alarms").unwrap();
         assert!(scores.iter().all(|s| (0.0..=1.0 + 1e-6).contains(s)), "{scores:?}");
@@ -226,14 +237,7 @@ mod tests {
 
     #[test]
     fn leaving_a_phrasing_out_scores_its_entry_without_it() {
-        let kb = KnowledgeBase::new(
-            vec![
-                entry("alarm", "Up to 30 alarms.", &["how many alarms can I set", "alarm limit"]),
-                entry("tyre", "2.5 bar front and rear.", &["what tyre pressure", "how much air in the tyres"]),
-            ],
-            "test",
-        )
-        .unwrap();
+        let kb = alarms_and_tyres();
         let retriever = Retriever::new(&kb, FeaturizerConfig::default()).unwrap();
         let text = "how many alarms can I set";
         let mut features = SparseFeatures::default();
@@ -273,6 +277,7 @@ mod tests {
 #[cfg(test)]
 mod recall {
     use super::*;
+    use crate::corpus::{Language, Split};
 
     /// Recall@k of the built-in test phrasings (no noise), by language.
     fn recall(kb: &KnowledgeBase, retriever: &Retriever, k: usize, language: Language) -> f64 {
