@@ -231,7 +231,7 @@ mod tests {
 
     /// Trained on pairs of the first 8 built-in entries (right: +1, wrong:
     /// −1), the right answer scores highest for at least half the held-out
-    /// phrasings (chance: one in 8; 11 of 16 when written); the answers' own
+    /// phrasings (chance: one in 8); the answers' own
     /// text is the input, so no entry is an output index.
     #[test]
     fn pairs_learn_to_rank_the_right_answer_first_on_held_out_phrasings() {
