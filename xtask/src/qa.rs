@@ -16,7 +16,9 @@ use rlhf_assistant::qa::eval::ranker_outcomes;
 use rlhf_assistant::qa::study::{
     AtNoise, LexicalScores, QaData, QaSeedReport, QaStudyConfig, lexical, run_seed, work_per_seed,
 };
-use rlhf_assistant::qa::{AnswerIndex, ByLanguage, DEFAULT_QA_MODEL_DIR, Decision, QaFeedback, QaModel, QaScores};
+use rlhf_assistant::qa::{
+    AnswerIndex, ByLanguage, DEFAULT_QA_MODEL_DIR, Decision, KnowledgeBase, QaFeedback, QaModel, QaScores,
+};
 use rlhf_bench::table::seeds_cell;
 use serde::Serialize;
 
@@ -64,6 +66,11 @@ struct AskArgs {
     /// The model folder (`cargo xtask qa` writes one).
     #[arg(long, default_value = DEFAULT_QA_MODEL_DIR)]
     model: PathBuf,
+    /// Answer from your own knowledge base instead: JSON lines `{"id",
+    /// "question", "answer", "phrasings"?}` (the model scores answers it
+    /// never saw; `:save` then keeps this knowledge base with the model).
+    #[arg(long)]
+    kb: Option<PathBuf>,
 }
 
 /// What `qa` writes to `report.json`.
@@ -147,8 +154,11 @@ impl BackendJob for AskJob<'_> {
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<()> {
         let dir = &self.args.model;
-        let model = QaModel::<B>::load(dir, &device)
+        let mut model = QaModel::<B>::load(dir, &device)
             .with_context(|| format!("loading the answer model (`cargo xtask qa` writes {DEFAULT_QA_MODEL_DIR})"))?;
+        if let Some(path) = &self.args.kb {
+            model = model.with_knowledge_base(KnowledgeBase::from_path(path)?)?;
+        }
         match &self.args.question {
             Some(question) => {
                 let decision = model.index.decide(&model.network, vec![model.index.retrieve(question)]).remove(0);
@@ -449,6 +459,30 @@ mod tests {
         let output = String::from_utf8(output).unwrap();
         assert!(output.contains("learned from") && output.contains("saved"), "{output}");
         QaModel::<Autodiff<CpuBackend>>::load(&dir, &cpu_device()).unwrap();
+        // Answering from a user's own file, and a malformed line named.
+        let faq = tmp.path().join("faq.jsonl");
+        fs::write(
+            &faq,
+            "{\"id\": \"wifi\", \"question\": \"What is the wifi password?\", \"answer\": \"It is on the router.\"}\n{\"id\": \"bins\", \"question\": \"When are the bins collected?\", \"answer\": \"Tuesday mornings.\"}\n",
+        )
+        .unwrap();
+        let ask = |question: &str, kb: &std::path::Path| {
+            let ask = AskArgs { question: Some(question.into()), model: dir.clone(), kb: Some(kb.to_owned()) };
+            AskJob { args: &ask }.run::<Autodiff<CpuBackend>>(cpu_device())
+        };
+        ask("what's the wifi password", &faq).unwrap();
+        let mine = QaModel::<Autodiff<CpuBackend>>::load(&dir, &cpu_device())
+            .unwrap()
+            .with_knowledge_base(KnowledgeBase::from_path(&faq).unwrap())
+            .unwrap();
+        let decision = mine.index.decide(&mine.network, vec![mine.index.retrieve("when do they collect the bins")]);
+        // (This model trained for 40 steps; what is checked is that the user's
+        // entries are the candidates and each is scored.)
+        assert_eq!(mine.index.kb().entries()[decision[0].retrieved.candidates[0]].id, "bins");
+        assert_eq!(decision[0].q.len(), 2);
+        fs::write(&faq, "{\"id\": \"wifi\", \"question\": 3}\n").unwrap();
+        let error = format!("{:#}", ask("wifi?", &faq).unwrap_err());
+        assert!(error.contains("faq.jsonl") && error.contains(":1"), "{error}");
         // A bad value is an error naming the field.
         fs::write(tmp.path().join("bad.toml"), "k = 0\n").unwrap();
         let bad = QaArgs { config: Some(tmp.path().join("bad.toml")), ..args };

@@ -100,6 +100,14 @@ impl<B: Backend> QaModel<B> {
         rlhf_env::atomic::write_atomically(&spec_path, &json).map_err(io(&spec_path))
     }
 
+    /// The same network answering from `kb` instead (a user's file, say):
+    /// the pair network scores answers it was never trained on, so the new
+    /// knowledge base needs no training; feedback then teaches it.
+    pub fn with_knowledge_base(self, kb: KnowledgeBase) -> Result<Self, AssistantError> {
+        let index = AnswerIndex::new(kb, *self.index.features(), self.index.k())?;
+        Ok(Self { index, ..self })
+    }
+
     /// Reads the model in `dir` onto `device`.
     pub fn load(dir: &Path, device: &B::Device) -> Result<Self, AssistantError> {
         let spec_path = dir.join(SPEC_FILE);
@@ -160,6 +168,10 @@ mod tests {
         let decide = |m: &QaModel<CpuBackend>| m.index.decide(&m.network, vec![m.index.retrieve(question)]).remove(0);
         assert_eq!(decide(&loaded), decide(&model));
         assert_eq!(loaded.index.kb().entries(), model.index.kb().entries());
+        // Another knowledge base, the same network and settings.
+        let other = loaded.clone().with_knowledge_base(KnowledgeBase::builtin().unwrap()).unwrap();
+        assert_eq!(other.index.kb().len(), KnowledgeBase::builtin().unwrap().len());
+        assert_eq!((other.index.k(), other.index.features()), (loaded.index.k(), loaded.index.features()));
         // A damaged weights file names itself.
         let weights = dir.path().join(WEIGHTS_FILE);
         let mut bytes = std::fs::read(&weights).unwrap();
