@@ -166,7 +166,7 @@ impl AnswerEnv {
 
     /// With `leave_one_out`, a question that the retriever indexed (a
     /// training phrasing) is retrieved as if it had not been
-    /// ([`Retriever::leave_out`]): its candidates are those a new phrasing
+    /// ([`Retriever::scores_into`]): its candidates are those a new phrasing
     /// of it would get.
     pub fn with_leave_one_out(mut self, leave_one_out: bool) -> Self {
         self.leave_one_out = leave_one_out;
@@ -217,10 +217,8 @@ impl Env for AnswerEnv {
         let mut heard = String::new();
         self.noise.apply(&asked.text, &mut self.rng, &mut heard);
         self.featurizer.sparse(&heard, &mut self.features);
-        self.retriever.scores_into(&self.features, &mut self.scores);
-        if self.leave_one_out {
-            self.retriever.leave_out(&self.features, asked, &mut self.scores);
-        }
+        let left_out = self.leave_one_out.then_some(asked);
+        self.retriever.scores_into(&self.features, left_out, &mut self.scores);
         let mut candidates = std::mem::take(&mut self.obs.candidates);
         Retriever::top_into(&self.scores, self.observation_space.k, &mut candidates);
         self.info = AnswerInfo {

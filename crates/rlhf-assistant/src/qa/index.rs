@@ -16,7 +16,7 @@ use burn::tensor::{Tensor, TensorData};
 use rlhf_model::text::{FeaturizerConfig, HashedNgrams, SparseFeatures};
 
 use super::kb::{KnowledgeBase, PhrasingId, Question};
-use super::pair::{HostPair, PairQNetwork};
+use super::pair::{HostPair, HostScratch, PairQNetwork};
 use super::retriever::{Retriever, summed_documents};
 use crate::AssistantError;
 
@@ -70,8 +70,12 @@ impl Retrieved {
 
     /// Saying "I don't know".
     pub fn abstain(&self) -> Choice {
-        let best_retrieval = self.candidates.first().map_or(0.0, |&c| self.retrieval[c]);
-        Choice::Abstain { best_retrieval }
+        Choice::Abstain { best_retrieval: self.best_retrieval() }
+    }
+
+    /// The best candidate's retrieval cosine (0 without candidates).
+    pub fn best_retrieval(&self) -> f32 {
+        self.candidates.first().map_or(0.0, |&c| self.retrieval[c])
     }
 }
 
@@ -176,13 +180,8 @@ impl AnswerIndex {
     pub fn retrieve_into(&self, heard: &str, asked: Option<&Question>, out: &mut Retrieved) {
         let mut features = std::mem::take(&mut out.features);
         self.retrieval_featurizer.sparse(heard, &mut features);
-        self.retriever.scores_into(&features, &mut out.retrieval);
-        out.left_out = None;
-        if let Some(question) = asked {
-            self.retriever.leave_out(&features, question, &mut out.retrieval);
-            let id = question.id();
-            out.left_out = self.phrasings.contains_key(&id).then_some(id);
-        }
+        self.retriever.scores_into(&features, asked, &mut out.retrieval);
+        out.left_out = asked.map(Question::id).filter(|id| self.phrasings.contains_key(id));
         Retriever::top_into(&out.retrieval, self.k, &mut out.candidates);
         self.featurizer.sparse(heard, &mut features);
         out.features = features;
@@ -271,17 +270,17 @@ impl AnswerIndex {
     pub fn decide_host(&self, network: &HostPair, retrieved: Retrieved) -> Decision {
         let dim = self.feature_dim();
         let e_q = network.embed_question(&retrieved.features);
+        let mut scratch = HostScratch::default();
         let q = retrieved
             .candidates
             .iter()
             .map(|&entry| {
-                let document = &self.documents[entry * dim..(entry + 1) * dim];
+                let document = (&self.documents[entry * dim..(entry + 1) * dim], self.norms[entry]);
                 let (features, retrieval) = (&retrieved.features, retrieved.retrieval[entry]);
-                network.q(features, e_q.as_deref(), document, self.norms[entry], retrieval)
+                network.q(features, e_q.as_deref(), document, retrieval, &mut scratch)
             })
             .collect();
-        let Choice::Abstain { best_retrieval } = retrieved.abstain() else { unreachable!("abstain() abstains") };
-        let abstain_q = network.abstain(e_q.as_deref(), best_retrieval);
+        let abstain_q = network.abstain(e_q.as_deref(), retrieved.best_retrieval(), &mut scratch);
         Decision { retrieved, q, abstain_q }
     }
 

@@ -104,8 +104,8 @@ pub fn lessons(
 /// question of `features` should be `target`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lesson {
-    /// The pair features of the question as heard.
-    pub features: SparseFeatures,
+    /// The pair features of the question as heard (shared by its lessons).
+    pub features: Arc<SparseFeatures>,
     /// An entry answered, or "I don't know".
     pub choice: Choice,
     /// The reward that choice earns.
@@ -117,10 +117,11 @@ pub struct Lesson {
 impl Lesson {
     /// The lessons of `taught` (from [`lessons`]) on the question `retrieved`.
     pub fn from_taught(retrieved: &Retrieved, taught: &[(Option<usize>, f32)]) -> Vec<Lesson> {
+        let features = Arc::new(retrieved.features.clone());
         taught
             .iter()
             .map(|&(entry, target)| Lesson {
-                features: retrieved.features.clone(),
+                features: features.clone(),
                 choice: entry.map_or_else(|| retrieved.abstain(), |e| retrieved.answer(e)),
                 target,
                 left_out: retrieved.left_out,
@@ -369,7 +370,7 @@ impl<B: AutodiffBackend> QaLearner<B> {
             return Ok(0.0);
         }
         let device = self.network.devices().into_iter().next().unwrap_or_default();
-        let pairs: Vec<_> = rows.iter().map(|l| (&l.features, l.choice, l.left_out)).collect();
+        let pairs: Vec<_> = rows.iter().map(|l| (&*l.features, l.choice, l.left_out)).collect();
         let (predictions, order) = index.predict(&self.network, &pairs, &device);
         let targets: Vec<f32> = order.iter().map(|&i| rows[i].target).collect();
         let targets = Tensor::<B, 2>::from_data(TensorData::new(targets, [rows.len(), 1]), &device);

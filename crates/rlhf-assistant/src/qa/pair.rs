@@ -125,9 +125,15 @@ impl<B: Backend> PairQNetwork<B> {
     }
 }
 
-/// `relu` in place.
-fn relu(values: &mut [f32]) {
-    values.iter_mut().for_each(|v| *v = v.max(0.0));
+/// Buffers [`HostPair`] reuses from one candidate to the next, so
+/// scoring a question's candidates allocates once.
+#[derive(Debug, Clone, Default)]
+pub struct HostScratch {
+    joint: Vec<f32>,
+    hidden: Vec<f32>,
+    out: Vec<f32>,
+    document: Vec<f32>,
+    e_a: Vec<f32>,
 }
 
 impl HostPair {
@@ -148,9 +154,9 @@ impl HostPair {
         &self,
         question: &SparseFeatures,
         e_q: Option<&[f32]>,
-        document: &[f32],
-        norm: f32,
+        (document, norm): (&[f32], f32),
         retrieval: f32,
+        scratch: &mut HostScratch,
     ) -> f32 {
         let weight = self.overlap.weight();
         let overlap = question
@@ -161,32 +167,40 @@ impl HostPair {
             .sum::<f32>()
             / norm
             + self.overlap.bias()[0];
-        let mut joint = vec![retrieval, overlap];
+        let mut joint = std::mem::take(&mut scratch.joint);
+        joint.clear();
+        joint.extend([retrieval, overlap]);
         if let (Some(layer), Some(e_q)) = (&self.embedding, e_q) {
-            let normalised: Vec<f32> = document.iter().map(|v| v / norm).collect();
-            let mut e_a = Vec::new();
-            layer.forward(&normalised, &mut e_a);
-            e_a.iter_mut().for_each(|v| *v = v.tanh());
-            joint.extend(e_q.iter().zip(&e_a).map(|(q, a)| q * a));
-            joint.extend(e_q.iter().zip(&e_a).map(|(q, a)| (q - a).abs()));
+            scratch.document.clear();
+            scratch.document.extend(document.iter().map(|v| v / norm));
+            layer.forward(&scratch.document, &mut scratch.e_a);
+            scratch.e_a.iter_mut().for_each(|v| *v = v.tanh());
+            joint.extend(e_q.iter().zip(&scratch.e_a).map(|(q, a)| q * a));
+            joint.extend(e_q.iter().zip(&scratch.e_a).map(|(q, a)| (q - a).abs()));
         }
-        let (mut hidden, mut out) = (Vec::new(), Vec::new());
-        self.hidden.forward(&joint, &mut hidden);
-        relu(&mut hidden);
-        self.out.forward(&hidden, &mut out);
-        out[0]
+        let q = head(&self.hidden, &self.out, &joint, scratch);
+        scratch.joint = joint;
+        q
     }
 
     /// `Q(question, I don't know)` given the best candidate's retrieval cosine.
-    pub fn abstain(&self, e_q: Option<&[f32]>, best_retrieval: f32) -> f32 {
-        let mut joint = vec![best_retrieval];
+    pub fn abstain(&self, e_q: Option<&[f32]>, best_retrieval: f32, scratch: &mut HostScratch) -> f32 {
+        let mut joint = std::mem::take(&mut scratch.joint);
+        joint.clear();
+        joint.push(best_retrieval);
         joint.extend(e_q.into_iter().flatten());
-        let (mut hidden, mut out) = (Vec::new(), Vec::new());
-        self.abstain_hidden.forward(&joint, &mut hidden);
-        relu(&mut hidden);
-        self.abstain_out.forward(&hidden, &mut out);
-        out[0]
+        let q = head(&self.abstain_hidden, &self.abstain_out, &joint, scratch);
+        scratch.joint = joint;
+        q
     }
+}
+
+/// `out(relu(hidden(joint)))`, the one output of a scoring head.
+fn head(hidden: &HostLinear, out: &HostLinear, joint: &[f32], scratch: &mut HostScratch) -> f32 {
+    hidden.forward(joint, &mut scratch.hidden);
+    scratch.hidden.iter_mut().for_each(|v| *v = v.max(0.0));
+    out.forward(&scratch.hidden, &mut scratch.out);
+    scratch.out.first().copied().unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -129,32 +129,27 @@ impl Retriever {
     }
 
     /// Every entry's cosine similarity to the text of `features` (from
-    /// [`Retriever::featurizer`]), in entry order, into `scores`.
-    pub fn scores_into(&self, features: &SparseFeatures, scores: &mut Vec<f32>) {
+    /// [`Retriever::featurizer`]), in entry order, into `scores`. With
+    /// `left_out`, the question's entry is scored as if that phrasing had not
+    /// been indexed: how a question the index has never seen scores (a
+    /// phrasing the index does not hold, a test phrasing, changes nothing).
+    pub fn scores_into(&self, features: &SparseFeatures, left_out: Option<&Question>, scores: &mut Vec<f32>) {
         let query = weighted(features, &self.idf);
-        let norm = query.values.iter().map(|v| v * v).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+        let query_norm = query.values.iter().map(|v| v * v).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
         let dim = self.idf.len();
         scores.clear();
         scores.extend(self.documents.chunks(dim).zip(&self.norms).take(self.entries).map(|(row, n)| {
-            query.indices.iter().zip(&query.values).map(|(&i, &v)| row[i as usize] * v).sum::<f32>() / (norm * n)
+            query.indices.iter().zip(&query.values).map(|(&i, &v)| row[i as usize] * v).sum::<f32>() / (query_norm * n)
         }));
-    }
-
-    /// Rescores, in `scores` (from [`Retriever::scores_into`] on the same
-    /// `features`), the entry of `question` as if the phrasing asked had not
-    /// been indexed: how a question the index has never seen scores. A
-    /// phrasing the index does not hold (a test phrasing) changes nothing.
-    pub fn leave_out(&self, features: &SparseFeatures, question: &Question, scores: &mut [f32]) {
-        let Some(phrasing) = self.phrasings.get(&question.id()) else {
+        let Some((question, phrasing)) = left_out.and_then(|q| Some((q, self.phrasings.get(&q.id())?))) else {
             return;
         };
-        let query = weighted(features, &self.idf);
-        let query_norm = query.values.iter().map(|v| v * v).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
-        let row = &self.documents[question.entry * self.idf.len()..(question.entry + 1) * self.idf.len()];
+        let entry = question.entry;
+        let row = &self.documents[entry * dim..(entry + 1) * dim];
         // Only the phrasing's buckets change: each weight w = idf · raw^p
         // becomes idf · (raw − f)^p.
         let mut change = SparseFeatures::default();
-        let mut norm_sq = self.norms[question.entry].powi(2);
+        let mut norm_sq = self.norms[entry].powi(2);
         for (&i, &f) in phrasing.indices.iter().zip(&phrasing.values) {
             let (w, idf) = (row[i as usize], self.idf[i as usize]);
             let raw = (w / idf).powf(TF_POWER.recip());
@@ -163,10 +158,10 @@ impl Retriever {
             change.values.push(w - left);
             norm_sq += left * left - w * w;
         }
-        let numerator = query.indices.iter().zip(&query.values).map(|(&i, &v)| row[i as usize] * v).sum::<f32>()
-            - sparse_dot(&query, &change);
+        // The full row's dot product with the query, from its score.
+        let numerator = scores[entry] * query_norm * self.norms[entry] - sparse_dot(&query, &change);
         let norm = norm_sq.max(0.0).sqrt();
-        scores[question.entry] = if norm <= 1e-6 { 0.0 } else { (numerator / (query_norm * norm)).max(0.0) };
+        scores[entry] = if norm <= 1e-6 { 0.0 } else { (numerator / (query_norm * norm)).max(0.0) };
     }
 
     /// The `k` best entries by `scores`, best first (ties by entry order), into `order`.
@@ -182,7 +177,7 @@ impl Retriever {
         let mut features = SparseFeatures::default();
         self.featurizer()?.sparse(text, &mut features);
         let mut scores = Vec::new();
-        self.scores_into(&features, &mut scores);
+        self.scores_into(&features, None, &mut scores);
         Ok(scores)
     }
 
@@ -242,11 +237,10 @@ mod tests {
         let text = "how many alarms can I set";
         let mut features = SparseFeatures::default();
         retriever.featurizer().unwrap().sparse(text, &mut features);
-        let mut scores = Vec::new();
-        retriever.scores_into(&features, &mut scores);
-        let full = scores.clone();
+        let (mut full, mut scores) = (Vec::new(), Vec::new());
+        retriever.scores_into(&features, None, &mut full);
         let asked = Question { text: text.into(), entry: 0, language: Language::En, position: 0 };
-        retriever.leave_out(&features, &asked, &mut scores);
+        retriever.scores_into(&features, Some(&asked), &mut scores);
         // By brute force: the entry's texts without the phrasing, weighted, then the cosine.
         let dim = retriever.idf.len();
         let mut raw = vec![0.0f32; dim];
@@ -268,8 +262,8 @@ mod tests {
         assert_eq!(scores[1], full[1], "other entries keep their scores");
         // A phrasing the index does not hold changes nothing.
         let unseen = Question { position: 7, ..asked };
-        let mut again = full.clone();
-        retriever.leave_out(&features, &unseen, &mut again);
+        let mut again = Vec::new();
+        retriever.scores_into(&features, Some(&unseen), &mut again);
         assert_eq!(again, full);
     }
 }
