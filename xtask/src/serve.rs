@@ -9,6 +9,7 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, ValueEnum};
 use rlhf_assistant::model::DEFAULT_MODEL_DIR;
 use rlhf_assistant::online::OnlineConfig;
+use rlhf_assistant::qa::DEFAULT_QA_MODEL_DIR;
 use rlhf_assistant::serve::store::Store;
 use rlhf_assistant::serve::{ServeConfig, Service, interchange};
 
@@ -46,6 +47,10 @@ pub(crate) struct ServeArgs {
     /// TOML file over the online-learning defaults.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// The answer model for questions (`POST /v1/answer`); by default
+    /// `runs/qa/model` when `cargo xtask qa` has written it.
+    #[arg(long)]
+    qa_model: Option<PathBuf>,
     /// Backend: `cpu` (flex), `ndarray`, or `wgpu` (needs the feature).
     #[arg(long, value_enum, default_value_t = Device::Cpu)]
     device: Device,
@@ -65,6 +70,10 @@ pub(crate) fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     config.token = args.token.clone();
     config.learner = args.learner == LearnerMode::On;
     config.online = read_config(args.config.as_deref(), OnlineConfig::default())?;
+    config.qa_model = match &args.qa_model {
+        Some(dir) => Some(dir.clone()),
+        None => Some(PathBuf::from(DEFAULT_QA_MODEL_DIR)).filter(|dir| dir.exists()),
+    };
     args.device.run(ServeJob { config, addr: args.addr })
 }
 
@@ -83,8 +92,12 @@ impl BackendJob for ServeJob {
             let listener =
                 tokio::net::TcpListener::bind(self.addr).await.with_context(|| format!("binding {}", self.addr))?;
             let address = listener.local_addr()?;
+            let questions = match &self.config.qa_model {
+                Some(dir) => format!("questions from {}", dir.display()),
+                None => format!("no questions: `cargo xtask qa` writes {DEFAULT_QA_MODEL_DIR}"),
+            };
             println!(
-                "serving {} on http://{address}/ (store {})",
+                "serving {} on http://{address}/ ({questions}; store {})",
                 self.config.checkpoint.display(),
                 service.state.store.name()
             );

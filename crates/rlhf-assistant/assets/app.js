@@ -32,6 +32,8 @@
     statusFromRefresh: false,
     lastStatsKey: '',
     lastHistoryKey: '',
+    qa: null,             // last answer to a question: {id, answered, feedback}
+    qaBusy: false,        // a question or its feedback is in flight
   };
 
   // ---------------------------------------------------------------- storage
@@ -923,6 +925,95 @@
     action();
   }
 
+  // ---------------------------------------------------------------- questions
+
+  async function askQuestion(event) {
+    if (event) event.preventDefault();
+    if (state.qaBusy) return;
+    const input = $('question');
+    const text = input.value.trim();
+    if (!text) {
+      setStatus('Type a question first.', 'error');
+      input.focus();
+      return;
+    }
+    state.qaBusy = true;
+    updateQaButtons();
+    setStatus('Asking…', 'info');
+    try {
+      const answer = await api('POST', '/v1/answer', { text, session: sessionId() });
+      showQa(answer);
+      setStatus('Answered. Right, wrong, or choose the candidate that answers it.', 'info');
+    } catch (err) {
+      if (err.code === 'no_answer_model') {
+        $('qa-unavailable').hidden = false;
+        $('qa-form').hidden = true;
+      }
+      reportError('Question failed', err);
+    } finally {
+      state.qaBusy = false;
+      updateQaButtons();
+    }
+  }
+
+  function showQa(answer) {
+    state.qa = { id: answer.answer_id, answered: answer.entry_id, feedback: null };
+    const textNode = $('qa-text');
+    textNode.textContent = answer.text;
+    applyLang(textNode, answer.text);
+    const answerNode = $('qa-answer');
+    answerNode.textContent = answer.answer === null ? 'I don\'t know.' : answer.answer;
+    applyLang(answerNode, answer.answer || '');
+    const list = $('qa-candidates');
+    clear(list);
+    for (const c of Array.isArray(answer.candidates) ? answer.candidates : []) {
+      const li = el('li', { 'data-entry': c.entry_id, class: c.entry_id === answer.entry_id ? 'answered' : null });
+      const question = el('span', { class: 'qa-question user-text' }, c.question);
+      applyLang(question, c.question);
+      const body = el('span', { class: 'qa-candidate-answer' }, c.answer);
+      applyLang(body, c.answer);
+      const q = el('span', { class: 'num' }, 'Q ' + fixed2(c.q));
+      const choose = el('button', { type: 'button', class: 'small qa-this-one' }, 'This one');
+      choose.addEventListener('click', () => sendQaFeedback('this_one', c.entry_id));
+      li.append(question, body, q, choose);
+      list.appendChild(li);
+    }
+    $('qa-feedback').textContent = 'Answer #' + answer.answer_id + ' · answer model v' + answer.model_version +
+      ' · waiting for feedback';
+    $('qa-result').hidden = false;
+    updateQaButtons();
+  }
+
+  function updateQaButtons() {
+    const open = state.qa !== null && state.qa.feedback === null && !state.qaBusy;
+    for (const id of ['qa-right', 'qa-wrong', 'qa-none']) $(id).disabled = !open;
+    for (const button of document.querySelectorAll('#qa-candidates button')) button.disabled = !open;
+    $('qa-ask').disabled = state.qaBusy;
+  }
+
+  async function sendQaFeedback(kind, entryId) {
+    const cur = state.qa;
+    if (!cur || cur.feedback !== null || state.qaBusy) return;
+    const body = { answer_id: cur.id, feedback: kind };
+    if (kind === 'this_one') body.entry_id = entryId;
+    state.qaBusy = true;
+    updateQaButtons();
+    try {
+      const ack = await api('POST', '/v1/answer/feedback', body);
+      cur.feedback = ack.feedback;
+      const label = ack.feedback === 'this_one' ? 'this one → ' + ack.chosen : ack.feedback.replace(/_/g, ' ');
+      $('qa-feedback').textContent = 'Answer #' + cur.id + ' · ' + label + ' · ' + ack.lessons.length +
+        ' lessons · learning into answer model v' + ack.model_version;
+      setStatus('Feedback saved for answer #' + cur.id + ' (' + label + ').', 'ok');
+    } catch (err) {
+      if (err.status === 409) cur.feedback = 'elsewhere';
+      reportError('Feedback failed', err);
+    } finally {
+      state.qaBusy = false;
+      updateQaButtons();
+    }
+  }
+
   // ---------------------------------------------------------------- start
 
   function init() {
@@ -935,6 +1026,10 @@
     $('correct-search').addEventListener('keydown', onCorrectSearchKey);
     $('correct-close').addEventListener('click', () => closeCorrect(true));
     $('add-intent-form').addEventListener('submit', addIntent);
+    $('qa-form').addEventListener('submit', askQuestion);
+    $('qa-right').addEventListener('click', () => sendQaFeedback('right'));
+    $('qa-wrong').addEventListener('click', () => sendQaFeedback('wrong'));
+    $('qa-none').addEventListener('click', () => sendQaFeedback('none_of_these'));
     $('token-form').addEventListener('submit', saveToken);
     document.addEventListener('keydown', onGlobalKey);
     // Catch up at once when the tab becomes visible again.

@@ -165,6 +165,27 @@ async fn teach(browser: &Client, page: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A question, answered; the person chooses the third candidate ("this
+/// one"). Returns the entry chosen.
+async fn teach_an_answer(browser: &Client) -> anyhow::Result<String> {
+    let question = "how do I pair my phone <b>now</b>";
+    let input = browser.find(Locator::Id("question")).await?;
+    input.send_keys(question).await?;
+    browser.find(Locator::Id("qa-ask")).await?.click().await?;
+    wait_text(browser, "qa-text", |shown| shown == question).await?;
+    wait_enabled(browser, "qa-right").await?;
+    ensure!(browser.find_all(Locator::Css("#qa b")).await?.is_empty(), "the question is shown as text");
+    let candidates = browser.find_all(Locator::Css("#qa-candidates li")).await?;
+    ensure!(candidates.len() == 10, "ten candidates, found {}", candidates.len());
+    let third = &candidates[2];
+    let entry = third.attr("data-entry").await?.context("a candidate names its entry")?;
+    third.find(Locator::Css("button")).await?.click().await?;
+    let expected = format!("this one → {entry}");
+    wait_text(browser, "qa-feedback", |t| t.contains(&expected) || t.contains("right")).await?;
+    ensure!(!browser.find(Locator::Id("qa-right")).await?.is_enabled().await?, "one feedback per answer");
+    Ok(entry)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_teaches_the_assistant_through_the_page_in_chromium() {
     let (Some(chromium), Some(chromedriver)) = (on_path("chromium"), on_path("chromedriver")) else {
@@ -174,7 +195,7 @@ async fn a_person_teaches_the_assistant_through_the_page_in_chromium() {
         return;
     };
     let root = tempfile::tempdir().unwrap();
-    let config = common::serve_config(root.path());
+    let config = common::serve_config_with_answers(root.path());
     let service = Service::start::<AutodiffCpu>(&config, cpu_device()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let page = format!("http://{}/", listener.local_addr().unwrap());
@@ -185,7 +206,10 @@ async fn a_person_teaches_the_assistant_through_the_page_in_chromium() {
 
     let driver = start_driver(&chromedriver).await.unwrap();
     let browser = open_browser(&driver, &chromium, &root.path().join("chromium-profile")).await.unwrap();
-    let outcome = teach(&browser, &page).await;
+    let mut outcome = teach(&browser, &page).await.map(|()| String::new());
+    if outcome.is_ok() {
+        outcome = teach_an_answer(&browser).await;
+    }
     if let Err(error) = &outcome {
         let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-failure.png");
         if let Ok(png) = browser.screenshot().await {
@@ -194,6 +218,7 @@ async fn a_person_teaches_the_assistant_through_the_page_in_chromium() {
         let _ = browser.clone().close().await;
         panic!("{error:#}\nscreenshot: {}", shot.display());
     }
+    let chosen = outcome.unwrap();
     browser.close().await.unwrap();
     drop(driver);
     let _ = stop.send(());
@@ -215,5 +240,15 @@ async fn a_person_teaches_the_assistant_through_the_page_in_chromium() {
         "{corrected:?}"
     );
     assert_eq!(undo, &Event::Undo { undoes: 3 });
+    // And the answer's feedback: the entry chosen (choosing the one answered is confirming it).
+    let [(feedback, answer)] = &store.answer_feedback_after(0).await.unwrap()[..] else {
+        panic!("one answer feedback")
+    };
+    assert_eq!(answer.text, "how do I pair my phone <b>now</b>");
+    if answer.answered.as_deref() == Some(chosen.as_str()) {
+        assert_eq!((feedback.feedback.as_str(), &feedback.chosen), ("right", &None));
+    } else {
+        assert_eq!((feedback.feedback.as_str(), feedback.chosen.as_deref()), ("this_one", Some(chosen.as_str())));
+    }
     store.close().await;
 }

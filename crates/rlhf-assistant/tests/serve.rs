@@ -24,12 +24,16 @@ use rlhf_model::text::{FeaturizerConfig, HashedNgrams};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use common::serve_config;
+use common::{serve_config, serve_config_with_answers};
 
 /// The stores a test runs against, each with its own run folder under `root`:
 /// SQLite, and a fresh PostgreSQL database when `RLHF_TEST_POSTGRES_URL` is set.
 async fn backends(root: &Path) -> Vec<ServeConfig> {
-    let base = serve_config(root);
+    stores(root, serve_config(root)).await
+}
+
+/// `base` with each store [`backends`] gives.
+async fn stores(root: &Path, base: ServeConfig) -> Vec<ServeConfig> {
     let sqlite = root.join("sqlite");
     let mut configs =
         vec![ServeConfig { store_url: sqlite_url(&default_store_path(&sqlite)), run_dir: sqlite, ..base.clone() }];
@@ -370,6 +374,8 @@ fn assert_openapi_documents_the_api(doc: &Value) {
         ("/v1/stats", "get"),
         ("/v1/history", "get"),
         ("/v1/model/save", "post"),
+        ("/v1/answer", "post"),
+        ("/v1/answer/feedback", "post"),
         ("/v1/openapi.json", "get"),
         ("/healthz", "get"),
     ];
@@ -469,5 +475,131 @@ async fn a_read_only_store_refuses_writes_with_503_and_predictions_go_on() {
     assert_eq!(error["error"]["code"], "store_unavailable");
     let (status, again) = call(&app, "POST", "/v1/predict", Some(json!({"text": "关灯"}))).await;
     assert_eq!(status, StatusCode::OK, "{again}");
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn questions_are_answered_and_feedback_teaches_with_hindsight_and_survives_a_restart() {
+    let root = tempfile::tempdir().unwrap();
+    for config in stores(root.path(), serve_config_with_answers(root.path())).await {
+        answer_and_learn(&config).await;
+    }
+}
+
+/// The Q-value of each candidate entry in an answer.
+fn q_of(answer: &Value) -> Vec<(String, f64)> {
+    let candidates = answer["candidates"].as_array().unwrap();
+    candidates.iter().map(|c| (c["entry_id"].as_str().unwrap().to_owned(), c["q"].as_f64().unwrap())).collect()
+}
+
+/// Asks `text` until the answer model that answers has learned `version` feedback.
+async fn answered_by(app: &Router, text: &str, version: i64) -> Value {
+    for _ in 0..500 {
+        let (status, answer) = call(app, "POST", "/v1/answer", Some(json!({"text": text}))).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        if answer["model_version"].as_i64() >= Some(version) {
+            return answer;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the answer learner never published version {version}");
+}
+
+async fn answer_and_learn(config: &ServeConfig) {
+    let kb = rlhf_assistant::qa::KnowledgeBase::builtin().unwrap();
+    let question = kb.questions(rlhf_assistant::Split::Test).remove(0);
+    let service = Service::start::<AutodiffCpu>(config, cpu_device()).await.unwrap();
+    let app = service.router();
+
+    let (status, answer) = call(&app, "POST", "/v1/answer", Some(json!({"text": question.text, "session": "t"}))).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["model_version"], 0, "nothing learned yet");
+    let before = q_of(&answer);
+    assert_eq!(before.len(), 10, "k candidates: {answer}");
+    assert!(before.windows(2).all(|w| w[0].1 >= w[1].1), "best first: {answer}");
+    let abstain_q = answer["abstain_q"].as_f64().unwrap();
+    if before[0].1 >= abstain_q {
+        assert_eq!(answer["entry_id"], before[0].0.as_str(), "the best candidate answers: {answer}");
+        assert!(answer["answer"].as_str().is_some_and(|a| !a.is_empty()));
+    } else {
+        assert_eq!((answer["entry_id"].clone(), answer["answer"].clone()), (Value::Null, Value::Null));
+    }
+
+    // "This one" on a candidate the model ranked last: hindsight teaches
+    // it as right and every other candidate as wrong.
+    let answered = answer["entry_id"].as_str().map(str::to_owned);
+    let chosen = before[9].0.clone();
+    let id = answer["answer_id"].as_i64().unwrap();
+    let body = json!({"answer_id": id, "feedback": "this_one", "entry_id": chosen});
+    let (status, ack) = call(&app, "POST", "/v1/answer/feedback", Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    assert_eq!((ack["feedback_id"].as_i64(), ack["model_version"].as_i64()), (Some(1), Some(1)), "{ack}");
+    let mut expected = vec![json!({"entry_id": answered, "target": if answered.is_some() { -1.0 } else { -0.1 }})];
+    expected.push(json!({"entry_id": chosen, "target": 1.0}));
+    for (entry, _) in &before {
+        if Some(entry) != answered.as_ref() && *entry != chosen {
+            expected.push(json!({"entry_id": entry, "target": -1.0}));
+        }
+    }
+    let lessons = ack["lessons"].as_array().unwrap();
+    assert_eq!(lessons.len(), expected.len(), "{ack}");
+    assert_eq!(lessons[..2], expected[..2], "the choice made, then the one revealed: {ack}");
+    for lesson in &expected[2..] {
+        assert!(lessons.contains(lesson), "{lesson} among {ack}");
+    }
+    // One gradient step (with rehearsal and replay) moves the entry chosen
+    // up against the candidates taught as wrong.
+    let after = q_of(&answered_by(&app, &question.text, 1).await);
+    let lead = |list: &[(String, f64)]| {
+        let chosen_q = list.iter().find(|(e, _)| *e == chosen).map(|(_, q)| *q).unwrap();
+        let others: Vec<f64> = list.iter().filter(|(e, _)| *e != chosen).map(|(_, q)| *q).collect();
+        chosen_q - others.iter().sum::<f64>() / others.len() as f64
+    };
+    let (lead_before, lead_after) = (lead(&before), lead(&after));
+    assert!(lead_after > lead_before, "the entry chosen gained on the others: {lead_before} -> {lead_after}");
+
+    // Each answer takes one feedback; bad feedback names its field.
+    let (status, again) =
+        call(&app, "POST", "/v1/answer/feedback", Some(json!({"answer_id": id, "feedback": "right"}))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+    for (body, code, field) in [
+        (json!({"answer_id": 999_999, "feedback": "wrong"}), StatusCode::NOT_FOUND, "answer_id"),
+        (json!({"answer_id": id, "feedback": "this_one"}), StatusCode::BAD_REQUEST, "entry_id"),
+        (json!({"answer_id": id, "feedback": "this_one", "entry_id": "no_such"}), StatusCode::BAD_REQUEST, "entry_id"),
+        (json!({"answer_id": id, "feedback": "wrong", "entry_id": chosen}), StatusCode::BAD_REQUEST, "entry_id"),
+        (json!({"answer_id": id, "feedback": "maybe"}), StatusCode::BAD_REQUEST, "feedback"),
+    ] {
+        let (status, error) = call(&app, "POST", "/v1/answer/feedback", Some(body.clone())).await;
+        assert_eq!((status, error["error"]["field"].as_str()), (code, Some(field)), "{body} -> {error}");
+    }
+    let (status, error) = call(&app, "POST", "/v1/answer", Some(json!({"text": " "}))).await;
+    assert_eq!((status, error["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("text")));
+
+    // "None of these" on a fresh answer, then a restart: the stored
+    // feedback is replayed in order and the model answers bit for bit as before.
+    let (_, other) = call(&app, "POST", "/v1/answer", Some(json!({"text": "which colour is the moon tonight"}))).await;
+    let body = json!({"answer_id": other["answer_id"], "feedback": "none_of_these"});
+    let (status, ack) = call(&app, "POST", "/v1/answer/feedback", Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    let learned = answered_by(&app, &question.text, 2).await;
+    service.stop().await;
+    drop(app);
+
+    let service = Service::start::<AutodiffCpu>(config, cpu_device()).await.unwrap();
+    let app = service.router();
+    let (_, replayed) = call(&app, "POST", "/v1/answer", Some(json!({"text": question.text}))).await;
+    assert_eq!(replayed["model_version"], 2, "{replayed}");
+    assert_eq!(replayed["candidates"], learned["candidates"], "the same model, bit for bit");
+    assert!(replayed["answer_id"].as_i64() > learned["answer_id"].as_i64(), "ids continue");
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_an_answer_model_says_so() {
+    let root = tempfile::tempdir().unwrap();
+    let service = Service::start::<AutodiffCpu>(&serve_config(root.path()), cpu_device()).await.unwrap();
+    let (status, error) =
+        call(&service.router(), "POST", "/v1/answer", Some(json!({"text": "how do I pair my phone"}))).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("no_answer_model")), "{error}");
     service.stop().await;
 }

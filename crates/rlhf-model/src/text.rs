@@ -82,9 +82,13 @@ impl SparseFeatures {
 #[derive(Debug, Clone)]
 pub struct HashedNgrams {
     config: FeaturizerConfig,
+}
+
+thread_local! {
     /// Per-thread scratch (normalised chars, dense accumulator), reused so a
-    /// call allocates nothing once warm.
-    scratch: RefCell<Scratch>,
+    /// call allocates nothing once warm, and a featuriser can be shared
+    /// between threads (an index serving every request).
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 #[derive(Debug, Clone, Default)]
@@ -109,7 +113,7 @@ impl HashedNgrams {
         if config.max_chars == 0 {
             return invalid("max_chars", "must be at least 1");
         }
-        Ok(Self { config, scratch: RefCell::new(Scratch::default()) })
+        Ok(Self { config })
     }
 
     /// The configuration.
@@ -129,10 +133,17 @@ impl HashedNgrams {
 
     /// Accumulates the signed feature counts of `text` and calls `emit(bucket,
     /// value)` for each non-zero bucket, in ascending order, L2-normalised.
-    fn emit(&self, text: &str, mut emit: impl FnMut(u32, f32)) {
-        let mut scratch = self.scratch.borrow_mut();
-        let Scratch { chars, dense, touched, word } = &mut *scratch;
-        dense.resize(self.config.dim, 0.0);
+    fn emit(&self, text: &str, emit: impl FnMut(u32, f32)) {
+        SCRATCH.with_borrow_mut(|scratch| self.emit_with(scratch, text, emit));
+    }
+
+    fn emit_with(&self, scratch: &mut Scratch, text: &str, mut emit: impl FnMut(u32, f32)) {
+        let Scratch { chars, dense, touched, word } = scratch;
+        // Shared by every featuriser of the thread: as long as the largest,
+        // and all zeros between calls.
+        if dense.len() < self.config.dim {
+            dense.resize(self.config.dim, 0.0);
+        }
         normalize_into(text, self.config.max_chars, chars);
         self.for_each_feature(chars, word, |hash| {
             let bucket = (hash % self.config.dim as u64) as u32;

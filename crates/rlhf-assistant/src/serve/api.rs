@@ -208,13 +208,21 @@ fn score(snapshot: &Snapshot, text: &str) -> Result<(Vec<f32>, u64), ApiError> {
 }
 
 /// Checks `text`: not blank, at most [`MAX_TEXT_CHARS`] characters.
-fn check_text(text: &str) -> Result<(), ApiError> {
+pub(crate) fn check_text(text: &str) -> Result<(), ApiError> {
     if text.trim().is_empty() {
         return Err(ApiError::bad_field("text", "is empty"));
     }
     let chars = text.chars().count();
     if chars > MAX_TEXT_CHARS {
         return Err(ApiError::bad_field("text", format!("has {chars} characters, more than {MAX_TEXT_CHARS}")));
+    }
+    Ok(())
+}
+
+/// Checks a client's session name: at most 100 characters.
+pub(crate) fn check_session(session: Option<&str>) -> Result<(), ApiError> {
+    if session.is_some_and(|s| s.chars().count() > 100) {
+        return Err(ApiError::bad_field("session", "is longer than 100 characters"));
     }
     Ok(())
 }
@@ -228,9 +236,7 @@ pub async fn predict(
 ) -> ApiResult<PredictResponse> {
     let Json(request) = body?;
     check_text(&request.text)?;
-    if request.session.as_ref().is_some_and(|s| s.chars().count() > 100) {
-        return Err(ApiError::bad_field("session", "is longer than 100 characters"));
-    }
+    check_session(request.session.as_deref())?;
     let snapshot = state.snapshot.load_full();
     let (q, fingerprint) = score(&snapshot, &request.text)?;
     let mut order: Vec<usize> = (0..q.len()).collect();
@@ -607,11 +613,28 @@ pub async fn healthz(State(state): State<Arc<AppState>>) -> Json<HealthResponse>
 /// The OpenAPI document of this API, generated from the handlers and types above.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "rlhf assistant", description = "Intent prediction that learns from feedback with hindsight."),
-    paths(predict, feedback, undo, intents, add_intent, stats, history, save, healthz, openapi),
+    info(
+        title = "rlhf assistant",
+        description = "Intent prediction and question answering that learn from feedback with hindsight."
+    ),
+    paths(
+        predict,
+        feedback,
+        undo,
+        intents,
+        add_intent,
+        stats,
+        history,
+        save,
+        super::answers::answer,
+        super::answers::answer_feedback,
+        healthz,
+        openapi
+    ),
     modifiers(&BearerToken),
     tags(
         (name = "assistant", description = "Answers, feedback and the model"),
+        (name = "questions", description = "Answers to questions from the knowledge base, and feedback on them"),
         (name = "operations", description = "Health and this document")
     )
 )]

@@ -13,7 +13,11 @@
 //!   between, that is the model the stopped server had, bit for bit.
 //! - `--learner off`: the server answers and records feedback, and reloads
 //!   a newer saved version when one appears in the store.
+//! - Given an answer model, it answers questions too ([`answers`]:
+//!   `POST /v1/answer` and its feedback), through the same writer and store,
+//!   with its own learner thread.
 
+pub mod answers;
 pub mod api;
 pub mod interchange;
 pub mod learner;
@@ -37,6 +41,8 @@ use crate::AssistantError;
 use crate::model::IntentModel;
 use crate::online::OnlineConfig;
 use crate::pipeline::load_intent_model;
+use crate::qa::{QaLearnConfig, QaModel};
+use answers::{AnswerLearner, Answers};
 use api::ApiError;
 use learner::{Learner, LearnerMessage, Snapshot};
 use store::{Event, Store};
@@ -66,6 +72,10 @@ pub struct ServeConfig {
     pub online: OnlineConfig,
     /// With `learner` off: how often to look for a newer saved version.
     pub reload_every: Duration,
+    /// The answer model (`cargo xtask qa` writes one); `None`: no questions answered.
+    pub qa_model: Option<PathBuf>,
+    /// How the answer model learns from feedback.
+    pub qa_learn: QaLearnConfig,
 }
 
 impl ServeConfig {
@@ -82,6 +92,8 @@ impl ServeConfig {
             clarify_margin: 0.25,
             online: OnlineConfig::default(),
             reload_every: Duration::from_secs(1),
+            qa_model: None,
+            qa_learn: QaLearnConfig::default(),
         }
     }
 }
@@ -111,6 +123,8 @@ pub struct AppState {
     pub learning: bool,
     /// The learner's inbox (for saves), when this process learns.
     pub learner: Option<Arc<Mutex<std::sync::mpsc::Sender<LearnerMessage>>>>,
+    /// Question answering, when the server has an answer model.
+    pub answers: Option<Answers>,
 }
 
 impl AppState {
@@ -133,6 +147,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/stats", get(api::stats))
         .route("/v1/history", get(api::history))
         .route("/v1/model/save", post(api::save))
+        .route("/v1/answer", post(answers::answer))
+        .route("/v1/answer/feedback", post(answers::answer_feedback))
         .route("/v1/openapi.json", get(api::openapi))
         .route("/healthz", get(api::healthz))
         .route("/", get(api::asset))
@@ -151,6 +167,7 @@ pub struct Service {
     pub state: Arc<AppState>,
     writer: tokio::task::JoinHandle<()>,
     learner: Option<std::thread::JoinHandle<()>>,
+    answer_learner: Option<std::thread::JoinHandle<()>>,
     reloader: Option<tokio::task::JoinHandle<()>>,
     /// Tells the learner to leave its queue: stopping never waits for a backlog.
     stopping: Arc<AtomicBool>,
@@ -236,6 +253,8 @@ impl Service {
         } else {
             (None, None)
         };
+        let answer_side = start_answers::<B>(config, &store, &stopping, &device).await?;
+        let (answer_learner, answer_inbox) = answer_side.learner.unzip();
         let (writes, inbox) = mpsc::unbounded_channel();
         let writer = Writer {
             store: store.clone(),
@@ -244,6 +263,8 @@ impl Service {
             base_step,
             learner: learner_inbox.clone(),
             failing: Mutex::new(None),
+            last_answer_feedback: AtomicI64::new(answer_side.last_feedback),
+            answer_learner: answer_inbox,
         };
         let writer = tokio::spawn(writer.run(inbox));
         let reloader = (!config.learner).then(|| {
@@ -268,8 +289,9 @@ impl Service {
             clarify_margin: config.clarify_margin,
             learning: config.learner,
             learner: learner_inbox,
+            answers: answer_side.answers,
         });
-        Ok(Self { state, writer, learner: learner_handle, reloader, stopping })
+        Ok(Self { state, writer, learner: learner_handle, answer_learner, reloader, stopping })
     }
 
     /// The routes.
@@ -297,7 +319,7 @@ impl Service {
     /// a version; the feedback it had not learned yet is replayed at the next
     /// start), closes the store.
     pub async fn stop(self) {
-        let Service { state, writer, learner, reloader, stopping } = self;
+        let Service { state, writer, learner, answer_learner, reloader, stopping } = self;
         if let Some(reloader) = reloader {
             reloader.abort();
         }
@@ -321,11 +343,65 @@ impl Service {
             Ok(Some(Err(e))) => tracing::warn!("saving the model at stop: {e}; the next start replays the feedback"),
             Ok(None) | Err(_) => {}
         }
-        if let Some(learner) = learner {
+        for learner in [learner, answer_learner].into_iter().flatten() {
             let _ = tokio::task::spawn_blocking(move || learner.join()).await;
         }
         store.close().await;
     }
+}
+
+/// The question-answering side of a started server.
+#[derive(Default)]
+struct AnswerSide {
+    /// The handlers' state; `None` without an answer model.
+    answers: Option<Answers>,
+    /// The answer learner's thread and inbox, when this process learns.
+    learner: Option<(std::thread::JoinHandle<()>, std::sync::mpsc::Sender<answers::AnswerEvent>)>,
+    /// The last stored answer feedback's id.
+    last_feedback: i64,
+}
+
+/// The answer model's side of a server, when `config` names one: loads it,
+/// replays the stored answer feedback in order (when this process learns)
+/// and starts the answer learner.
+async fn start_answers<B: AutodiffBackend>(
+    config: &ServeConfig,
+    store: &Store,
+    stopping: &Arc<AtomicBool>,
+    device: &B::Device,
+) -> Result<AnswerSide, AssistantError> {
+    let (last_answer, last_feedback) = store.last_answer_ids().await?;
+    let Some(dir) = &config.qa_model else { return Ok(AnswerSide { last_feedback, ..AnswerSide::default() }) };
+    let model = QaModel::<B>::load(dir, device)?;
+    let mut learner = AnswerLearner::new(model, config.qa_learn.clone(), config.online.seed)?;
+    if config.learner {
+        let stored = store.answer_feedback_after(0).await?;
+        for event in &stored {
+            learner.apply(event)?;
+        }
+        if !stored.is_empty() {
+            tracing::info!("replayed {} answer feedback", stored.len());
+        }
+    }
+    let rewards = learner.config().rewards;
+    let hindsight = learner.config().hindsight;
+    let snapshot = Arc::new(ArcSwap::from_pointee(learner.snapshot()?));
+    let thread = if config.learner {
+        let (sender, inbox) = std::sync::mpsc::channel();
+        let (published, stop_flag) = (snapshot.clone(), stopping.clone());
+        let handle = std::thread::Builder::new()
+            .name("answer-learner".into())
+            .spawn(move || {
+                learner::run_in_background();
+                learner.run(inbox, published, stop_flag)
+            })
+            .map_err(|source| AssistantError::Io { path: PathBuf::from("answer learner thread"), source })?;
+        Some((handle, sender))
+    } else {
+        None
+    };
+    let answers = Answers { snapshot, next_answer: AtomicI64::new(last_answer + 1), rewards, hindsight };
+    Ok(AnswerSide { answers: Some(answers), learner: thread, last_feedback })
 }
 
 /// With the learner elsewhere: swaps in each newer saved version.

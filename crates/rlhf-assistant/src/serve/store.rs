@@ -9,6 +9,10 @@
 //! - `events`: feedback, undos and intents added, in the one order the
 //!   learner applies them (`id` from 1);
 //! - `model_versions`: saved checkpoints and the last event each includes;
+//! - `answers`: every answered question (text, model version, the
+//!   candidates' entry ids and Q-values, the entry answered or none);
+//! - `answer_feedback`: what users said about answers, in the one order the
+//!   answer learner applies it (`id` from 1; at most one per answer);
 //! - `schema_version`: how many migrations have run.
 //!
 //! The model version after event `e` is `base_step + e`: it grows with every
@@ -55,7 +59,8 @@ impl StoreError {
 
 /// The schema, one migration per entry; plain SQL that SQLite and
 /// PostgreSQL both accept.
-pub const MIGRATIONS: &[&str] = &["CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+pub const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
      CREATE TABLE interactions (
         id BIGINT PRIMARY KEY,
         session TEXT,
@@ -81,7 +86,24 @@ pub const MIGRATIONS: &[&str] = &["CREATE TABLE meta (key TEXT PRIMARY KEY, valu
         version BIGINT PRIMARY KEY,
         checkpoint TEXT NOT NULL,
         last_event BIGINT NOT NULL,
-        unix_ms BIGINT NOT NULL)"];
+        unix_ms BIGINT NOT NULL)",
+    "CREATE TABLE answers (
+        id BIGINT PRIMARY KEY,
+        session TEXT,
+        text TEXT NOT NULL,
+        model_version BIGINT NOT NULL,
+        candidates TEXT NOT NULL,
+        q_values TEXT NOT NULL,
+        abstain_q DOUBLE PRECISION NOT NULL,
+        answered TEXT,
+        unix_ms BIGINT NOT NULL);
+     CREATE TABLE answer_feedback (
+        id BIGINT PRIMARY KEY,
+        answer_id BIGINT NOT NULL UNIQUE,
+        feedback TEXT NOT NULL,
+        chosen TEXT,
+        unix_ms BIGINT NOT NULL)",
+];
 
 /// The most interactions one `INSERT` statement carries (9 values each,
 /// well under SQLite's and PostgreSQL's limits on bound values).
@@ -136,6 +158,44 @@ pub enum Event {
         /// Its name.
         name: String,
     },
+}
+
+/// One answered question, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerRow {
+    /// Its id.
+    pub id: i64,
+    /// The client's session, if it named one.
+    pub session: Option<String>,
+    /// The question as asked.
+    pub text: String,
+    /// The answer model that answered.
+    pub model_version: i64,
+    /// The candidates' entry ids, the retriever's best first.
+    pub candidates: Vec<String>,
+    /// Each candidate's Q-value, in candidate order.
+    pub q_values: Vec<f32>,
+    /// The Q-value of "I don't know".
+    pub abstain_q: f64,
+    /// The entry answered; `None`: "I don't know".
+    pub answered: Option<String>,
+    /// When.
+    pub unix_ms: i64,
+}
+
+/// What a user said about an answer, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerFeedbackRow {
+    /// Its place in the order the answer learner applies feedback (1, 2, ...).
+    pub id: i64,
+    /// The answer.
+    pub answer_id: i64,
+    /// `right`, `wrong`, `this_one` or `none_of_these`.
+    pub feedback: String,
+    /// For `this_one`: the entry the user chose.
+    pub chosen: Option<String>,
+    /// When.
+    pub unix_ms: i64,
 }
 
 /// An event with its place in the order.
@@ -372,6 +432,17 @@ impl Store {
         Ok((row.get::<i64, _>(0), row.get::<i64, _>(1)))
     }
 
+    /// The largest answer and answer-feedback ids so far (0 when none).
+    pub async fn last_answer_ids(&self) -> Result<(i64, i64), StoreError> {
+        let row = sqlx::query(
+            "SELECT (SELECT COALESCE(MAX(id), 0) FROM answers), (SELECT COALESCE(MAX(id), 0) FROM answer_feedback)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.db())?;
+        Ok((row.get::<i64, _>(0), row.get::<i64, _>(1)))
+    }
+
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
         self.pool.begin().await.map_err(self.db())
@@ -489,6 +560,120 @@ impl Store {
                 .map_err(self.db())?;
         }
         Ok(())
+    }
+
+    /// Inserts `rows` in `tx`.
+    pub async fn insert_answers(&self, tx: &mut sqlx::AnyConnection, rows: &[AnswerRow]) -> Result<(), StoreError> {
+        for row in rows {
+            sqlx::query(
+                "INSERT INTO answers \
+                 (id, session, text, model_version, candidates, q_values, abstain_q, answered, unix_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(row.id)
+            .bind(row.session.clone())
+            .bind(row.text.clone())
+            .bind(row.model_version)
+            .bind(serde_json::to_string(&row.candidates).unwrap_or_default())
+            .bind(serde_json::to_string(&row.q_values).unwrap_or_default())
+            .bind(row.abstain_q)
+            .bind(row.answered.clone())
+            .bind(row.unix_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.db())?;
+        }
+        Ok(())
+    }
+
+    /// The answer `id` as seen in `tx`, if recorded.
+    pub async fn answer(&self, tx: &mut sqlx::AnyConnection, id: i64) -> Result<Option<AnswerRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, session, text, model_version, candidates, q_values, abstain_q, answered, unix_ms \
+             FROM answers WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(tx)
+        .await
+        .map_err(self.db())?;
+        row.map(|r| self.answer_row(&r)).transpose()
+    }
+
+    /// The feedback given on answer `answer_id` in `tx`: (its id, feedback).
+    pub async fn answer_feedback_given(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        answer_id: i64,
+    ) -> Result<Option<(i64, String)>, StoreError> {
+        let row = sqlx::query("SELECT id, feedback FROM answer_feedback WHERE answer_id = $1")
+            .bind(answer_id)
+            .fetch_optional(tx)
+            .await
+            .map_err(self.db())?;
+        Ok(row.map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1))))
+    }
+
+    /// Inserts `feedback` in `tx`.
+    pub async fn insert_answer_feedback(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        feedback: &AnswerFeedbackRow,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO answer_feedback (id, answer_id, feedback, chosen, unix_ms) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(feedback.id)
+        .bind(feedback.answer_id)
+        .bind(feedback.feedback.clone())
+        .bind(feedback.chosen.clone())
+        .bind(feedback.unix_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(self.db())?;
+        Ok(())
+    }
+
+    /// The answer feedback after `after`, in order, each with its answer.
+    pub async fn answer_feedback_after(&self, after: i64) -> Result<Vec<(AnswerFeedbackRow, AnswerRow)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.id, a.session, a.text, a.model_version, a.candidates, a.q_values, a.abstain_q, a.answered, \
+                    a.unix_ms, f.id, f.answer_id, f.feedback, f.chosen, f.unix_ms \
+             FROM answer_feedback f JOIN answers a ON a.id = f.answer_id \
+             WHERE f.id > $1 ORDER BY f.id",
+        )
+        .bind(after)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.db())?;
+        rows.iter()
+            .map(|r| {
+                let feedback = AnswerFeedbackRow {
+                    id: r.get(9),
+                    answer_id: r.get(10),
+                    feedback: r.get(11),
+                    chosen: r.get(12),
+                    unix_ms: r.get(13),
+                };
+                Ok((feedback, self.answer_row(r)?))
+            })
+            .collect()
+    }
+
+    /// An answer from a row whose first nine columns are the table's, in order.
+    fn answer_row(&self, r: &sqlx::any::AnyRow) -> Result<AnswerRow, StoreError> {
+        let id: i64 = r.get(0);
+        let bad = |what: &str, e: serde_json::Error| self.incompatible(format!("answer {id}'s {what}: {e}"));
+        Ok(AnswerRow {
+            id,
+            session: r.get(1),
+            text: r.get(2),
+            model_version: r.get(3),
+            candidates: serde_json::from_str(&r.get::<String, _>(4)).map_err(|e| bad("candidates", e))?,
+            q_values: serde_json::from_str(&r.get::<String, _>(5)).map_err(|e| bad("Q-values", e))?,
+            abstain_q: r.get(6),
+            answered: r.get(7),
+            unix_ms: r.get(8),
+        })
     }
 
     /// Events after `after`, in order, feedback with its interaction's text and answer.

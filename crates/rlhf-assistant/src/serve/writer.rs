@@ -1,7 +1,7 @@
-//! The store's one writer: takes interactions, feedback, undos and new
-//! intents in arrival order, writes each burst in one transaction (group
-//! commit), answers the requests that wait once it is committed, and hands
-//! the committed events to the learner in order.
+//! The store's one writer: takes interactions, feedback, undos, new
+//! intents, answers and answer feedback in arrival order, writes each burst
+//! in one transaction (group commit), answers the requests that wait once it
+//! is committed, and hands the committed events to the learners in order.
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
@@ -11,9 +11,10 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+use super::answers::{AnswerEvent, AnswerFeedbackKind};
 use super::api::{AddIntentResponse, ApiError, FeedbackKind, UndoResponse};
 use super::learner::LearnerMessage;
-use super::store::{Event, InteractionRow, Store, StoreError, StoredEvent, now_ms};
+use super::store::{AnswerFeedbackRow, AnswerRow, Event, InteractionRow, Store, StoreError, StoredEvent, now_ms};
 use crate::feedback::named_lessons;
 
 /// A lesson as the API shows it.
@@ -73,6 +74,19 @@ pub enum WriteOp {
         /// Where the answer goes.
         reply: oneshot::Sender<Result<AddIntentResponse, ApiError>>,
     },
+    /// An answered question (nobody waits).
+    Answer(AnswerRow),
+    /// Feedback on an answer; answered with what was stored once committed.
+    AnswerFeedback {
+        /// The answer.
+        answer_id: i64,
+        /// What the user said.
+        feedback: AnswerFeedbackKind,
+        /// For `this_one`: the entry chosen.
+        chosen: Option<String>,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<AnswerEvent, ApiError>>,
+    },
     /// Write what came before, then stop.
     Stop,
 }
@@ -82,6 +96,7 @@ enum Pending {
     Feedback(oneshot::Sender<Result<FeedbackAck, ApiError>>, Result<FeedbackAck, ApiError>),
     Undo(oneshot::Sender<Result<UndoResponse, ApiError>>, Result<UndoResponse, ApiError>),
     AddIntent(oneshot::Sender<Result<AddIntentResponse, ApiError>>, Result<AddIntentResponse, ApiError>),
+    AnswerFeedback(oneshot::Sender<Result<AnswerEvent, ApiError>>, Result<AnswerEvent, ApiError>),
 }
 
 impl Pending {
@@ -90,6 +105,7 @@ impl Pending {
             Pending::Feedback(reply, _) => drop(reply.send(Err(error))),
             Pending::Undo(reply, _) => drop(reply.send(Err(error))),
             Pending::AddIntent(reply, _) => drop(reply.send(Err(error))),
+            Pending::AnswerFeedback(reply, _) => drop(reply.send(Err(error))),
         }
     }
 
@@ -98,6 +114,7 @@ impl Pending {
             Pending::Feedback(reply, result) => drop(reply.send(result)),
             Pending::Undo(reply, result) => drop(reply.send(result)),
             Pending::AddIntent(reply, result) => drop(reply.send(result)),
+            Pending::AnswerFeedback(reply, result) => drop(reply.send(result)),
         }
     }
 }
@@ -117,16 +134,35 @@ pub struct Writer {
     /// Why the last burst was not stored, until one is: an interaction
     /// missing then may be one the store refused, not an unknown id.
     pub failing: Mutex<Option<String>>,
+    /// The last committed answer feedback.
+    pub last_answer_feedback: std::sync::atomic::AtomicI64,
+    /// Where committed answer feedback goes, when this process learns answers.
+    pub answer_learner: Option<Sender<AnswerEvent>>,
+}
+
+/// What a burst writes besides events: rows inserted together before the
+/// next op that may read them.
+#[derive(Default)]
+struct Rows {
+    interactions: Vec<InteractionRow>,
+    answers: Vec<AnswerRow>,
+}
+
+/// What a committed burst hands to the learners.
+#[derive(Default)]
+struct Committed {
+    events: Vec<StoredEvent>,
+    answer_feedback: Vec<AnswerEvent>,
 }
 
 fn conflict(message: String) -> ApiError {
     ApiError::new(StatusCode::CONFLICT, "conflict", message)
 }
 
-fn not_found(id: i64) -> ApiError {
+fn not_found(field: &str, what: &str, id: i64) -> ApiError {
     ApiError {
-        field: Some("interaction_id".into()),
-        ..ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no interaction {id}"))
+        field: Some(field.into()),
+        ..ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no {what} {id}"))
     }
 }
 
@@ -155,10 +191,11 @@ impl Writer {
 
     async fn write(&self, burst: Vec<WriteOp>) {
         let mut pending = Vec::new();
-        let mut events = Vec::new();
+        let mut committed = Committed::default();
         let first_event = self.last_event.load(Ordering::SeqCst);
+        let first_answer_feedback = self.last_answer_feedback.load(Ordering::SeqCst);
         let labels_before = self.labels.read().map(|l| l.clone()).unwrap_or_default();
-        let result = self.write_burst(burst, &mut pending, &mut events).await;
+        let result = self.write_burst(burst, &mut pending, &mut committed).await;
         if let Ok(mut failing) = self.failing.lock() {
             *failing = result.as_ref().err().map(ToString::to_string);
         }
@@ -170,8 +207,13 @@ impl Writer {
                 if let Some(learner) = &self.learner
                     && let Ok(sender) = learner.lock()
                 {
-                    for event in events {
+                    for event in committed.events {
                         let _ = sender.send(LearnerMessage::Event(event));
+                    }
+                }
+                if let Some(learner) = &self.answer_learner {
+                    for event in committed.answer_feedback {
+                        let _ = learner.send(event);
                     }
                 }
             }
@@ -179,6 +221,7 @@ impl Writer {
                 tracing::error!("{e}");
                 // Nothing of the burst is stored: roll back what the writer counted.
                 self.last_event.store(first_event, Ordering::SeqCst);
+                self.last_answer_feedback.store(first_answer_feedback, Ordering::SeqCst);
                 if let Ok(mut labels) = self.labels.write() {
                     *labels = labels_before;
                 }
@@ -193,7 +236,7 @@ impl Writer {
         &self,
         burst: Vec<WriteOp>,
         pending: &mut Vec<Pending>,
-        events: &mut Vec<StoredEvent>,
+        committed: &mut Committed,
     ) -> Result<(), StoreError> {
         let mut tx = match self.store.begin().await {
             Ok(tx) => tx,
@@ -202,15 +245,15 @@ impl Writer {
                 return Err(e);
             }
         };
-        let mut interactions = Vec::new();
+        let mut rows = Rows::default();
         let mut ops = burst.into_iter();
         while let Some(op) = ops.next() {
-            if let Err(e) = self.apply(&mut tx, op, &mut interactions, pending, events).await {
+            if let Err(e) = self.apply(&mut tx, op, &mut rows, pending, committed).await {
                 pending.extend(ops.filter_map(into_pending));
                 return Err(e);
             }
         }
-        self.store.insert_interactions(&mut tx, &interactions).await?;
+        self.insert_rows(&mut tx, &mut rows).await?;
         self.store.commit(tx).await
     }
 
@@ -218,37 +261,51 @@ impl Writer {
         self.last_event.fetch_add(1, Ordering::SeqCst) + 1
     }
 
+    async fn insert_rows(&self, tx: &mut sqlx::AnyConnection, rows: &mut Rows) -> Result<(), StoreError> {
+        self.store.insert_interactions(tx, &std::mem::take(&mut rows.interactions)).await?;
+        self.store.insert_answers(tx, &std::mem::take(&mut rows.answers)).await
+    }
+
+    /// Why an id the client names may be missing: a store refusing writes,
+    /// else an unknown id.
+    fn missing(&self, field: &str, what: &str, id: i64) -> ApiError {
+        match self.failing.lock().ok().and_then(|f| f.clone()) {
+            Some(why) => ApiError::unavailable(format!("{what} {id} was not stored: {why}")),
+            None => not_found(field, what, id),
+        }
+    }
+
     async fn apply(
         &self,
         tx: &mut sqlx::AnyConnection,
         op: WriteOp,
-        interactions: &mut Vec<InteractionRow>,
+        rows: &mut Rows,
         pending: &mut Vec<Pending>,
-        events: &mut Vec<StoredEvent>,
+        committed: &mut Committed,
     ) -> Result<(), StoreError> {
-        // Interactions are inserted together (one statement per hundred),
-        // before the next op, which may read them.
+        // Interactions and answers are inserted together (interactions one
+        // statement per hundred), before the next op, which may read them.
         let op = match op {
             WriteOp::Interaction(row) => {
-                interactions.push(row);
+                rows.interactions.push(row);
+                return Ok(());
+            }
+            WriteOp::Answer(row) => {
+                rows.answers.push(row);
                 return Ok(());
             }
             op => op,
         };
-        if let Err(e) = self.store.insert_interactions(tx, &std::mem::take(interactions)).await {
+        if let Err(e) = self.insert_rows(tx, rows).await {
             pending.extend(into_pending(op));
             return Err(e);
         }
+        let events = &mut committed.events;
         match op {
-            WriteOp::Interaction(_) | WriteOp::Stop => Ok(()),
+            WriteOp::Interaction(_) | WriteOp::Answer(_) | WriteOp::Stop => Ok(()),
             WriteOp::Feedback { interaction_id, feedback, corrected_intent, reply } => {
                 let Some((text, answered)) = self.store.interaction(tx, interaction_id).await? else {
-                    let error = match self.failing.lock().ok().and_then(|f| f.clone()) {
-                        Some(why) => {
-                            ApiError::unavailable(format!("interaction {interaction_id} was not stored: {why}"))
-                        }
-                        None => not_found(interaction_id),
-                    };
+                    let error = self.missing("interaction_id", "interaction", interaction_id);
                     pending.push(Pending::Feedback(reply, Err(error)));
                     return Ok(());
                 };
@@ -337,6 +394,34 @@ impl Writer {
                 ));
                 Ok(())
             }
+            WriteOp::AnswerFeedback { answer_id, feedback, chosen, reply } => {
+                let Some(answer) = self.store.answer(tx, answer_id).await? else {
+                    let error = self.missing("answer_id", "answer", answer_id);
+                    pending.push(Pending::AnswerFeedback(reply, Err(error)));
+                    return Ok(());
+                };
+                if let Some((id, given)) = self.store.answer_feedback_given(tx, answer_id).await? {
+                    let message = format!("answer {answer_id} already has feedback `{given}` (answer feedback {id})");
+                    pending.push(Pending::AnswerFeedback(reply, Err(conflict(message))));
+                    return Ok(());
+                }
+                // Choosing the entry answered is confirming it.
+                let (feedback, chosen) = match chosen {
+                    Some(c) if Some(&c) == answer.answered.as_ref() => (AnswerFeedbackKind::Right, None),
+                    chosen => (feedback, chosen),
+                };
+                let row = AnswerFeedbackRow {
+                    id: self.last_answer_feedback.fetch_add(1, Ordering::SeqCst) + 1,
+                    answer_id,
+                    feedback: feedback.as_str().into(),
+                    chosen,
+                    unix_ms: now_ms(),
+                };
+                self.store.insert_answer_feedback(tx, &row).await?;
+                committed.answer_feedback.push((row.clone(), answer.clone()));
+                pending.push(Pending::AnswerFeedback(reply, Ok((row, answer))));
+                Ok(())
+            }
         }
     }
 }
@@ -345,9 +430,10 @@ impl Writer {
 fn into_pending(op: WriteOp) -> Option<Pending> {
     let unstored = || ApiError::unavailable("not stored");
     match op {
-        WriteOp::Interaction(_) | WriteOp::Stop => None,
+        WriteOp::Interaction(_) | WriteOp::Answer(_) | WriteOp::Stop => None,
         WriteOp::Feedback { reply, .. } => Some(Pending::Feedback(reply, Err(unstored()))),
         WriteOp::Undo { reply, .. } => Some(Pending::Undo(reply, Err(unstored()))),
         WriteOp::AddIntent { reply, .. } => Some(Pending::AddIntent(reply, Err(unstored()))),
+        WriteOp::AnswerFeedback { reply, .. } => Some(Pending::AnswerFeedback(reply, Err(unstored()))),
     }
 }

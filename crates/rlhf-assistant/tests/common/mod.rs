@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use rlhf_assistant::pipeline::{IntentModelSpec, new_network, save_intent_model};
+use rlhf_assistant::qa::{AnswerIndex, KnowledgeBase, PairConfig, QaLearnConfig, QaLearner, QaModel};
 use rlhf_assistant::serve::ServeConfig;
 use rlhf_assistant::{IntentCorpus, PipelineConfig, PretrainConfig, Split, pretrain};
 use rlhf_model::backend::{AutodiffCpu, cpu_device};
@@ -37,4 +38,24 @@ pub fn serve_config(root: &Path) -> ServeConfig {
         save_model(&model);
     }
     ServeConfig::new(&model)
+}
+
+/// [`serve_config`] with a small answer model of the built-in knowledge
+/// base, pretrained briefly and saved under `root` (once).
+pub fn serve_config_with_answers(root: &Path) -> ServeConfig {
+    let dir = root.join("answer-model");
+    if !dir.exists() {
+        let features = FeaturizerConfig { dim: 4096, ..Default::default() };
+        let index = AnswerIndex::new(KnowledgeBase::builtin().unwrap(), features, 10).unwrap();
+        let pair = PairConfig { input_dim: features.dim, embedding: 0, hidden: 16 };
+        let network = pair.init::<AutodiffCpu>(&cpu_device(), 0);
+        let mut learner = QaLearner::new(network, QaLearnConfig::default(), 0).unwrap();
+        let train = index.kb().questions(Split::Train);
+        for _ in 0..60 {
+            learner.pretrain_step(&index, &train).unwrap();
+        }
+        let rewards = learner.config().rewards;
+        QaModel { network: learner.network().clone(), index, rewards, pair }.save(&dir).unwrap();
+    }
+    ServeConfig { qa_model: Some(dir), ..serve_config(root) }
 }
