@@ -15,6 +15,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use axum::Json;
@@ -28,6 +29,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::api::{ApiError, ErrorResponse, check_session, check_text};
+use super::learner::PUBLISH_AT_LEAST_EVERY;
 use super::store::{AnswerFeedbackRow, AnswerRow, now_ms};
 use super::writer::WriteOp;
 use crate::qa::pair::HostPair;
@@ -136,8 +138,9 @@ impl<B: AutodiffBackend> AnswerLearner<B> {
     }
 
     /// Runs until `inbox` closes: learns feedback as it comes and publishes a
-    /// snapshot once the queue is empty. Once `stopping` is set, queued
-    /// feedback is left to the next start's replay.
+    /// snapshot once the queue is empty, or [`PUBLISH_AT_LEAST_EVERY`] under
+    /// sustained feedback. Once `stopping` is set, queued feedback is left to
+    /// the next start's replay.
     pub fn run(
         mut self,
         inbox: Receiver<AnswerEvent>,
@@ -145,8 +148,11 @@ impl<B: AutodiffBackend> AnswerLearner<B> {
         stopping: Arc<AtomicBool>,
     ) {
         let mut dirty = false;
+        let mut published_at = Instant::now();
         loop {
-            let event = if dirty {
+            let event = if dirty && published_at.elapsed() >= PUBLISH_AT_LEAST_EVERY {
+                None
+            } else if dirty {
                 match inbox.try_recv() {
                     Ok(event) => Some(event),
                     Err(TryRecvError::Empty) => None,
@@ -172,6 +178,7 @@ impl<B: AutodiffBackend> AnswerLearner<B> {
                         Err(e) => tracing::error!("publishing the answer model: {e}"),
                     }
                     dirty = false;
+                    published_at = Instant::now();
                 }
                 None => {}
             }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use burn::tensor::backend::AutodiffBackend;
@@ -53,6 +53,11 @@ pub fn run_in_background() {
         tracing::warn!("the learner runs at normal priority: {e:?}");
     }
 }
+
+/// The longest a learner keeps learned events unpublished while its queue
+/// is never empty (sustained feedback faster than it learns): answers then
+/// lag the learner by at most this, plus one copy of the weights.
+pub const PUBLISH_AT_LEAST_EVERY: Duration = Duration::from_millis(200);
 
 /// What the learner thread is asked to do.
 pub enum LearnerMessage {
@@ -205,7 +210,8 @@ impl<B: AutodiffBackend> Learner<B> {
 
     /// Runs until `inbox` closes or a `Stop` arrives: applies events as they
     /// come and publishes a snapshot once the queue is empty (not after every
-    /// event, so a burst of feedback costs one copy of the weights). Once
+    /// event, so a burst of feedback costs one copy of the weights), or
+    /// [`PUBLISH_AT_LEAST_EVERY`] under sustained feedback. Once
     /// `stopping` is set, queued events are left unlearned: they are in the
     /// store, and the next start replays them after the version saved at stop.
     pub fn run(
@@ -215,8 +221,11 @@ impl<B: AutodiffBackend> Learner<B> {
         stopping: Arc<AtomicBool>,
     ) {
         let mut dirty = false;
+        let mut published_at = Instant::now();
         loop {
-            let message = if dirty {
+            let message = if dirty && published_at.elapsed() >= PUBLISH_AT_LEAST_EVERY {
+                None
+            } else if dirty {
                 match inbox.recv_timeout(Duration::ZERO) {
                     Ok(m) => Some(m),
                     Err(RecvTimeoutError::Timeout) => None,
@@ -249,6 +258,7 @@ impl<B: AutodiffBackend> Learner<B> {
                         Err(e) => tracing::error!("publishing the model: {e}"),
                     }
                     dirty = false;
+                    published_at = Instant::now();
                 }
             }
         }
