@@ -7,8 +7,10 @@
 # the answer model of runs/qa/model) on a fresh SQLite store, sends N
 # questions one after another, each followed by feedback drawn at random
 # (right / wrong / this_one on a random candidate / none_of_these), reports
-# the answer round trip and the answer model version serving at the end,
-# then stops the server (Ctrl-C), starts it again and times the replay.
+# the answer round trip and the answer model version serving at the end.
+# Then it kills the server (SIGKILL) and times a start that replays all the
+# feedback, stops it with Ctrl-C (which saves the answer model) and times a
+# start from that saved version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000}
@@ -22,8 +24,15 @@ start() {
   until curl -sf "127.0.0.1:$PORT/healthz" >/dev/null; do sleep 0.02; done
 }
 stop() {
-  kill -INT "$(cat "$work/pid")"
+  kill "-$1" "$(cat "$work/pid")"
   while kill -0 "$(cat "$work/pid")" 2>/dev/null; do sleep 0.02; done
+}
+restart() {
+  t0=$(date +%s.%N); start; t1=$(date +%s.%N)
+  version=$(curl -s -XPOST "127.0.0.1:$PORT/v1/answer" -H 'content-type: application/json' \
+    -d '{"text":"how do I pair my phone"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["model_version"])')
+  replayed=$(grep -o 'replayed [0-9]* answer feedback after answer model version [0-9]*' "$work/server.log" || echo "replayed nothing")
+  echo "start after $1: $(echo "$t1 - $t0" | bc) s ($replayed); serving answer model version $version"
 }
 t0=$(date +%s.%N); start; t1=$(date +%s.%N)
 echo "start: $(echo "$t1 - $t0" | bc) s"
@@ -53,9 +62,8 @@ print(f"{n} answers, each with feedback, in {time.time() - began:.2f} s; answer 
       f"p50 {latencies[n // 2] * 1e3:.2f} ms, p99 {latencies[int(n * 0.99)] * 1e3:.2f} ms; "
       f"the last answered by answer model version {answer['model_version']}")
 PY
-stop
-t0=$(date +%s.%N); start; t1=$(date +%s.%N)
-version=$(curl -s -XPOST "127.0.0.1:$PORT/v1/answer" -H 'content-type: application/json' \
-  -d '{"text":"how do I pair my phone"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["model_version"])')
-echo "restart, replaying $N feedback: $(echo "$t1 - $t0" | bc) s; serving answer model version $version"
-stop
+stop KILL
+restart "a kill"
+stop INT
+restart "Ctrl-C"
+stop INT

@@ -575,8 +575,8 @@ async fn answer_and_learn(config: &ServeConfig) {
     let (status, error) = call(&app, "POST", "/v1/answer", Some(json!({"text": " "}))).await;
     assert_eq!((status, error["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("text")));
 
-    // "None of these" on a fresh answer, then a restart: the stored
-    // feedback is replayed in order and the model answers bit for bit as before.
+    // "None of these" on a fresh answer, then a restart: the version saved
+    // at stop is loaded and the model answers bit for bit as before.
     let (_, other) = call(&app, "POST", "/v1/answer", Some(json!({"text": "which colour is the moon tonight"}))).await;
     let body = json!({"answer_id": other["answer_id"], "feedback": "none_of_these"});
     let (status, ack) = call(&app, "POST", "/v1/answer/feedback", Some(body)).await;
@@ -591,6 +591,18 @@ async fn answer_and_learn(config: &ServeConfig) {
     assert_eq!(replayed["model_version"], 2, "{replayed}");
     assert_eq!(replayed["candidates"], learned["candidates"], "the same model, bit for bit");
     assert!(replayed["answer_id"].as_i64() > learned["answer_id"].as_i64(), "ids continue");
+    service.stop().await;
+    drop(app);
+
+    // Without the saved version (as after a kill), every stored feedback
+    // is replayed onto the answer model given: the same model again.
+    let saved = config.run_dir.join("answer-versions");
+    assert!(saved.join("2").join("qa.json").exists(), "version 2 saved at the first stop");
+    std::fs::remove_dir_all(&saved).unwrap();
+    let service = Service::start::<AutodiffCpu>(config, cpu_device()).await.unwrap();
+    let (_, replayed) = call(&service.router(), "POST", "/v1/answer", Some(json!({"text": question.text}))).await;
+    assert_eq!(replayed["model_version"], 2, "{replayed}");
+    assert_eq!(replayed["candidates"], learned["candidates"], "the same model, bit for bit");
     service.stop().await;
 }
 

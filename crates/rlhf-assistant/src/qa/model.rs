@@ -108,6 +108,13 @@ impl<B: Backend> QaModel<B> {
         Ok(Self { index, ..self })
     }
 
+    /// What identifies the model saved in `dir`: the FNV-1a hash of its
+    /// spec, which records its knowledge base, settings and weights' hash.
+    pub fn fingerprint(dir: &Path) -> Result<String, AssistantError> {
+        let spec_path = dir.join(SPEC_FILE);
+        Ok(fnv1a_hex(&std::fs::read(&spec_path).map_err(io(&spec_path))?))
+    }
+
     /// Reads the model in `dir` onto `device`.
     pub fn load(dir: &Path, device: &B::Device) -> Result<Self, AssistantError> {
         let spec_path = dir.join(SPEC_FILE);

@@ -8,10 +8,15 @@
 //! [`AnswerSnapshot`]; the store's one writer assigns ids and commits; one
 //! background thread applies the committed feedback in order and publishes
 //! a new snapshot when its queue is empty. The answer model's version is the
-//! number of feedback rows it has learned. A restarted server loads the
-//! answer model it was given and replays every stored answer feedback in
-//! order: the same model the stopped server had, bit for bit.
+//! number of feedback rows it has learned. A server that stops saves what
+//! the answer model learned as `answer-versions/<version>` in its run folder
+//! (recorded in the store); a restarted server loads that version (when it
+//! was learned from the answer model it is given now) and replays the stored
+//! answer feedback after it, in order: the same model the stopped server
+//! had, bit for bit. Without a saved version (a kill, say) it replays all
+//! of it onto the answer model it was given.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
@@ -30,8 +35,9 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::api::{ApiError, ErrorResponse, check_session, check_text};
 use super::learner::PUBLISH_AT_LEAST_EVERY;
-use super::store::{AnswerFeedbackRow, AnswerRow, now_ms};
+use super::store::{AnswerFeedbackRow, AnswerRow, SavedAnswerModel, now_ms};
 use super::writer::WriteOp;
+use crate::qa::PairConfig;
 use crate::qa::pair::HostPair;
 use crate::qa::{AnswerIndex, AnswerRewards, QaFeedback, QaLearnConfig, QaLearner, QaModel, lessons};
 use crate::{AssistantError, Language};
@@ -92,18 +98,48 @@ fn taught_by(
 pub struct AnswerLearner<B: AutodiffBackend> {
     learner: QaLearner<B>,
     index: Arc<AnswerIndex>,
+    pair: PairConfig,
     last: i64,
+    /// The last feedback in the newest saved version.
+    saved_through: i64,
+    /// Where versions are saved.
+    run_dir: PathBuf,
+    /// The fingerprint of the answer model the server was given.
+    base: String,
 }
 
 impl<B: AutodiffBackend> AnswerLearner<B> {
-    /// A learner starting from `model` (nothing learned: version 0),
-    /// rehearsing its knowledge base's training phrasings.
-    pub fn new(model: QaModel<B>, config: QaLearnConfig, seed: u64) -> Result<Self, AssistantError> {
-        let QaModel { network, index, rewards, .. } = model;
+    /// A learner starting from `model`, which has learned the feedback up
+    /// to `version`, rehearsing its knowledge base's training phrasings; it
+    /// saves versions of it under `run_dir`, as learned from the answer
+    /// model of fingerprint `base`.
+    pub fn new(
+        model: QaModel<B>,
+        version: i64,
+        config: QaLearnConfig,
+        seed: u64,
+        run_dir: PathBuf,
+        base: String,
+    ) -> Result<Self, AssistantError> {
+        let QaModel { network, index, rewards, pair } = model;
         let config = QaLearnConfig { rewards, ..config };
         let rehearsal = index.kb().questions(crate::Split::Train);
         let learner = QaLearner::new(network, config, seed)?.with_rehearsal(rehearsal);
-        Ok(Self { learner, index: Arc::new(index), last: 0 })
+        Ok(Self { learner, index: Arc::new(index), pair, last: version, saved_through: version, run_dir, base })
+    }
+
+    /// Saves the model as it is now under the run folder, as `answer-versions/<version>`.
+    pub fn save(&mut self) -> Result<SavedAnswerModel, AssistantError> {
+        let dir = format!("answer-versions/{}", self.last);
+        let model = QaModel {
+            network: self.learner.network().clone(),
+            index: (*self.index).clone(),
+            rewards: self.learner.config().rewards,
+            pair: self.pair,
+        };
+        model.save(&self.run_dir.join(&dir))?;
+        self.saved_through = self.last;
+        Ok(SavedAnswerModel { version: self.last, dir, base: self.base.clone() })
     }
 
     /// The settings it learns with.
@@ -140,13 +176,14 @@ impl<B: AutodiffBackend> AnswerLearner<B> {
     /// Runs until `inbox` closes: learns feedback as it comes and publishes a
     /// snapshot once the queue is empty, or [`PUBLISH_AT_LEAST_EVERY`] under
     /// sustained feedback. Once `stopping` is set, queued feedback is left to
-    /// the next start's replay.
+    /// the next start's replay. At the end it saves what it learned since
+    /// its last saved version, if anything, and returns that version.
     pub fn run(
         mut self,
         inbox: Receiver<AnswerEvent>,
         published: Arc<ArcSwap<AnswerSnapshot>>,
         stopping: Arc<AtomicBool>,
-    ) {
+    ) -> Option<Result<SavedAnswerModel, AssistantError>> {
         let mut dirty = false;
         let mut published_at = Instant::now();
         loop {
@@ -156,12 +193,12 @@ impl<B: AutodiffBackend> AnswerLearner<B> {
                 match inbox.try_recv() {
                     Ok(event) => Some(event),
                     Err(TryRecvError::Empty) => None,
-                    Err(TryRecvError::Disconnected) => return,
+                    Err(TryRecvError::Disconnected) => break,
                 }
             } else {
                 match inbox.recv() {
                     Ok(event) => Some(event),
-                    Err(_) => return,
+                    Err(_) => break,
                 }
             };
             match event {
@@ -183,6 +220,7 @@ impl<B: AutodiffBackend> AnswerLearner<B> {
                 None => {}
             }
         }
+        (self.last > self.saved_through).then(|| self.save())
     }
 }
 

@@ -167,7 +167,7 @@ pub struct Service {
     pub state: Arc<AppState>,
     writer: tokio::task::JoinHandle<()>,
     learner: Option<std::thread::JoinHandle<()>>,
-    answer_learner: Option<std::thread::JoinHandle<()>>,
+    answer_learner: Option<AnswerLearnerThread>,
     reloader: Option<tokio::task::JoinHandle<()>>,
     /// Tells the learner to leave its queue: stopping never waits for a backlog.
     stopping: Arc<AtomicBool>,
@@ -343,12 +343,29 @@ impl Service {
             Ok(Some(Err(e))) => tracing::warn!("saving the model at stop: {e}; the next start replays the feedback"),
             Ok(None) | Err(_) => {}
         }
-        for learner in [learner, answer_learner].into_iter().flatten() {
+        if let Some(learner) = learner {
             let _ = tokio::task::spawn_blocking(move || learner.join()).await;
+        }
+        // The writer has stopped, so the answer learner's inbox is closed:
+        // it ends, saving what it learned.
+        if let Some(learner) = answer_learner {
+            match tokio::task::spawn_blocking(move || learner.join()).await {
+                Ok(Ok(Some(Ok(saved)))) => match store.save_answer_model(&saved).await {
+                    Ok(()) => tracing::info!("saved answer model version {} at stop", saved.version),
+                    Err(e) => tracing::warn!("answer model version {} saved but not recorded: {e}", saved.version),
+                },
+                Ok(Ok(Some(Err(e)))) => {
+                    tracing::warn!("saving the answer model at stop: {e}; the next start replays the feedback")
+                }
+                _ => {}
+            }
         }
         store.close().await;
     }
 }
+
+/// The answer learner's thread: it returns the version it saved at its end.
+type AnswerLearnerThread = std::thread::JoinHandle<Option<Result<store::SavedAnswerModel, AssistantError>>>;
 
 /// The question-answering side of a started server.
 #[derive(Default)]
@@ -356,14 +373,15 @@ struct AnswerSide {
     /// The handlers' state; `None` without an answer model.
     answers: Option<Answers>,
     /// The answer learner's thread and inbox, when this process learns.
-    learner: Option<(std::thread::JoinHandle<()>, std::sync::mpsc::Sender<answers::AnswerEvent>)>,
+    learner: Option<(AnswerLearnerThread, std::sync::mpsc::Sender<answers::AnswerEvent>)>,
     /// The last stored answer feedback's id.
     last_feedback: i64,
 }
 
-/// The answer model's side of a server, when `config` names one: loads it,
-/// replays the stored answer feedback in order (when this process learns)
-/// and starts the answer learner.
+/// The answer model's side of a server, when `config` names one: loads its
+/// newest saved version learned from that model (else the model itself),
+/// replays the stored answer feedback after it in order (when this process
+/// learns) and starts the answer learner.
 async fn start_answers<B: AutodiffBackend>(
     config: &ServeConfig,
     store: &Store,
@@ -372,15 +390,31 @@ async fn start_answers<B: AutodiffBackend>(
 ) -> Result<AnswerSide, AssistantError> {
     let (last_answer, last_feedback) = store.last_answer_ids().await?;
     let Some(dir) = &config.qa_model else { return Ok(AnswerSide { last_feedback, ..AnswerSide::default() }) };
-    let model = QaModel::<B>::load(dir, device)?;
-    let mut learner = AnswerLearner::new(model, config.qa_learn.clone(), config.online.seed)?;
+    let base = QaModel::<B>::fingerprint(dir)?;
+    let saved = match store.saved_answer_model().await? {
+        Some(saved) if saved.base == base => match QaModel::<B>::load(&config.run_dir.join(&saved.dir), device) {
+            Ok(model) => Some((model, saved.version)),
+            Err(e) => {
+                tracing::warn!("answer model version {} not loaded ({e}); replaying all feedback", saved.version);
+                None
+            }
+        },
+        _ => None,
+    };
+    let (model, version) = match saved {
+        Some(saved) => saved,
+        None => (QaModel::<B>::load(dir, device)?, 0),
+    };
+    let seed = config.online.seed;
+    let run_dir = config.run_dir.clone();
+    let mut learner = AnswerLearner::new(model, version, config.qa_learn.clone(), seed, run_dir, base)?;
     if config.learner {
-        let stored = store.answer_feedback_after(0).await?;
+        let stored = store.answer_feedback_after(version).await?;
         for event in &stored {
             learner.apply(event)?;
         }
         if !stored.is_empty() {
-            tracing::info!("replayed {} answer feedback", stored.len());
+            tracing::info!("replayed {} answer feedback after answer model version {version}", stored.len());
         }
     }
     let rewards = learner.config().rewards;

@@ -220,6 +220,17 @@ pub struct SavedVersion {
     pub last_event: i64,
 }
 
+/// A saved version of the answer model.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SavedAnswerModel {
+    /// How many answer feedback rows it has learned.
+    pub version: i64,
+    /// Its folder, relative to the run folder.
+    pub dir: String,
+    /// [`crate::qa::QaModel::fingerprint`] of the answer model it was learned from.
+    pub base: String,
+}
+
 /// One line of the history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryRow {
@@ -394,6 +405,28 @@ impl Store {
                 tx.commit().await.map_err(self.db())
             }
         }
+    }
+
+    /// Records `saved` as the newest saved answer model.
+    pub async fn save_answer_model(&self, saved: &SavedAnswerModel) -> Result<(), StoreError> {
+        let value = serde_json::to_string(saved).unwrap_or_default();
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('answer_model', $1) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(value)
+        .execute(&self.pool)
+        .await
+        .map_err(self.db())?;
+        Ok(())
+    }
+
+    /// The newest saved answer model, if any.
+    pub async fn saved_answer_model(&self) -> Result<Option<SavedAnswerModel>, StoreError> {
+        let Some(value) = self.meta("answer_model").await? else { return Ok(None) };
+        serde_json::from_str(&value)
+            .map(Some)
+            .map_err(|e| self.incompatible(format!("meta `answer_model` is `{value}`: {e}")))
     }
 
     /// The labels of the model the store belongs to (before intents added through it).
