@@ -303,6 +303,7 @@ pub async fn answer(
         })
         .collect();
     let chosen = decision.choice();
+    let answered = chosen.map(|c| entries[c].id.clone());
     let answer_id = answers.next_answer.fetch_add(1, Ordering::Relaxed);
     let row = AnswerRow {
         id: answer_id,
@@ -312,14 +313,14 @@ pub async fn answer(
         candidates: decision.retrieved.candidates.iter().map(|&c| entries[c].id.clone()).collect(),
         q_values: decision.q.clone(),
         abstain_q: f64::from(decision.abstain_q),
-        answered: chosen.map(|c| entries[c].id.clone()),
+        answered: answered.clone(),
         unix_ms: now_ms(),
     };
     state.send(WriteOp::Answer(row))?;
     Ok(Json(AnswerResponse {
         answer_id,
         text: request.text,
-        entry_id: chosen.map(|c| entries[c].id.clone()),
+        entry_id: answered,
         answer: chosen.map(|c| entries[c].answer(language).to_owned()),
         candidates,
         abstain_q: decision.abstain_q,
