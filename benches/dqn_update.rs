@@ -28,6 +28,7 @@ fn agent(hidden: usize) -> Dqn<AutodiffCpu> {
 }
 
 fn gradient_step(c: &mut Criterion) {
+    rlhf_model::subnormals::flush_subnormals_unless_kept(); // as `cargo xtask` runs
     let mut group = c.benchmark_group("dqn_gradient_step");
     for hidden in [64, 256] {
         let mut agent = agent(hidden);
@@ -39,6 +40,7 @@ fn gradient_step(c: &mut Criterion) {
 }
 
 fn greedy_action(c: &mut Criterion) {
+    rlhf_model::subnormals::flush_subnormals_unless_kept(); // as `cargo xtask` runs
     let mut group = c.benchmark_group("greedy_action");
     let obs = [0.01f32, -0.2, 0.03, 0.4];
     for hidden in [64, 256] {

@@ -12,6 +12,7 @@ use rlhf_env::{CartPole, Env, VecEnv};
 const STEPS: usize = 10_000;
 
 fn cartpole_step(c: &mut Criterion) {
+    rlhf_model::subnormals::flush_subnormals_unless_kept(); // as `cargo xtask` runs
     let mut group = c.benchmark_group("cartpole");
     group.throughput(Throughput::Elements(STEPS as u64));
     group.bench_function("step", |b| {
@@ -39,6 +40,7 @@ fn cartpole_step(c: &mut Criterion) {
 }
 
 fn vec_env_step(c: &mut Criterion) {
+    rlhf_model::subnormals::flush_subnormals_unless_kept(); // as `cargo xtask` runs
     let mut group = c.benchmark_group("vec_env");
     for n in [8usize, 64] {
         for threaded in [false, true] {

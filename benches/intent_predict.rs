@@ -24,6 +24,7 @@ const UTTERANCES: [(&str, &str); 3] = [
 ];
 
 fn predict(c: &mut Criterion) {
+    rlhf_model::subnormals::flush_subnormals_unless_kept(); // as `cargo xtask` runs
     let config = PipelineConfig::default();
     let featurizer = HashedNgrams::new(config.featurizer).unwrap_or_else(|e| panic!("{e}"));
     let labels: Vec<String> = BUILTIN_INTENTS.iter().map(|(name, _)| (*name).to_owned()).collect();

@@ -17,6 +17,7 @@ const QUESTIONS: [(&str, &str); 2] =
     [("zh", "空调的除湿模式怎么开"), ("en", "how do I pair my phone with the speaker over bluetooth")];
 
 fn answer(c: &mut Criterion) {
+    rlhf_model::subnormals::flush_subnormals_unless_kept(); // as `cargo xtask` runs
     let config = QaStudyConfig::default();
     let kb = KnowledgeBase::builtin().unwrap_or_else(|e| panic!("{e}"));
     let index = AnswerIndex::new(kb, config.features, config.k).unwrap_or_else(|e| panic!("{e}"));

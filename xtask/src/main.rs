@@ -60,6 +60,8 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
+    // Before any thread starts, so that every one inherits it (see rlhf_model::subnormals).
+    rlhf_model::subnormals::flush_subnormals_unless_kept();
     let result = dispatch(Cli::parse().command);
     match result {
         // The reader went away (`cargo xtask ... | head`): nothing left to say.

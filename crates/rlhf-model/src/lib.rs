@@ -12,6 +12,8 @@
 //!   the voice assistant's input.
 //! - [`checkpoint`]: save and load a network with its metadata, atomically
 //!   and with every mismatch or corruption reported as a typed error.
+//! - [`subnormals`]: flushing subnormal floats to zero on every thread that
+//!   computes, which keeps long training runs at full speed on x86.
 //! - [`backend`]: the concrete backends, each behind a cargo feature
 //!   (`flex`, the default; `ndarray`; `wgpu`).
 //!
@@ -35,6 +37,7 @@ mod error;
 pub mod hash;
 mod host;
 mod qnetwork;
+pub mod subnormals;
 pub mod text;
 
 pub use error::ModelError;
