@@ -65,6 +65,8 @@ struct FullReport {
     /// Criterion benchmark id → mean time in nanoseconds, per element for
     /// benchmarks that declare a throughput (per step, per text).
     criterion: BTreeMap<String, f64>,
+    /// Criterion benchmark id → its [`drift`] within the measurement window.
+    criterion_drift: BTreeMap<String, f64>,
     cartpole: Value,
     her: Value,
     finetune: Value,
@@ -121,23 +123,67 @@ pub(super) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
+/// A benchmark whose time per iteration at the end of its window is more
+/// than this many times that at its start is flagged in the report: it
+/// slows down as it runs (subnormals, growing allocations), so its mean
+/// depends on how long it ran.
+pub(super) const DRIFT_LIMIT: f64 = 1.2;
+
+/// Criterion's estimates, and how each benchmark drifted within its window.
+#[derive(Debug, Default)]
+struct CriterionResults {
+    /// Id → mean nanoseconds (per element where a throughput is declared).
+    means: BTreeMap<String, f64>,
+    /// Id → [`drift`].
+    drift: BTreeMap<String, f64>,
+}
+
 /// Runs `cargo bench -p rlhf-bench` on one thread and reads every estimate back.
-fn criterion(quick: bool) -> anyhow::Result<BTreeMap<String, f64>> {
+fn criterion(quick: bool) -> anyhow::Result<CriterionResults> {
     let mut command = crate::cargo();
     command.current_dir(workspace_root()).env("RAYON_NUM_THREADS", "1").args(["bench", "-p", "rlhf-bench", "--"]);
     if quick {
-        command.args(["--warm-up-time", "0.2", "--measurement-time", "0.5"]);
+        // Long enough for a slowdown over seconds to show in the drift
+        // (with a 0.5 s window the DQN step read 1.4 ms where it settles at 4.5).
+        command.args(["--warm-up-time", "0.5", "--measurement-time", "2"]);
     }
     let status = command.status().context("running cargo bench")?;
     anyhow::ensure!(status.success(), "cargo bench failed ({status})");
     let root = workspace_root().join("target").join("criterion");
-    let mut estimates = BTreeMap::new();
-    collect_estimates(&root, &root, &mut estimates)?;
-    Ok(estimates)
+    let mut results = CriterionResults::default();
+    collect_estimates(&root, &root, &mut results)?;
+    Ok(results)
 }
 
-/// Every `<id>/new/estimates.json` under `dir`: id → mean nanoseconds.
-fn collect_estimates(root: &Path, dir: &Path, out: &mut BTreeMap<String, f64>) -> anyhow::Result<()> {
+/// The time per iteration over the samples in the last fifth of a criterion
+/// window (by time) divided by that over the samples in its first fifth,
+/// from its `sample.json` (`iters` and total `times` of each sample, in the
+/// order taken); `None` without samples.
+fn drift(sample: &Value) -> Option<f64> {
+    let numbers = |key: &str| -> Option<Vec<f64>> { sample[key].as_array()?.iter().map(Value::as_f64).collect() };
+    let (iters, times) = (numbers("iters")?, numbers("times")?);
+    if iters.is_empty() || iters.len() != times.len() {
+        return None;
+    }
+    let total: f64 = times.iter().sum();
+    let (mut start, mut end, mut elapsed) = ((0.0, 0.0), (0.0, 0.0), 0.0);
+    for (i, (&n, &t)) in iters.iter().zip(&times).enumerate() {
+        // A sample belongs to the fifth it began in; the first and the
+        // last sample always count.
+        if i == 0 || elapsed < total / 5.0 {
+            start = (start.0 + t, start.1 + n);
+        }
+        elapsed += t;
+        if i + 1 == iters.len() || elapsed - t >= total * 4.0 / 5.0 {
+            end = (end.0 + t, end.1 + n);
+        }
+    }
+    Some((end.0 / end.1) / (start.0 / start.1))
+}
+
+/// Every `<id>/new/estimates.json` under `dir`: id → mean nanoseconds, and
+/// its `sample.json`'s [`drift`].
+fn collect_estimates(root: &Path, dir: &Path, out: &mut CriterionResults) -> anyhow::Result<()> {
     for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
         let path = entry?.path();
         if !path.is_dir() {
@@ -154,7 +200,11 @@ fn collect_estimates(root: &Path, dir: &Path, out: &mut BTreeMap<String, f64>) -
             let meta: Value = serde_json::from_str(&meta).unwrap_or_default();
             let elements = meta["throughput"]["Elements"].as_f64().unwrap_or(1.0).max(1.0);
             let id = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
-            out.insert(id, mean / elements);
+            let sample = std::fs::read_to_string(path.join("new").join("sample.json")).unwrap_or_default();
+            if let Some(drift) = drift(&serde_json::from_str(&sample).unwrap_or_default()) {
+                out.drift.insert(id.clone(), drift);
+            }
+            out.means.insert(id, mean / elements);
         } else if path.file_name().is_some_and(|n| n != "report") {
             collect_estimates(root, &path, out)?;
         }
@@ -185,7 +235,7 @@ pub fn bench_report(args: &ReportArgs) -> anyhow::Result<()> {
         provenance.cpu, provenance.cores, provenance.gpu, provenance.commit
     );
 
-    let criterion = if args.no_criterion { BTreeMap::new() } else { criterion(quick)? };
+    let criterion = if args.no_criterion { CriterionResults::default() } else { criterion(quick)? };
 
     // The quick run's seeds are too few for its intervals to mean much; its
     // report says so. The full run takes each benchmark's default seeds.
@@ -261,7 +311,8 @@ pub fn bench_report(args: &ReportArgs) -> anyhow::Result<()> {
     let report = FullReport {
         quick,
         provenance,
-        criterion,
+        criterion: criterion.means,
+        criterion_drift: criterion.drift,
         cartpole: read_json(&cartpole_dir.join("report.json"))?,
         her: read_json(&her_dir.join("report.json"))?,
         finetune: read_json(&runs.join("finetune").join("report.json"))?,
@@ -392,11 +443,26 @@ fn markdown(report: &FullReport, runs: &Path, img: &str) -> anyhow::Result<Strin
             writeln!(md, "| {label} | {} | {} (PyTorch) | {} |", us(ours), us(theirs), ratio(theirs, ours))?;
         }
         if !report.criterion.is_empty() {
-            md.push_str("\nEvery criterion estimate (mean per iteration, or per element where the benchmark counts elements):\n\n| id | mean |\n|---|---|\n");
+            md.push_str(
+                "\nEvery criterion estimate (mean per iteration, or per element where the benchmark counts \
+                 elements), and its drift: the time per iteration in the last fifth of its window over that in \
+                 the first fifth (above 1.20 it slows down as it runs, and its mean depends on the window):\n\n\
+                 | id | mean | end / start |\n|---|---|---|\n",
+            );
         }
         for (id, ns) in &report.criterion {
             let mean = if *ns >= 1e3 { format!("{:.2} µs", ns / 1e3) } else { format!("{ns:.1} ns") };
-            writeln!(md, "| `{id}` | {mean} |")?;
+            let drift = match report.criterion_drift.get(id) {
+                Some(&d) if d > DRIFT_LIMIT => format!("**{d:.2}: slows down**"),
+                Some(d) => format!("{d:.2}"),
+                None => "–".into(),
+            };
+            writeln!(md, "| `{id}` | {mean} | {drift} |")?;
+        }
+        let slowing: Vec<&String> =
+            report.criterion_drift.iter().filter(|&(_, &d)| d > DRIFT_LIMIT).map(|(id, _)| id).collect();
+        if !slowing.is_empty() {
+            writeln!(md, "\nSlower at the end of their window than at its start by over 20%: {slowing:?}.")?;
         }
         md.push('\n');
     }
@@ -522,4 +588,29 @@ fn markdown(report: &FullReport, runs: &Path, img: &str) -> anyhow::Result<Strin
     md.push_str("\n### Peak resident memory\n\n");
     md.push_str(&std::fs::read_to_string(runs.join("memory").join("report.md"))?);
     Ok(md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drift_compares_the_last_fifth_of_a_window_with_the_first() {
+        // Linear sampling (1, 2, ... iterations), 10 ns each throughout: no drift.
+        let steady = serde_json::json!({"iters": [1.0, 2.0, 3.0, 4.0, 5.0], "times": [10.0, 20.0, 30.0, 40.0, 50.0]});
+        assert_eq!(drift(&steady), Some(1.0));
+        // 60 ns in all: the samples begun before 12 ns (0 and 10) take 10 ns
+        // an iteration, the last one (begun at 40, none after 48) 20: twice as slow.
+        let slowing = serde_json::json!({"iters": [1.0, 1.0, 1.0, 1.0, 1.0], "times": [10.0, 10.0, 10.0, 10.0, 20.0]});
+        assert_eq!(drift(&slowing), Some(2.0));
+        assert!(drift(&slowing).is_some_and(|d| d > DRIFT_LIMIT));
+        // 94 ns in all: the samples begun before 18.8 ns (at 0, 5, 10, 17)
+        // took 24 ns for 4 iterations; the one begun after 75.2 (at 79), 15 ns for 1.
+        let times: Vec<f64> = [5.0, 5.0, 7.0, 7.0, 9.0, 9.0, 11.0, 11.0, 15.0, 15.0].into();
+        let ramp = serde_json::json!({"iters": vec![1.0; 10], "times": times});
+        let expected = 15.0 / (24.0 / 4.0);
+        assert!(drift(&ramp).is_some_and(|d| (d - expected).abs() < 1e-12), "{:?}", drift(&ramp));
+        assert_eq!(drift(&serde_json::json!({"iters": [], "times": []})), None);
+        assert_eq!(drift(&serde_json::json!({"iters": [1.0], "times": [1.0, 2.0]})), None);
+    }
 }
