@@ -81,9 +81,10 @@ async fn raw(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
-/// Waits until the learner serves `version`.
+/// Waits until the learner serves `version`: up to a minute, because the
+/// learner runs at idle priority and the tests beside it can take every core.
 async fn serving(app: &Router, version: i64) {
-    for _ in 0..500 {
+    for _ in 0..6_000 {
         let (_, health) = call(app, "GET", "/healthz", None).await;
         if health["model_version"].as_i64() >= Some(version) {
             return;
@@ -492,9 +493,10 @@ fn q_of(answer: &Value) -> Vec<(String, f64)> {
     candidates.iter().map(|c| (c["entry_id"].as_str().unwrap().to_owned(), c["q"].as_f64().unwrap())).collect()
 }
 
-/// Asks `text` until the answer model that answers has learned `version` feedback.
+/// Asks `text` until the answer model that answers has learned `version`
+/// feedback (up to a minute, as [`serving`]).
 async fn answered_by(app: &Router, text: &str, version: i64) -> Value {
-    for _ in 0..500 {
+    for _ in 0..6_000 {
         let (status, answer) = call(app, "POST", "/v1/answer", Some(json!({"text": text}))).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
         if answer["model_version"].as_i64() >= Some(version) {

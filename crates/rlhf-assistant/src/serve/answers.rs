@@ -19,7 +19,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -34,7 +34,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::api::{ApiError, ErrorResponse, check_session, check_text};
-use super::learner::PUBLISH_AT_LEAST_EVERY;
+use super::learner::next_message;
 use super::store::{AnswerFeedbackRow, AnswerRow, SavedAnswerModel, now_ms};
 use super::writer::WriteOp;
 use crate::qa::PairConfig;
@@ -174,7 +174,7 @@ impl<B: AutodiffBackend> AnswerLearner<B> {
     }
 
     /// Runs until `inbox` closes: learns feedback as it comes and publishes a
-    /// snapshot once the queue is empty, or [`PUBLISH_AT_LEAST_EVERY`] under
+    /// snapshot once the queue is empty, or [`PUBLISH_AT_LEAST_EVERY`](super::learner::PUBLISH_AT_LEAST_EVERY) under
     /// sustained feedback. Once `stopping` is set, queued feedback is left to
     /// the next start's replay. At the end it saves what it learned since
     /// its last saved version, if anything, and returns that version.
@@ -186,21 +186,7 @@ impl<B: AutodiffBackend> AnswerLearner<B> {
     ) -> Option<Result<SavedAnswerModel, AssistantError>> {
         let mut dirty = false;
         let mut published_at = Instant::now();
-        loop {
-            let event = if dirty && published_at.elapsed() >= PUBLISH_AT_LEAST_EVERY {
-                None
-            } else if dirty {
-                match inbox.try_recv() {
-                    Ok(event) => Some(event),
-                    Err(TryRecvError::Empty) => None,
-                    Err(TryRecvError::Disconnected) => break,
-                }
-            } else {
-                match inbox.recv() {
-                    Ok(event) => Some(event),
-                    Err(_) => break,
-                }
-            };
+        while let Ok(event) = next_message(&inbox, dirty, published_at) {
             match event {
                 Some(_) if stopping.load(Ordering::Relaxed) => {}
                 Some(event) => {

@@ -59,6 +59,28 @@ pub fn run_in_background() {
 /// lag the learner by at most this, plus one copy of the weights.
 pub const PUBLISH_AT_LEAST_EVERY: Duration = Duration::from_millis(200);
 
+/// A learner's next step: a message to handle, or publishing what it has
+/// learned (`None`): when its queue is empty, or at least every
+/// [`PUBLISH_AT_LEAST_EVERY`] while it has unpublished work (`dirty`).
+/// `Err` when the inbox has closed.
+pub(super) fn next_message<T>(
+    inbox: &Receiver<T>,
+    dirty: bool,
+    published_at: Instant,
+) -> Result<Option<T>, RecvTimeoutError> {
+    if !dirty {
+        return inbox.recv().map(Some).map_err(|_| RecvTimeoutError::Disconnected);
+    }
+    if published_at.elapsed() >= PUBLISH_AT_LEAST_EVERY {
+        return Ok(None);
+    }
+    match inbox.recv_timeout(Duration::ZERO) {
+        Ok(message) => Ok(Some(message)),
+        Err(RecvTimeoutError::Timeout) => Ok(None),
+        Err(closed) => Err(closed),
+    }
+}
+
 /// What the learner thread is asked to do.
 pub enum LearnerMessage {
     /// Apply a committed event.
@@ -223,20 +245,7 @@ impl<B: AutodiffBackend> Learner<B> {
         let mut dirty = false;
         let mut published_at = Instant::now();
         loop {
-            let message = if dirty && published_at.elapsed() >= PUBLISH_AT_LEAST_EVERY {
-                None
-            } else if dirty {
-                match inbox.recv_timeout(Duration::ZERO) {
-                    Ok(m) => Some(m),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => return,
-                }
-            } else {
-                match inbox.recv() {
-                    Ok(m) => Some(m),
-                    Err(_) => return,
-                }
-            };
+            let Ok(message) = next_message(&inbox, dirty, published_at) else { return };
             match message {
                 Some(LearnerMessage::Event(_)) if stopping.load(Ordering::Relaxed) => {}
                 Some(LearnerMessage::Event(event)) => {
