@@ -177,22 +177,20 @@ impl BackendJob for AskJob<'_> {
 fn describe(index: &AnswerIndex, question: &str, decision: &Decision) -> String {
     let kb = index.kb();
     let language = Language::of_text(question);
-    let q_of = |entry: usize| {
-        let position = decision.retrieved.candidates.iter().position(|&c| c == entry);
-        position.map_or(f32::NAN, |i| decision.q[i])
-    };
+    let ranked = decision.ranked();
     let mut out = String::new();
     match decision.choice() {
         Some(entry) => {
             let (answer, id) = (kb.entries()[entry].answer(language), &kb.entries()[entry].id);
-            let _ = writeln!(out, "{answer}\n  ({id}, Q {:.2})", q_of(entry));
+            let q = ranked.iter().find(|&&(e, _)| e == entry).map_or(f32::NAN, |&(_, q)| q);
+            let _ = writeln!(out, "{answer}\n  ({id}, Q {q:.2})");
         }
         None => {
             let _ = writeln!(out, "I don't know. (Q of not answering {:.2})", decision.abstain_q);
         }
     }
-    for (i, &entry) in decision.ranking().iter().enumerate().take(5) {
-        let _ = writeln!(out, "  {}. {} (Q {:.2})", i + 1, kb.entries()[entry].id, q_of(entry));
+    for (i, &(entry, q)) in ranked.iter().enumerate().take(5) {
+        let _ = writeln!(out, "  {}. {} (Q {q:.2})", i + 1, kb.entries()[entry].id);
     }
     out
 }

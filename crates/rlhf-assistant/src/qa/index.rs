@@ -93,9 +93,14 @@ pub struct Decision {
 impl Decision {
     /// The candidates ordered by Q-value, best first (ties by retrieval order).
     pub fn ranking(&self) -> Vec<usize> {
+        self.ranked().into_iter().map(|(entry, _)| entry).collect()
+    }
+
+    /// [`Decision::ranking`] with each candidate's Q-value: `(entry, Q)`, best first.
+    pub fn ranked(&self) -> Vec<(usize, f32)> {
         let mut order: Vec<usize> = (0..self.q.len()).collect();
         order.sort_by(|&a, &b| self.q[b].total_cmp(&self.q[a]).then(a.cmp(&b)));
-        order.into_iter().map(|i| self.retrieved.candidates[i]).collect()
+        order.into_iter().map(|i| (self.retrieved.candidates[i], self.q[i])).collect()
     }
 
     /// The greedy action: the best candidate's entry, or `None` ("I don't

@@ -277,15 +277,14 @@ pub async fn answer(
     let decision = index.decide_host(&snapshot.host, index.retrieve(&request.text));
     let entries = index.kb().entries();
     let language = Language::of_text(&request.text);
-    let position = |entry: usize| decision.retrieved.candidates.iter().position(|&c| c == entry).unwrap_or(0);
     let candidates = decision
-        .ranking()
+        .ranked()
         .into_iter()
-        .map(|entry| CandidateBody {
+        .map(|(entry, q)| CandidateBody {
             entry_id: entries[entry].id.clone(),
             question: entries[entry].questions(language).first().cloned().unwrap_or_default(),
             answer: entries[entry].answer(language).to_owned(),
-            q: decision.q[position(entry)],
+            q,
         })
         .collect();
     let chosen = decision.choice();

@@ -242,13 +242,7 @@ impl Service {
             let (sender, inbox) = std::sync::mpsc::channel();
             let published = snapshot.clone();
             let stop_flag = stopping.clone();
-            let handle = std::thread::Builder::new()
-                .name("learner".into())
-                .spawn(move || {
-                    learner::run_in_background();
-                    learner.run(inbox, published, stop_flag)
-                })
-                .map_err(|source| AssistantError::Io { path: PathBuf::from("learner thread"), source })?;
+            let handle = spawn_in_background("learner", move || learner.run(inbox, published, stop_flag))?;
             (Some(handle), Some(Arc::new(Mutex::new(sender))))
         } else {
             (None, None)
@@ -364,6 +358,21 @@ impl Service {
     }
 }
 
+/// Starts a thread named `name` that runs `work` at background priority
+/// ([`learner::run_in_background`]).
+fn spawn_in_background<T: Send + 'static>(
+    name: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<std::thread::JoinHandle<T>, AssistantError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            learner::run_in_background();
+            work()
+        })
+        .map_err(|source| AssistantError::Io { path: PathBuf::from(format!("{name} thread")), source })
+}
+
 /// The answer learner's thread: it returns the version it saved at its end.
 type AnswerLearnerThread = std::thread::JoinHandle<Option<Result<store::SavedAnswerModel, AssistantError>>>;
 
@@ -423,13 +432,7 @@ async fn start_answers<B: AutodiffBackend>(
     let thread = if config.learner {
         let (sender, inbox) = std::sync::mpsc::channel();
         let (published, stop_flag) = (snapshot.clone(), stopping.clone());
-        let handle = std::thread::Builder::new()
-            .name("answer-learner".into())
-            .spawn(move || {
-                learner::run_in_background();
-                learner.run(inbox, published, stop_flag)
-            })
-            .map_err(|source| AssistantError::Io { path: PathBuf::from("answer learner thread"), source })?;
+        let handle = spawn_in_background("answer-learner", move || learner.run(inbox, published, stop_flag))?;
         Some((handle, sender))
     } else {
         None
