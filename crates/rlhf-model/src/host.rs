@@ -246,7 +246,7 @@ impl HostQNetwork {
 }
 
 /// Applies `activation` to a hidden layer's output in place.
-fn activate(activation: Activation, values: &mut [f32]) {
+pub(crate) fn activate(activation: Activation, values: &mut [f32]) {
     match activation {
         Activation::Relu => values.iter_mut().for_each(|v| *v = v.max(0.0)),
         Activation::Tanh => values.iter_mut().for_each(|v| *v = v.tanh()),

@@ -36,10 +36,12 @@ pub mod checkpoint;
 mod error;
 pub mod hash;
 mod host;
+mod host_train;
 mod qnetwork;
 pub mod subnormals;
 pub mod text;
 
 pub use error::ModelError;
 pub use host::{HostLinear, HostQNetwork, argmax};
+pub use host_train::{AdamRecord, HostAdam, HostAdamConfig, HostMlp, MlpGradients, Tape};
 pub use qnetwork::{Activation, QNetwork, QNetworkConfig, QNetworkRecord, uniform_linear};

@@ -58,6 +58,17 @@ pub fn uniform_linear<B: Backend>(d_in: usize, d_out: usize, rng: &mut EnvRng, d
     let mut draw = |n: usize| (0..n).map(|_| uniform_f64(rng, -bound, bound) as f32).collect::<Vec<_>>();
     let weight = draw(d_in * d_out);
     let bias = draw(d_out);
+    linear_from_values(weight, bias, d_in, d_out, device)
+}
+
+/// A `d_in → d_out` linear layer with these weights (row-major `[d_in, d_out]`) and biases.
+pub(crate) fn linear_from_values<B: Backend>(
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    d_in: usize,
+    d_out: usize,
+    device: &B::Device,
+) -> Linear<B> {
     Linear {
         weight: Param::from_tensor(Tensor::from_data(TensorData::new(weight, [d_in, d_out]), device)),
         bias: Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [d_out]), device))),
@@ -84,6 +95,9 @@ impl QNetworkConfig {
         QNetwork { hidden, head, value, activation: self.activation }
     }
 }
+
+/// A network's layers in host memory: hidden, head, dueling value head, activation.
+pub(crate) type HostParts = (Vec<HostLinear>, HostLinear, Option<HostLinear>, Activation);
 
 /// An MLP Q-network, generic over the burn backend.
 #[derive(Module, Debug)]
@@ -164,10 +178,7 @@ impl<B: Backend> QNetwork<B> {
                 None => fresh(),
             };
         }
-        let head = Linear {
-            weight: Param::from_tensor(Tensor::from_data(TensorData::new(weight, [d_in, n_new]), &device)),
-            bias: Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [n_new]), &device))),
-        };
+        let head = linear_from_values(weight, bias, d_in, n_new, &device);
         Ok(Self { hidden: self.hidden.clone(), head, value: self.value.clone(), activation: self.activation })
     }
 
@@ -206,10 +217,7 @@ impl<B: Backend> QNetwork<B> {
         }
         biases[action] = bias;
         let device = self.head.weight.device();
-        let head = Linear {
-            weight: Param::from_tensor(Tensor::from_data(TensorData::new(weights, [d_in, n]), &device)),
-            bias: Some(Param::from_tensor(Tensor::from_data(TensorData::new(biases, [n]), &device))),
-        };
+        let head = linear_from_values(weights, biases, d_in, n, &device);
         Ok(Self { hidden: self.hidden.clone(), head, value: None, activation: self.activation })
     }
 
@@ -251,12 +259,28 @@ impl<B: Backend> QNetwork<B> {
 
     /// A host copy of the weights, for fast single-observation inference.
     pub fn to_host(&self) -> Result<HostQNetwork, ModelError> {
+        let (hidden, head, value, activation) = self.host_layers()?;
+        Ok(HostQNetwork::new(hidden, head, value, activation))
+    }
+
+    /// Host copies of the hidden layers, the head and the dueling value head, and the activation.
+    pub(crate) fn host_layers(&self) -> Result<HostParts, ModelError> {
         let read = |layer: &Linear<B>, name: String| HostLinear::from_linear(layer, &name);
         let hidden =
             self.hidden.iter().enumerate().map(|(i, l)| read(l, format!("hidden.{i}"))).collect::<Result<_, _>>()?;
         let head = read(&self.head, "head".into())?;
         let value = self.value.as_ref().map(|l| read(l, "value".into())).transpose()?;
-        Ok(HostQNetwork::new(hidden, head, value, self.activation))
+        Ok((hidden, head, value, self.activation))
+    }
+
+    /// A network of these layers.
+    pub(crate) fn from_parts(
+        hidden: Vec<Linear<B>>,
+        head: Linear<B>,
+        value: Option<Linear<B>>,
+        activation: Activation,
+    ) -> Self {
+        Self { hidden, head, value, activation }
     }
 }
 
