@@ -1,6 +1,7 @@
 //! DQN speed: one gradient step (batch 64, MLP 4-H-H-2, Huber loss, Adam
-//! with clipping) for H = 64 and 256, and batch-1 greedy action selection
-//! through burn and through the host copy.
+//! with clipping) for H = 64 and 256, on the default path (host loops on the
+//! CPU) and on burn's (`_burn`, the reference), and batch-1 greedy action
+//! selection through burn and through the host copy.
 //!
 //! `RAYON_NUM_THREADS=1 cargo bench -p rlhf-bench --bench dqn_update`
 
@@ -8,14 +9,15 @@ use std::hint::black_box;
 
 use burn::tensor::{Tensor, TensorData};
 use criterion::{Criterion, criterion_group, criterion_main};
-use rlhf_algo::dqn::{Dqn, DqnConfig};
+use rlhf_algo::dqn::{Dqn, DqnConfig, UpdatePath};
 use rlhf_env::CartPole;
 use rlhf_model::QNetworkConfig;
 use rlhf_model::backend::{AutodiffCpu, CpuBackend, cpu_device};
 
-fn agent(hidden: usize) -> Dqn<AutodiffCpu> {
+fn agent(hidden: usize, update: UpdatePath) -> Dqn<AutodiffCpu> {
     let config = DqnConfig {
         net_arch: vec![hidden, hidden],
+        update,
         // Fill the buffer with random play and never train inside `learn`.
         learning_starts: u64::MAX,
         total_timesteps: 10_000,
@@ -31,10 +33,12 @@ fn gradient_step(c: &mut Criterion) {
     rlhf_model::subnormals::flush_subnormals_unless_kept(); // as `cargo xtask` runs
     let mut group = c.benchmark_group("dqn_gradient_step");
     for hidden in [64, 256] {
-        let mut agent = agent(hidden);
-        group.bench_function(format!("batch64_{hidden}x{hidden}"), |b| {
-            b.iter(|| black_box(agent.gradient_step().unwrap_or_else(|e| panic!("{e}"))))
-        });
+        for (update, suffix) in [(UpdatePath::Auto, ""), (UpdatePath::Burn, "_burn")] {
+            let mut agent = agent(hidden, update);
+            group.bench_function(format!("batch64_{hidden}x{hidden}{suffix}"), |b| {
+                b.iter(|| black_box(agent.gradient_step().unwrap_or_else(|e| panic!("{e}"))))
+            });
+        }
     }
     group.finish();
 }

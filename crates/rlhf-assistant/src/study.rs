@@ -263,7 +263,7 @@ pub fn reinforce<B: AutodiffBackend>(
     let bar = progress(steps, "interactions");
     let agent = learn_from_rewards(start, &mut env, dqn, &mut [&mut ProgressCallback::from_bar(bar.clone())])?;
     bar.finish_and_clear();
-    Ok(agent.online().clone())
+    Ok(agent.online())
 }
 
 /// Every stage's accuracy over the seeds of `runs`, in stage order.
@@ -322,7 +322,7 @@ pub fn dialog_stage<B: AutodiffBackend>(
         .into_iter()
         .map(|rule| play_dialog(&policy, answerer, &mut test_env, rule, config.dialog_eval_episodes, seed))
         .collect::<Result<_, _>>()?;
-    Ok((DialogComparison { noise, policies }, agent.online().clone()))
+    Ok((DialogComparison { noise, policies }, agent.online()))
 }
 
 /// How long the transfer comparison runs.

@@ -53,7 +53,7 @@ fn pretrain_then_rewards_then_finetune_each_beat_chance_widely() {
     let dqn = config.bandit_dqn(1000, config.rl_learning_rate, true, 0);
     let agent = learn_from_rewards(network, &mut env, dqn, &mut []).unwrap();
     assert_eq!(agent.num_timesteps(), 1000);
-    let after_rl = accuracy(agent.online(), &source_labels, &source_tests);
+    let after_rl = accuracy(&agent.online(), &source_labels, &source_tests);
     assert!(after_rl > pretrained - 0.1, "rewards undid pretraining: {pretrained} → {after_rl}");
 
     let keep = shared_outputs(&source_labels, target_train.labels());
@@ -69,7 +69,7 @@ fn pretrain_then_rewards_then_finetune_each_beat_chance_widely() {
     });
     let agent = learn_from_rewards(start, &mut env, dqn, &mut [&mut probe]).unwrap();
     assert_eq!(probes, vec![400, 800, 1200]);
-    let finetuned = accuracy(agent.online(), &target_labels, &target_tests);
+    let finetuned = accuracy(&agent.online(), &target_labels, &target_tests);
     // Chance is 1/7 ≈ 0.14.
     eprintln!("pretrained {pretrained:.3}, after rewards {after_rl:.3}, fine-tuned {finetuned:.3}");
     assert!(finetuned > 0.5, "fine-tuned accuracy {finetuned}");

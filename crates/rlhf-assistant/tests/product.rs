@@ -70,7 +70,7 @@ fn the_assistant_asks_on_an_unclear_utterance_and_acts_on_a_clear_one() {
         featurizer: config.featurizer,
         max_turns: config.dialog_max_turns,
     };
-    let policy = ClarifyPolicy::new(agent.online().clone(), spec).unwrap();
+    let policy = ClarifyPolicy::new(agent.online(), spec).unwrap();
 
     let learner = model.learner(None, OnlineConfig::default()).unwrap();
     let mode = AssistantMode::default();

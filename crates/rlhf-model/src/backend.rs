@@ -40,3 +40,20 @@ pub const CPU_BACKEND_NAME: &str = "flex";
 /// The name of [`CpuBackend`], for metadata and logs.
 #[cfg(all(feature = "ndarray", not(feature = "flex")))]
 pub const CPU_BACKEND_NAME: &str = "ndarray";
+
+/// Whether `B` computes on the CPU (burn-flex or burn-ndarray): where the
+/// host training path ([`crate::HostMlp`]) replaces burn's kernels with no
+/// change of device.
+pub fn is_cpu_backend<B: burn::tensor::backend::Backend>() -> bool {
+    let id = std::any::TypeId::of::<B>();
+    #[cfg(feature = "flex")]
+    if id == std::any::TypeId::of::<burn::backend::Flex>() {
+        return true;
+    }
+    #[cfg(feature = "ndarray")]
+    if id == std::any::TypeId::of::<burn::backend::NdArray>() {
+        return true;
+    }
+    let _ = id;
+    false
+}

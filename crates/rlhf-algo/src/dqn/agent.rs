@@ -14,11 +14,13 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use rlhf_env::rng::{EnvRng, seeded_rng};
 use rlhf_env::{BoxSpace, Discrete, Env, EpisodeOutcome, GoalEnv, GoalReward};
+use rlhf_model::backend::is_cpu_backend;
 use rlhf_model::checkpoint::{self, CheckpointInfo};
-use rlhf_model::{HostQNetwork, QNetwork, QNetworkConfig};
+use rlhf_model::{AdamRecord, HostAdam, HostMlp, HostQNetwork, QNetwork, QNetworkConfig};
 
 use super::collect::Collection;
-use super::config::{DqnConfig, LossKind};
+use super::config::{DqnConfig, LossKind, UpdatePath};
+use super::host::{HostUpdate, adam_config};
 use super::store::{FlatObs, ReplayStore, write_row};
 use super::td::td_targets;
 use crate::callbacks::TrainEvent;
@@ -26,6 +28,93 @@ use crate::error::AlgoError;
 use crate::evaluation::{EvalReport, evaluate};
 use crate::policy::GreedyPolicy;
 use crate::replay::{HerBuffer, ReplayBatch, ReplayBuffer};
+
+/// The online and target networks and the optimizer, where the gradient steps run.
+// One per agent, moved only when built: boxing a variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Networks<B: AutodiffBackend> {
+    /// burn's autodiff and optimizer on the agent's backend: the reference, and the GPU path.
+    Burn { online: QNetwork<B>, target: QNetwork<B::InnerBackend>, optimizer: OptimizerAdaptor<Adam, QNetwork<B>, B> },
+    /// Host loops: the fast path for plain MLPs on a CPU backend.
+    Host(HostUpdate),
+}
+
+/// burn's Adam as DQN uses it: ε = 1e-8 (Stable-Baselines3's), each tensor's gradient norm clipped.
+fn burn_optimizer<B: AutodiffBackend>(config: &DqnConfig) -> OptimizerAdaptor<Adam, QNetwork<B>, B> {
+    AdamConfig::new()
+        .with_epsilon(1e-8)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(config.max_grad_norm as f32)))
+        .init()
+}
+
+impl<B: AutodiffBackend> Networks<B> {
+    /// `online` and its `target`, with the optimizer's state in `record`
+    /// (burn's, keyed by `online`'s parameter ids), on the path `config` asks for.
+    pub(super) fn new(
+        config: &DqnConfig,
+        online: QNetwork<B>,
+        target: QNetwork<B::InnerBackend>,
+        record: Option<AdamRecord<B>>,
+    ) -> Result<Self, AlgoError> {
+        let host = match config.update {
+            UpdatePath::Burn => false,
+            UpdatePath::Host => true,
+            UpdatePath::Auto => !config.dueling && is_cpu_backend::<B::InnerBackend>(),
+        };
+        if !host {
+            let optimizer = burn_optimizer(config);
+            let optimizer = match record {
+                Some(record) => optimizer.load_record(record),
+                None => optimizer,
+            };
+            return Ok(Self::Burn { online, target, optimizer });
+        }
+        let adam = match record {
+            Some(record) => HostAdam::from_record(adam_config(config), record, &online)?,
+            None => HostAdam::new(adam_config(config)),
+        };
+        let update = HostUpdate::new(
+            HostMlp::from_network(&online)?,
+            HostMlp::from_network(&target)?,
+            adam,
+            config.freeze_layers,
+        );
+        Ok(Self::Host(update))
+    }
+
+    /// The online network in burn, its first `frozen` hidden layers frozen.
+    pub(super) fn online(&self, device: &B::Device, frozen: usize) -> QNetwork<B> {
+        match self {
+            Self::Burn { online, .. } => online.clone(),
+            Self::Host(host) => host.online.to_network::<B>(device).freeze_hidden(frozen),
+        }
+    }
+
+    /// A host copy of the online network, for acting.
+    pub(super) fn acting(&self) -> Result<HostQNetwork, AlgoError> {
+        match self {
+            Self::Burn { online, .. } => Ok(online.to_host()?),
+            Self::Host(host) => Ok(host.acting()),
+        }
+    }
+
+    /// Online network, target network and optimizer record as burn holds
+    /// them (what a checkpoint stores), whichever path trained them.
+    pub(super) fn to_burn(
+        &self,
+        device: &B::Device,
+        frozen: usize,
+    ) -> (QNetwork<B>, QNetwork<B::InnerBackend>, AdamRecord<B>) {
+        match self {
+            Self::Burn { online, target, optimizer } => (online.clone(), target.clone(), optimizer.to_record()),
+            Self::Host(host) => {
+                let online = self.online(device, frozen);
+                let record = host.adam.to_record(&online);
+                (online, host.target.to_network(device), record)
+            }
+        }
+    }
+}
 
 /// A DQN agent: online and target Q-networks, Adam, replay and exploration.
 ///
@@ -65,9 +154,7 @@ use crate::replay::{HerBuffer, ReplayBatch, ReplayBuffer};
 pub struct Dqn<B: AutodiffBackend> {
     pub(super) config: DqnConfig,
     pub(super) device: B::Device,
-    pub(super) online: QNetwork<B>,
-    pub(super) target: QNetwork<B::InnerBackend>,
-    pub(super) optimizer: OptimizerAdaptor<Adam, QNetwork<B>, B>,
+    pub(super) networks: Networks<B>,
     pub(super) network_config: QNetworkConfig,
     pub(super) acting: HostQNetwork,
     pub(super) replay: ReplayStore,
@@ -133,19 +220,14 @@ impl<B: AutodiffBackend> Dqn<B> {
             .with_dueling(config.dueling);
         let online: QNetwork<B> = net_config.init::<B>(&device, config.seed).freeze_hidden(config.freeze_layers);
         let target = online.valid();
-        let optimizer = AdamConfig::new()
-            .with_epsilon(1e-8)
-            .with_grad_clipping(Some(GradientClippingConfig::Norm(config.max_grad_norm as f32)))
-            .init();
         let acting = online.to_host()?;
+        let networks = Networks::new(&config, online, target, None)?;
         // The exploration/replay stream is decorrelated from the init stream.
         let rng = seeded_rng(config.seed ^ 0x9E37_79B9_7F4A_7C15);
         Ok(Self {
             config,
             device,
-            online,
-            target,
-            optimizer,
+            networks,
             network_config: net_config,
             acting,
             replay,
@@ -195,9 +277,9 @@ impl<B: AutodiffBackend> Dqn<B> {
         B::name(&self.device)
     }
 
-    /// The online network.
-    pub fn online(&self) -> &QNetwork<B> {
-        &self.online
+    /// The online network (a copy when the host path trains it).
+    pub fn online(&self) -> QNetwork<B> {
+        self.networks.online(&self.device, self.config.freeze_layers)
     }
 
     /// Starts from a pretrained network (fine-tuning): it becomes the online
@@ -212,9 +294,10 @@ impl<B: AutodiffBackend> Dqn<B> {
                 found: format!("{:?}", network.param_shapes()),
             });
         }
-        self.online = network.freeze_hidden(self.config.freeze_layers);
-        self.target = self.online.valid();
-        self.acting = self.online.to_host()?;
+        let online = network.freeze_hidden(self.config.freeze_layers);
+        let target = online.valid();
+        self.acting = online.to_host()?;
+        self.networks = Networks::new(&self.config, online, target, None)?;
         Ok(())
     }
 
@@ -252,7 +335,7 @@ impl<B: AutodiffBackend> Dqn<B> {
             backend: self.backend_name(),
             run_config,
         };
-        checkpoint::save(dir, &self.online, &self.network_config, info)?;
+        checkpoint::save(dir, &self.online(), &self.network_config, info)?;
         Ok(())
     }
 
@@ -286,48 +369,15 @@ impl<B: AutodiffBackend> Dqn<B> {
     /// (loss, mean Q(s, a)). [`Dqn::learn`] calls it on its schedule; it is
     /// public for benchmarks and custom loops. Errors when the buffer is empty.
     pub fn gradient_step(&mut self) -> Result<(f64, f64), AlgoError> {
-        let batch_size = self.config.batch_size;
-        self.replay.sample_into(batch_size, &mut self.rng, &mut self.batch)?;
-        let device = &self.device;
-        let obs_dim = self.obs_dim;
-        let batch = &self.batch;
-        let floats2 = |v: &[f32]| TensorData::new(v.to_vec(), [batch_size, obs_dim]);
-        let floats1 = |v: &[f32]| TensorData::new(v.to_vec(), [batch_size]);
-
-        // Targets, without gradients, on the inner backend.
-        let next_obs = Tensor::<B::InnerBackend, 2>::from_data(floats2(&batch.next_obs), device);
-        let next_q_target = self.target.forward(next_obs.clone());
-        let next_q_online = self.config.double_q.then(|| self.online.valid().forward(next_obs));
-        // γ^k for a transition over k steps (k = 1 without n-step returns).
-        let gamma = self.config.gamma;
-        let discounts: Vec<f32> = batch.steps.iter().map(|&k| gamma.powi(i32::from(k)) as f32).collect();
-        let targets = td_targets(
-            Tensor::from_data(floats1(&batch.rewards), device),
-            Tensor::from_data(floats1(&batch.terminated), device),
-            Tensor::from_data(floats1(&discounts), device),
-            next_q_target,
-            next_q_online,
-        );
-        let targets = match self.config.target_bounds {
-            Some([low, high]) => targets.clamp(low, high),
-            None => targets,
+        self.replay.sample_into(self.config.batch_size, &mut self.rng, &mut self.batch)?;
+        let step = match &mut self.networks {
+            Networks::Burn { online, target, optimizer } => {
+                burn_gradient_step(online, target, optimizer, &self.batch, &self.config, &self.device, self.obs_dim)?
+            }
+            Networks::Host(host) => host.gradient_step(&self.batch, &self.config)?,
         };
-        let targets = Tensor::<B, 1>::from_inner(targets);
-
-        // Q(s, a) with gradients.
-        let obs = Tensor::<B, 2>::from_data(floats2(&batch.obs), device);
-        let actions = Tensor::<B, 2, Int>::from_data(TensorData::new(batch.actions.clone(), [batch_size, 1]), device);
-        let q_taken: Tensor<B, 1> = self.online.forward(obs).gather(1, actions).squeeze_dim(1);
-        let mean_q = f64::from(q_taken.clone().mean().into_scalar().elem::<f32>());
-        let loss = match self.config.loss {
-            LossKind::Huber => HuberLossConfig::new(1.0).init().forward(q_taken, targets, Reduction::Mean),
-            LossKind::Mse => MseLoss::new().forward(q_taken, targets, Reduction::Mean),
-        };
-        let loss_value = f64::from(loss.clone().into_scalar().elem::<f32>());
-        let grads = GradientsParams::from_grads(loss.backward(), &self.online);
-        self.online = self.optimizer.step(self.config.learning_rate, self.online.clone(), grads);
         self.gradient_updates += 1;
-        Ok((loss_value, mean_q))
+        Ok(step)
     }
 
     /// `steps` gradient steps, reported as one event.
@@ -348,17 +398,71 @@ impl<B: AutodiffBackend> Dqn<B> {
     }
 
     /// Hard copy (`tau = 1`) or Polyak averaging of the target network.
-    pub(super) fn update_target(&mut self) {
-        let online = self.online.valid();
-        if self.config.tau >= 1.0 {
-            self.target = online;
-            return;
+    pub(super) fn update_target(&mut self) -> Result<(), AlgoError> {
+        let tau = self.config.tau;
+        let (online, target) = match &mut self.networks {
+            Networks::Host(host) => return host.update_target(tau),
+            Networks::Burn { online, target, .. } => (online.valid(), target),
+        };
+        if tau >= 1.0 {
+            *target = online;
+            return Ok(());
         }
         let mut collect = CollectParams::<B::InnerBackend> { tensors: Vec::new() };
         online.visit(&mut collect);
-        let mut blend = BlendParams { source: collect.tensors.into_iter(), tau: self.config.tau };
-        self.target = self.target.clone().map(&mut blend);
+        let mut blend = BlendParams { source: collect.tensors.into_iter(), tau };
+        *target = target.clone().map(&mut blend);
+        Ok(())
     }
+}
+
+/// One gradient step of burn's path on `batch`; returns (loss, mean Q(s, a)).
+fn burn_gradient_step<B: AutodiffBackend>(
+    online: &mut QNetwork<B>,
+    target: &QNetwork<B::InnerBackend>,
+    optimizer: &mut OptimizerAdaptor<Adam, QNetwork<B>, B>,
+    batch: &ReplayBatch,
+    config: &DqnConfig,
+    device: &B::Device,
+    obs_dim: usize,
+) -> Result<(f64, f64), AlgoError> {
+    let batch_size = batch.len();
+    let floats2 = |v: &[f32]| TensorData::new(v.to_vec(), [batch_size, obs_dim]);
+    let floats1 = |v: &[f32]| TensorData::new(v.to_vec(), [batch_size]);
+
+    // Targets, without gradients, on the inner backend.
+    let next_obs = Tensor::<B::InnerBackend, 2>::from_data(floats2(&batch.next_obs), device);
+    let next_q_target = target.forward(next_obs.clone());
+    let next_q_online = config.double_q.then(|| online.valid().forward(next_obs));
+    // γ^k for a transition over k steps (k = 1 without n-step returns).
+    let gamma = config.gamma;
+    let discounts: Vec<f32> = batch.steps.iter().map(|&k| gamma.powi(i32::from(k)) as f32).collect();
+    let targets = td_targets(
+        Tensor::from_data(floats1(&batch.rewards), device),
+        Tensor::from_data(floats1(&batch.terminated), device),
+        Tensor::from_data(floats1(&discounts), device),
+        next_q_target,
+        next_q_online,
+    );
+    let targets = match config.target_bounds {
+        Some([low, high]) => targets.clamp(low, high),
+        None => targets,
+    };
+    let targets = Tensor::<B, 1>::from_inner(targets);
+
+    // Q(s, a) with gradients.
+    let obs = Tensor::<B, 2>::from_data(floats2(&batch.obs), device);
+    let actions = Tensor::<B, 2, Int>::from_data(TensorData::new(batch.actions.clone(), [batch_size, 1]), device);
+    let q_taken: Tensor<B, 1> = online.forward(obs).gather(1, actions).squeeze_dim(1);
+    let mean_q = f64::from(q_taken.clone().mean().into_scalar().elem::<f32>());
+    let loss = match config.loss {
+        LossKind::Huber => HuberLossConfig::new(1.0).init().forward(q_taken, targets, Reduction::Mean),
+        LossKind::Mse => MseLoss::new().forward(q_taken, targets, Reduction::Mean),
+    };
+    let loss_value = f64::from(loss.clone().into_scalar().elem::<f32>());
+    let grads = GradientsParams::from_grads(loss.backward(), &*online);
+    *online = optimizer.step(config.learning_rate, online.clone(), grads);
+    Ok((loss_value, mean_q))
 }
 
 /// Gathers every float parameter, flattened, in visiting order.
@@ -397,13 +501,26 @@ mod tests {
     use rlhf_env::CartPole;
     use rlhf_model::backend::{AutodiffCpu, cpu_device};
 
-    fn q_target(agent: &Dqn<AutodiffCpu>, obs: &[f32; 4]) -> Vec<f32> {
-        agent.target.to_host().unwrap().q_values(obs).unwrap().to_vec()
+    type Inner = <AutodiffCpu as AutodiffBackend>::InnerBackend;
+
+    fn target_network(agent: &Dqn<AutodiffCpu>) -> QNetwork<Inner> {
+        agent.networks.to_burn(&agent.device, agent.config.freeze_layers).1
     }
 
-    fn agent_after_updates(tau: f64) -> (Dqn<AutodiffCpu>, Vec<f32>) {
-        let config =
-            DqnConfig { tau, learning_starts: u64::MAX, target_update_interval: u64::MAX, ..DqnConfig::default() };
+    fn q_target(agent: &Dqn<AutodiffCpu>, obs: &[f32; 4]) -> Vec<f32> {
+        target_network(agent).to_host().unwrap().q_values(obs).unwrap().to_vec()
+    }
+
+    const BOTH_PATHS: [UpdatePath; 2] = [UpdatePath::Burn, UpdatePath::Host];
+
+    fn agent_after_updates(tau: f64, update: UpdatePath) -> (Dqn<AutodiffCpu>, Vec<f32>) {
+        let config = DqnConfig {
+            tau,
+            update,
+            learning_starts: u64::MAX,
+            target_update_interval: u64::MAX,
+            ..DqnConfig::default()
+        };
         let mut env = CartPole::v1();
         let mut agent = Dqn::<AutodiffCpu>::for_env(config, &env, cpu_device()).unwrap();
         agent.learn(&mut env, 300, &mut []).unwrap();
@@ -451,29 +568,86 @@ mod tests {
 
     #[test]
     fn hard_update_copies_the_online_network() {
-        let (mut agent, before) = agent_after_updates(1.0);
-        let obs = [0.1, 0.2, -0.1, 0.3];
-        assert_eq!(q_target(&agent, &obs), before, "the target waits for its update");
-        agent.update_target();
-        assert_eq!(q_target(&agent, &obs), agent.online.to_host().unwrap().q_values(&obs).unwrap().to_vec());
+        for update in BOTH_PATHS {
+            let (mut agent, before) = agent_after_updates(1.0, update);
+            let obs = [0.1, 0.2, -0.1, 0.3];
+            assert_eq!(q_target(&agent, &obs), before, "the target waits for its update");
+            agent.update_target().unwrap();
+            assert_eq!(q_target(&agent, &obs), agent.online().to_host().unwrap().q_values(&obs).unwrap().to_vec());
+        }
+    }
+
+    fn weights(net: &QNetwork<Inner>) -> Vec<f32> {
+        let mut collect = CollectParams { tensors: Vec::new() };
+        net.visit(&mut collect);
+        collect.tensors.into_iter().flat_map(|t| t.into_data().to_vec::<f32>().unwrap()).collect()
     }
 
     #[test]
     fn polyak_update_moves_each_weight_a_fraction_tau() {
-        let (mut agent, _) = agent_after_updates(0.25);
-        let weights = |net: &QNetwork<<AutodiffCpu as AutodiffBackend>::InnerBackend>| {
-            let mut collect = CollectParams { tensors: Vec::new() };
-            net.visit(&mut collect);
-            collect.tensors.into_iter().flat_map(|t| t.into_data().to_vec::<f32>().unwrap()).collect::<Vec<f32>>()
-        };
-        let old_target = weights(&agent.target);
-        let online = weights(&agent.online.valid());
-        agent.update_target();
-        let new_target = weights(&agent.target);
-        assert_ne!(old_target, online);
-        for ((new, old), theta) in new_target.iter().zip(&old_target).zip(&online) {
-            let expected = 0.75 * old + 0.25 * theta;
-            assert!((new - expected).abs() <= 1e-6 * (1.0 + expected.abs()), "{new} vs {expected}");
+        for update in BOTH_PATHS {
+            let (mut agent, _) = agent_after_updates(0.25, update);
+            let old_target = weights(&target_network(&agent));
+            let online = weights(&agent.online().valid());
+            agent.update_target().unwrap();
+            let new_target = weights(&target_network(&agent));
+            assert_ne!(old_target, online);
+            for ((new, old), theta) in new_target.iter().zip(&old_target).zip(&online) {
+                let expected = 0.75 * old + 0.25 * theta;
+                assert!((new - expected).abs() <= 1e-6 * (1.0 + expected.abs()), "{new} vs {expected}");
+            }
+        }
+    }
+
+    #[test]
+    fn auto_picks_the_host_path_on_the_cpu_and_burn_for_a_dueling_head() {
+        let env = CartPole::v1();
+        let agent = Dqn::<AutodiffCpu>::for_env(DqnConfig::default(), &env, cpu_device()).unwrap();
+        assert!(matches!(agent.networks, Networks::Host(_)));
+        let dueling = DqnConfig { dueling: true, ..DqnConfig::default() };
+        let agent = Dqn::<AutodiffCpu>::for_env(dueling.clone(), &env, cpu_device()).unwrap();
+        assert!(matches!(agent.networks, Networks::Burn { .. }));
+        let err = Dqn::<AutodiffCpu>::for_env(DqnConfig { update: UpdatePath::Host, ..dueling }, &env, cpu_device())
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("`update`"), "{err}");
+    }
+
+    /// The host path's steps against burn's on the same batches: loss, mean
+    /// Q and every weight agree to float rounding, for each variant of the update.
+    #[test]
+    fn the_host_path_computes_burns_update() {
+        let variants = [
+            DqnConfig::default(),
+            DqnConfig { double_q: true, loss: LossKind::Mse, n_steps: 3, ..DqnConfig::default() },
+            DqnConfig {
+                target_bounds: Some([0.0, 5.0]),
+                activation: rlhf_model::Activation::Tanh,
+                ..DqnConfig::default()
+            },
+            DqnConfig { freeze_layers: 1, max_grad_norm: 0.1, ..DqnConfig::default() },
+        ];
+        for base in variants {
+            let run = |update: UpdatePath| {
+                let config =
+                    DqnConfig { update, learning_starts: u64::MAX, target_update_interval: u64::MAX, ..base.clone() };
+                let mut env = CartPole::v1();
+                let mut agent = Dqn::<AutodiffCpu>::for_env(config, &env, cpu_device()).unwrap();
+                agent.learn(&mut env, 500, &mut []).unwrap();
+                let steps: Vec<(f64, f64)> = (0..25).map(|_| agent.gradient_step().unwrap()).collect();
+                agent.update_target().unwrap();
+                let steps_after: Vec<(f64, f64)> = (0..5).map(|_| agent.gradient_step().unwrap()).collect();
+                (steps, steps_after, weights(&agent.online().valid()))
+            };
+            let (burn, host) = (run(UpdatePath::Burn), run(UpdatePath::Host));
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-4 * (1.0 + b.abs());
+            for (i, ((lb, qb), (lh, qh))) in burn.0.iter().chain(&burn.1).zip(host.0.iter().chain(&host.1)).enumerate()
+            {
+                assert!(close(*lh, *lb) && close(*qh, *qb), "{base:?}: step {i}: host ({lh}, {qh}), burn ({lb}, {qb})");
+            }
+            for (h, b) in host.2.iter().zip(&burn.2) {
+                assert!((h - b).abs() <= 1e-4 * (1.0 + b.abs()), "{base:?}: weight {h} against {b}");
+            }
         }
     }
 }

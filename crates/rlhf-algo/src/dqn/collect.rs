@@ -18,7 +18,7 @@ use rlhf_env::{AutoresetMode, Env, EpisodeOutcome, Snapshot, VecEnv};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::agent::Dqn;
+use super::agent::{Dqn, Networks};
 use super::persistence::snapshot_json;
 use super::store::{FlatObs, ReplayStore, write_row};
 use crate::callbacks::{self, Callback, TrainEvent};
@@ -390,11 +390,11 @@ impl<B: AutodiffBackend> Dqn<B> {
             let bursts = self.num_timesteps / self.config.train_freq - before / self.config.train_freq;
             if self.num_timesteps > self.config.learning_starts && bursts > 0 && !self.replay.is_empty() {
                 events.push(self.train_burst(bursts * self.config.gradient_steps)?);
-                self.acting = self.online.to_host()?;
+                self.acting = self.networks.acting()?;
             }
             let interval = self.config.target_update_interval;
             if before / interval != self.num_timesteps / interval {
-                self.update_target();
+                self.update_target()?;
             }
 
             events.push(TrainEvent::Step { step: self.num_timesteps, n_envs: n as u64 });
@@ -438,11 +438,17 @@ impl<B: AutodiffBackend> Dqn<B> {
             return Ok(());
         }
         let inputs: Vec<f32> = collection.slots.iter().flat_map(|slot| slot.input.iter().copied()).collect();
-        let rows = TensorData::new(inputs, [actions.len(), self.obs_dim]);
-        let greedy = self.online.valid().forward(Tensor::from_data(rows, &self.device)).argmax(1).into_data();
-        for (action, best) in actions.iter_mut().zip(greedy.iter::<i64>()) {
+        let greedy = match &mut self.networks {
+            Networks::Host(host) => host.greedy_actions(&inputs, actions.len())?,
+            Networks::Burn { online, .. } => {
+                let rows = TensorData::new(inputs, [actions.len(), self.obs_dim]);
+                let best = online.valid().forward(Tensor::from_data(rows, &self.device)).argmax(1).into_data();
+                best.iter::<i64>().map(|b| usize::try_from(b).unwrap_or(0)).collect()
+            }
+        };
+        for (action, best) in actions.iter_mut().zip(greedy) {
             if *action == usize::MAX {
-                *action = usize::try_from(best).unwrap_or(0);
+                *action = best;
             }
         }
         Ok(())

@@ -19,6 +19,21 @@ pub enum LossKind {
     Mse,
 }
 
+/// Where DQN's gradient steps run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpdatePath {
+    /// Host loops on a CPU backend for a plain MLP (the fastest measured
+    /// there), burn otherwise (a GPU backend, a dueling head).
+    #[default]
+    Auto,
+    /// burn's autodiff and optimizer on the agent's backend: the reference.
+    Burn,
+    /// Host loops ([`rlhf_model::HostMlp`], [`rlhf_model::HostAdam`]) on
+    /// any backend; a dueling head is an error.
+    Host,
+}
+
 /// Hyperparameters of [`super::Dqn`], named as in Stable-Baselines3 so
 /// configurations carry over.
 ///
@@ -90,6 +105,10 @@ pub struct DqnConfig {
     /// Hindsight relabeling on goal environments (`[her]` with `strategy`
     /// and `n_sampled_goal`); none by default.
     pub her: Option<HerConfig>,
+    /// Where the gradient steps run: `auto` (the default), `burn` or `host`.
+    /// The two paths compute the same update to float rounding; each repeats
+    /// itself bit for bit, and checkpoints are the same files.
+    pub update: UpdatePath,
     /// Environments stepped together (Stable-Baselines3's `n_envs`): above
     /// 1, collection is [`Dqn::learn_vec`](crate::dqn::Dqn::learn_vec)'s,
     /// actions for all of them from one batched forward pass. Plain replay only.
@@ -123,6 +142,7 @@ impl Default for DqnConfig {
             freeze_layers: 0,
             target_bounds: None,
             her: None,
+            update: UpdatePath::Auto,
             n_envs: 1,
         }
     }
@@ -243,6 +263,9 @@ impl DqnConfig {
         }
         if self.n_envs > 1 && self.her.is_some() {
             return bad("n_envs", "hindsight replay reads whole episodes in order: use one environment");
+        }
+        if self.update == UpdatePath::Host && self.dueling {
+            return bad("update", "`host` trains plain MLPs; a dueling head needs `burn` (or `auto`)");
         }
         Ok(())
     }

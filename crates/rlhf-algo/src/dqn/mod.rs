@@ -5,12 +5,13 @@
 mod agent;
 mod collect;
 mod config;
+mod host;
 mod persistence;
 mod store;
 mod td;
 
 pub use crate::callbacks::TrainEvent;
 pub use agent::Dqn;
-pub use config::{BIT_FLIPPING_LARGE_N, DqnConfig, LossKind};
+pub use config::{BIT_FLIPPING_LARGE_N, DqnConfig, LossKind, UpdatePath};
 pub use store::FlatObs;
 pub use td::td_targets;

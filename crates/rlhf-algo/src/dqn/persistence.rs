@@ -13,7 +13,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use burn::optim::Optimizer;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use rlhf_env::rng::EnvRng;
@@ -22,7 +21,7 @@ use rlhf_model::checkpoint::{self, CheckpointError, CheckpointInfo, Expectation}
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::agent::Dqn;
+use super::agent::{Dqn, Networks};
 use super::collect::Collection;
 use super::config::DqnConfig;
 use super::store::ReplayStore;
@@ -81,9 +80,10 @@ impl<B: AutodiffBackend> Dqn<B> {
             what: format!("{} ({what})", dir.display()),
             reason: e.to_string(),
         };
-        let target = checkpoint::network_to_bytes(&self.target, &dir.join(TARGET_FILE))?;
+        let (online, target, optimizer) = self.networks.to_burn(&self.device, self.config.freeze_layers);
+        let target = checkpoint::network_to_bytes(&target, &dir.join(TARGET_FILE))?;
         let optimizer = NamedMpkBytesRecorder::<FullPrecisionSettings>::new()
-            .record(self.optimizer.to_record(), ())
+            .record(optimizer, ())
             .map_err(|e| serialize(OPTIMIZER_FILE, &e))?;
         let replay = self.replay.to_bytes();
         let state = TrainingState {
@@ -109,7 +109,7 @@ impl<B: AutodiffBackend> Dqn<B> {
             backend: self.backend_name(),
             run_config: serde_json::to_value(&self.config).map_err(|e| serialize("meta.json", &e))?,
         };
-        checkpoint::save_with_extras(dir, &self.online, &self.network_config, info, &files)?;
+        checkpoint::save_with_extras(dir, &online, &self.network_config, info, &files)?;
         Ok(())
     }
 
@@ -236,9 +236,8 @@ impl<B: AutodiffBackend> Dqn<B> {
         restore_env(&state.env).map_err(|e| bad_state(format!("env: {e}")))?;
 
         agent.acting = online.to_host()?;
-        agent.online = online.freeze_hidden(agent.config.freeze_layers);
-        agent.target = target;
-        agent.optimizer = agent.optimizer.load_record(optimizer_record);
+        let online = online.freeze_hidden(agent.config.freeze_layers);
+        agent.networks = Networks::new(&agent.config, online, target, Some(optimizer_record))?;
         agent.replay = replay;
         agent.num_timesteps = state.num_timesteps;
         agent.gradient_updates = state.gradient_updates;
