@@ -3,7 +3,9 @@
 //! pipeline network (2048 features, one hidden layer of 256, 24 intents), in
 //! Chinese, English and a long mixed utterance; the same with the clarify
 //! policy's decision (a second network of the same shape over the features
-//! and the turn); and the featuriser alone.
+//! and the turn); the featuriser alone; and the online learner's update for
+//! one answer (`updates_per_feedback` gradient steps, each on the answer,
+//! 32 replayed lessons and 32 rehearsed training utterances).
 //!
 //! `RAYON_NUM_THREADS=1 cargo bench -p rlhf-bench --bench intent_predict`
 
@@ -12,9 +14,10 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use rlhf_assistant::BUILTIN_INTENTS;
 use rlhf_assistant::dialog::{ClarifyPolicy, ClarifySpec};
-use rlhf_assistant::{IntentClassifier, PipelineConfig};
+use rlhf_assistant::online::{OnlineConfig, OnlineLearner};
+use rlhf_assistant::{IntentClassifier, IntentCorpus, PipelineConfig, Split};
 use rlhf_model::QNetworkConfig;
-use rlhf_model::backend::{CpuBackend, cpu_device};
+use rlhf_model::backend::{AutodiffCpu, CpuBackend, cpu_device};
 use rlhf_model::text::{HashedNgrams, SparseFeatures};
 
 const UTTERANCES: [(&str, &str); 3] = [
@@ -69,5 +72,30 @@ fn predict(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, predict);
+fn online_update(c: &mut Criterion) {
+    rlhf_model::subnormals::flush_subnormals_unless_kept(); // as `cargo xtask` runs
+    let config = PipelineConfig::default();
+    let featurizer = HashedNgrams::new(config.featurizer).unwrap_or_else(|e| panic!("{e}"));
+    let labels: Vec<String> = BUILTIN_INTENTS.iter().map(|(name, _)| (*name).to_owned()).collect();
+    let network = QNetworkConfig::new(config.featurizer.dim, labels.len())
+        .with_hidden(config.net_arch.clone())
+        .init::<AutodiffCpu>(&cpu_device(), 0);
+    let rehearsal = IntentCorpus::builtin(Split::Train).unwrap_or_else(|e| panic!("{e}"));
+    let mut learner = OnlineLearner::new(network, labels, featurizer, Some(rehearsal), OnlineConfig::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A full replay, as on a server that has taken feedback for a while.
+    for i in 0..64 {
+        let text = UTTERANCES[i % UTTERANCES.len()].1;
+        learner.remember(text, &[(i % 24, if i % 2 == 0 { 1.0 } else { -1.0 })]).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let mut group = c.benchmark_group("online_update");
+    group.bench_function("answer", |b| {
+        b.iter(|| {
+            learner.learn(black_box("turn the volume up"), &[(3, 1.0), (5, -1.0)]).unwrap_or_else(|e| panic!("{e}"))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, predict, online_update);
 criterion_main!(benches);
