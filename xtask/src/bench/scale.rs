@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
-use rlhf_algo::dqn::{Dqn, DqnConfig};
+use rlhf_algo::dqn::{Dqn, DqnConfig, UpdatePath};
 use rlhf_env::{CartPole, TimeLimit, VecEnv};
 use serde::Serialize;
 
@@ -43,12 +43,22 @@ pub struct ScaleBench {
     /// Backends to measure [default: cpu,ndarray, and wgpu in a build with the feature].
     #[arg(long, value_delimiter = ',')]
     pub devices: Vec<Device>,
+    /// Where gradient steps run (`DqnConfig::update`): `auto` (host loops on
+    /// the CPU backends, burn on wgpu), `burn` (every backend's own kernels) or `host`.
+    #[arg(long, default_value = "auto", value_parser = parse_update)]
+    pub update: UpdatePath,
     /// Least wall time per measurement, seconds.
     #[arg(long, default_value_t = 1.0)]
     pub seconds: f64,
     /// Folder of the report.
     #[arg(long, default_value = "runs/bench-scale")]
     pub out: PathBuf,
+}
+
+/// `auto`, `burn` or `host`, as a config file spells them.
+fn parse_update(value: &str) -> Result<UpdatePath, String> {
+    serde_json::from_value(serde_json::Value::String(value.to_owned()))
+        .map_err(|_| format!("`{value}`: expected auto, burn or host"))
 }
 
 fn default_devices() -> Vec<Device> {
@@ -182,6 +192,7 @@ impl BackendJob for BackendRows<'_> {
                     buffer_size: fill as usize,
                     learning_starts: fill,
                     total_timesteps: fill,
+                    update: args.update,
                     ..DqnConfig::default()
                 };
                 let mut env = CartPole::v1();
@@ -201,6 +212,7 @@ impl BackendJob for BackendRows<'_> {
                     train_freq: n as u64,
                     gradient_steps: 1,
                     total_timesteps: 10_000_000,
+                    update: args.update,
                     ..DqnConfig::default()
                 };
                 let mut agent = Dqn::<B>::for_env(config, &CartPole::v1(), device.clone())?;
