@@ -17,7 +17,7 @@ use burn::backend::{Autodiff, Flex, Wgpu};
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
-use rlhf_algo::dqn::{Dqn, DqnConfig, LossKind};
+use rlhf_algo::dqn::{Dqn, DqnConfig, LossKind, UpdatePath};
 use rlhf_algo::replay::HerConfig;
 use rlhf_env::rng::{seeded_rng, uniform_f64};
 use rlhf_env::{BitFlipping, CartPole};
@@ -106,6 +106,8 @@ fn cartpole_config(seed: u64) -> DqnConfig {
         target_update_interval: 250,
         exploration_fraction: 0.3,
         net_arch: vec![64, 64],
+        // burn's kernels on both sides: these tests compare the backends.
+        update: UpdatePath::Burn,
         ..DqnConfig::default()
     }
 }
@@ -163,7 +165,8 @@ fn a_short_training_run_gives_the_same_greedy_actions() {
 fn checkpoints_move_between_backends() {
     let tmp = TempDir::new().unwrap();
     let dir = tmp.path();
-    let config = DqnConfig { total_timesteps: 1_500, ..cartpole_config(9) };
+    // `auto`: host loops on the CPU, burn on the GPU, one checkpoint format.
+    let config = DqnConfig { total_timesteps: 1_500, update: UpdatePath::Auto, ..cartpole_config(9) };
     let mut env = CartPole::v1();
     let mut on_cpu = Dqn::<Cpu>::for_env(config.clone(), &env, cpu()).unwrap();
     on_cpu.learn(&mut env, 1_000, &mut []).unwrap();

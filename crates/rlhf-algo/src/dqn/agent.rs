@@ -220,8 +220,8 @@ impl<B: AutodiffBackend> Dqn<B> {
             .with_dueling(config.dueling);
         let online: QNetwork<B> = net_config.init::<B>(&device, config.seed).freeze_hidden(config.freeze_layers);
         let target = online.valid();
-        let acting = online.to_host()?;
         let networks = Networks::new(&config, online, target, None)?;
+        let acting = networks.acting()?;
         // The exploration/replay stream is decorrelated from the init stream.
         let rng = seeded_rng(config.seed ^ 0x9E37_79B9_7F4A_7C15);
         Ok(Self {
@@ -296,8 +296,8 @@ impl<B: AutodiffBackend> Dqn<B> {
         }
         let online = network.freeze_hidden(self.config.freeze_layers);
         let target = online.valid();
-        self.acting = online.to_host()?;
         self.networks = Networks::new(&self.config, online, target, None)?;
+        self.acting = self.networks.acting()?;
         Ok(())
     }
 

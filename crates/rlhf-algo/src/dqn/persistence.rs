@@ -235,9 +235,9 @@ impl<B: AutodiffBackend> Dqn<B> {
         }
         restore_env(&state.env).map_err(|e| bad_state(format!("env: {e}")))?;
 
-        agent.acting = online.to_host()?;
         let online = online.freeze_hidden(agent.config.freeze_layers);
         agent.networks = Networks::new(&agent.config, online, target, Some(optimizer_record))?;
+        agent.acting = agent.networks.acting()?;
         agent.replay = replay;
         agent.num_timesteps = state.num_timesteps;
         agent.gradient_updates = state.gradient_updates;
