@@ -11,14 +11,16 @@
 
 use std::hint::black_box;
 
+use burn::tensor::Device;
+use burn::tensor::backend::Backend;
 use criterion::{Criterion, criterion_group, criterion_main};
 use rlhf_assistant::BUILTIN_INTENTS;
 use rlhf_assistant::dialog::{ClarifyPolicy, ClarifySpec};
 use rlhf_assistant::online::{OnlineConfig, OnlineLearner};
 use rlhf_assistant::{IntentClassifier, IntentCorpus, PipelineConfig, Split};
-use rlhf_model::QNetworkConfig;
 use rlhf_model::backend::{AutodiffCpu, CpuBackend, cpu_device};
 use rlhf_model::text::{HashedNgrams, SparseFeatures};
+use rlhf_model::{QNetwork, QNetworkConfig};
 
 const UTTERANCES: [(&str, &str); 3] = [
     ("zh", "把灯打开"),
@@ -26,16 +28,23 @@ const UTTERANCES: [(&str, &str); 3] = [
     ("mixed_long", "嗯那个 please 帮我把客厅的 light 打开然后 turn the volume down a little bit 谢谢"),
 ];
 
-fn predict(c: &mut Criterion) {
+/// The default pipeline's featuriser, the 24 built-in labels and an
+/// untrained network of its shape (speed does not depend on the weights).
+fn default_model<B: Backend<Device = Device<CpuBackend>>>() -> (PipelineConfig, HashedNgrams, Vec<String>, QNetwork<B>)
+{
     rlhf_model::subnormals::flush_subnormals_unless_kept(); // as `cargo xtask` runs
     let config = PipelineConfig::default();
     let featurizer = HashedNgrams::new(config.featurizer).unwrap_or_else(|e| panic!("{e}"));
     let labels: Vec<String> = BUILTIN_INTENTS.iter().map(|(name, _)| (*name).to_owned()).collect();
     let network = QNetworkConfig::new(config.featurizer.dim, labels.len())
         .with_hidden(config.net_arch.clone())
-        .init::<CpuBackend>(&cpu_device(), 0)
-        .to_host()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .init::<B>(&cpu_device(), 0);
+    (config, featurizer, labels, network)
+}
+
+fn predict(c: &mut Criterion) {
+    let (config, featurizer, labels, network) = default_model::<CpuBackend>();
+    let network = network.to_host().unwrap_or_else(|e| panic!("{e}"));
     let labels_len = labels.len();
     let mut classifier = IntentClassifier::new(labels, featurizer.clone(), network).unwrap_or_else(|e| panic!("{e}"));
     let mut group = c.benchmark_group("intent_predict");
@@ -73,13 +82,7 @@ fn predict(c: &mut Criterion) {
 }
 
 fn online_update(c: &mut Criterion) {
-    rlhf_model::subnormals::flush_subnormals_unless_kept(); // as `cargo xtask` runs
-    let config = PipelineConfig::default();
-    let featurizer = HashedNgrams::new(config.featurizer).unwrap_or_else(|e| panic!("{e}"));
-    let labels: Vec<String> = BUILTIN_INTENTS.iter().map(|(name, _)| (*name).to_owned()).collect();
-    let network = QNetworkConfig::new(config.featurizer.dim, labels.len())
-        .with_hidden(config.net_arch.clone())
-        .init::<AutodiffCpu>(&cpu_device(), 0);
+    let (_, featurizer, labels, network) = default_model::<AutodiffCpu>();
     let rehearsal = IntentCorpus::builtin(Split::Train).unwrap_or_else(|e| panic!("{e}"));
     let mut learner = OnlineLearner::new(network, labels, featurizer, Some(rehearsal), OnlineConfig::default())
         .unwrap_or_else(|e| panic!("{e}"));

@@ -4,7 +4,7 @@ independent measure of what this data allows.
 
     python benches/peers/sklearn_intents.py [--json] [--domains source|target]
 
-Reads `crates/rlhf-env/data/intents/*.tsv` the way `IntentCorpus::builtin`
+Reads `crates/rlhf-assistant/data/intents/*.tsv` the way `IntentCorpus::builtin`
 does: in each (intent, language) group, in file order, every fifth phrasing
 (indices 4, 9, 14, ...) is test-only; `{slot}`s are filled from `slots.tsv`.
 Each train phrasing is rendered 10 times, each test phrasing 5 times (the
@@ -31,7 +31,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_union
 from sklearn.svm import LinearSVC
 
-DATA = Path(__file__).resolve().parents[2] / "crates" / "rlhf-env" / "data" / "intents"
+DATA = Path(__file__).resolve().parents[2] / "crates" / "rlhf-assistant" / "data" / "intents"
 TEST_EVERY = 5
 TRAIN_RENDERS = 10
 TEST_RENDERS = 5
