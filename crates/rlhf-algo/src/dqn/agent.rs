@@ -39,11 +39,14 @@ pub(super) enum Networks<B: AutodiffBackend> {
     Host(HostUpdate),
 }
 
-/// burn's Adam as DQN uses it: ε = 1e-8 (Stable-Baselines3's), each tensor's gradient norm clipped.
+/// burn's Adam with the settings the host path uses too ([`adam_config`]: one source for both).
 fn burn_optimizer<B: AutodiffBackend>(config: &DqnConfig) -> OptimizerAdaptor<Adam, QNetwork<B>, B> {
+    let adam = adam_config(config);
     AdamConfig::new()
-        .with_epsilon(1e-8)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(config.max_grad_norm as f32)))
+        .with_beta_1(adam.beta_1)
+        .with_beta_2(adam.beta_2)
+        .with_epsilon(adam.epsilon)
+        .with_grad_clipping(adam.clip_norm.map(GradientClippingConfig::Norm))
         .init()
 }
 

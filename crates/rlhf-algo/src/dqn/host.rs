@@ -26,7 +26,7 @@ pub(super) struct HostUpdate {
     d_q: Vec<f32>,
 }
 
-/// Adam as the burn path configures it (`AdamConfig::new().with_epsilon(1e-8)`, norm clipping).
+/// DQN's Adam, for both paths: β = (0.9, 0.999), ε = 1e-8 (Stable-Baselines3's), each tensor's gradient norm clipped.
 pub(super) fn adam_config(config: &DqnConfig) -> HostAdamConfig {
     HostAdamConfig { beta_1: 0.9, beta_2: 0.999, epsilon: 1e-8, clip_norm: Some(config.max_grad_norm as f32) }
 }
