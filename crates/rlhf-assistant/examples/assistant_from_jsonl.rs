@@ -11,7 +11,6 @@ use rlhf_assistant::IntentCorpus;
 use rlhf_assistant::pipeline::{IntentModelSpec, classifier_of, new_network};
 use rlhf_assistant::{PipelineConfig, PretrainConfig, pretrain};
 use rlhf_model::backend::{AutodiffCpu, cpu_device};
-use rlhf_model::text::HashedNgrams;
 
 const SAMPLE: &str = r#"{"text": "turn on the kitchen lights", "intent": "light_on"}
 {"text": "lights on please", "intent": "light_on"}
@@ -44,12 +43,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         pretrain: PretrainConfig { steps: 400, ..PretrainConfig::default() },
         ..PipelineConfig::default()
     };
-    let featurizer = HashedNgrams::new(config.featurizer)?;
+    let featurizer = config.features()?;
     let device = cpu_device();
     let network = new_network::<AutodiffCpu>(&config, &featurizer, corpus.labels().len(), &device, 0);
     let network = pretrain(network, &corpus, &featurizer, &config.pretrain, |_, _| {})?;
 
-    let spec = IntentModelSpec { labels: corpus.labels().to_vec(), featurizer: config.featurizer };
+    let spec = IntentModelSpec::new(corpus.labels().to_vec(), &featurizer);
     let mut classifier = classifier_of(&network, &spec)?;
     for text in ["kitchen lights on", "关掉灯", "is it going to rain", "天气"] {
         let intent = classifier.predict(text)?;

@@ -11,7 +11,7 @@ use crate::dialog::ClarifyPolicy;
 use crate::{AsrNoise, IntentCorpus, Language};
 use rlhf_env::rng::{EnvRng, seeded_rng, uniform_f64, uniform_index};
 use rlhf_model::HostQNetwork;
-use rlhf_model::text::{HashedNgrams, SparseFeatures};
+use rlhf_model::text::SparseFeatures;
 use serde::Serialize;
 
 use crate::AssistantError;
@@ -132,7 +132,7 @@ impl Default for AssistantMode {
 pub struct Assistant<B: AutodiffBackend> {
     learner: OnlineLearner<B>,
     host: HostQNetwork,
-    featurizer: HashedNgrams,
+    featurizer: crate::IntentFeatures,
     features: SparseFeatures,
     label_set: String,
     base_version: u64,
@@ -150,7 +150,7 @@ impl<B: AutodiffBackend> Assistant<B> {
     /// step `base_version`; feedback goes to `log` when given.
     pub fn new(
         learner: OnlineLearner<B>,
-        featurizer: HashedNgrams,
+        featurizer: crate::IntentFeatures,
         base_version: u64,
         mode: AssistantMode,
         log: Option<FeedbackLog>,
@@ -223,7 +223,7 @@ impl<B: AutodiffBackend> Assistant<B> {
     }
 
     fn answer_turn(&mut self, text: &str, turn: usize, latest: &str) -> Result<Answer, AssistantError> {
-        self.featurizer.sparse(text, &mut self.features);
+        self.featurizer.sparse(text, &mut self.features)?;
         let q = self.host.q_values_sparse(&self.features.indices, &self.features.values)?.to_vec();
         let intent = rlhf_model::argmax(&q);
         let second =

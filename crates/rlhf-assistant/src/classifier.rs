@@ -2,10 +2,11 @@
 
 use crate::{AsrNoise, Utterance};
 use rlhf_env::rng::seeded_rng;
-use rlhf_model::text::{HashedNgrams, SparseFeatures};
+use rlhf_model::text::{SparseFeatures, TextFeaturizer};
 use rlhf_model::{HostQNetwork, argmax};
 
 use crate::AssistantError;
+use crate::features::IntentFeatures;
 use crate::metrics::ClassificationReport;
 
 /// Maps text to one of its labels by the largest Q-value.
@@ -15,7 +16,7 @@ use crate::metrics::ClassificationReport;
 #[derive(Debug, Clone)]
 pub struct IntentClassifier {
     labels: Vec<String>,
-    featurizer: HashedNgrams,
+    featurizer: IntentFeatures,
     network: HostQNetwork,
     features: SparseFeatures,
 }
@@ -23,8 +24,8 @@ pub struct IntentClassifier {
 impl IntentClassifier {
     /// A classifier; errors when the network's input or output size does not
     /// match the featuriser or the labels.
-    pub fn new(labels: Vec<String>, featurizer: HashedNgrams, network: HostQNetwork) -> Result<Self, AssistantError> {
-        let dim = featurizer.config().dim;
+    pub fn new(labels: Vec<String>, featurizer: IntentFeatures, network: HostQNetwork) -> Result<Self, AssistantError> {
+        let dim = featurizer.dim();
         if network.obs_dim() != dim {
             let reason = format!("the network reads {} features, the featuriser writes {dim}", network.obs_dim());
             return Err(AssistantError::InvalidConfig { field: "featurizer.dim", reason });
@@ -44,7 +45,7 @@ impl IntentClassifier {
     /// The Q-value of every intent for `text` (outputs beyond the labels,
     /// such as a dialogue's *clarify*, are left out).
     pub fn q_values(&mut self, text: &str) -> Result<&[f32], AssistantError> {
-        self.featurizer.sparse(text, &mut self.features);
+        self.featurizer.sparse(text, &mut self.features)?;
         let q = self.network.q_values_sparse(&self.features.indices, &self.features.values)?;
         Ok(&q[..self.labels.len()])
     }
@@ -76,12 +77,17 @@ impl IntentClassifier {
     ) -> Result<Vec<usize>, AssistantError> {
         let mut rng = seeded_rng(seed);
         let mut heard = String::new();
-        utterances
+        let heard: Vec<String> = utterances
             .iter()
             .map(|utterance| {
                 noise.apply(&utterance.text, &mut rng, &mut heard);
-                self.predict(&heard)
+                heard.clone()
             })
-            .collect()
+            .collect();
+        if let Some(embedder) = self.featurizer.embedder() {
+            // Every core encodes ahead; the answers below then read the cache.
+            embedder.prepare(&heard)?;
+        }
+        heard.iter().map(|text| self.predict(text)).collect()
     }
 }

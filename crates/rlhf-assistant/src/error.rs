@@ -28,6 +28,9 @@ pub enum AssistantError {
     /// The model layer failed.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The sentence encoder failed (the error names the model file).
+    #[error(transparent)]
+    Encoder(#[from] crate::encoder::EncoderError),
     /// A checkpoint could not be written or trusted.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),

@@ -97,10 +97,14 @@ pub fn finetune_from_log<B: AutodiffBackend>(
     let featurizer = model.featurizer()?;
     let mut features = SparseFeatures::default();
     let records: Vec<_> = interactions.iter().map(|(_, r)| *r).collect();
-    let resolved = resolve(labels, &records, options.relabel, |r| {
-        featurizer.sparse(&r.utterance, &mut features);
-        features.fingerprint()
-    })?;
+    let mut fingerprints = std::collections::HashMap::new();
+    for r in &records {
+        if !fingerprints.contains_key(r.utterance.as_str()) {
+            featurizer.sparse(&r.utterance, &mut features)?;
+            fingerprints.insert(r.utterance.as_str(), features.fingerprint());
+        }
+    }
+    let resolved = resolve(labels, &records, options.relabel, |r| fingerprints[r.utterance.as_str()])?;
     let updates_per_feedback = config.updates_per_feedback;
     let mut learner = model.learner(rehearsal, config)?;
     let mut lessons = 0;

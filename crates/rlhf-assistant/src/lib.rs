@@ -25,8 +25,9 @@
 //! - [`study`]: the pipeline's runs over seeds: the transfer study, the
 //!   dialogue policy, and the all-intent assistant model.
 //!
-//! Text reaches networks through `rlhf_model::text::TextFeaturizer`
-//! (hashed character and word n-grams).
+//! Text reaches networks through [`features::IntentFeatures`]: hashed
+//! character and word n-grams, a pretrained sentence encoder's embedding
+//! ([`encoder`]), or both side by side.
 //!
 //! Architecture invariant: this crate is the only one that knows intents,
 //! corpora and feedback; the crates below it stay generic, and `xtask` only
@@ -39,6 +40,7 @@ pub mod dialog;
 pub mod encoder;
 mod env;
 mod error;
+pub mod features;
 pub mod feedback;
 pub mod finetune;
 mod metrics;
@@ -56,6 +58,7 @@ pub use classifier::IntentClassifier;
 pub use corpus::{BUILTIN_INTENTS, DatasetError, Domain, IntentCorpus, Language, Phrase, Split, Utterance};
 pub use env::{ConversationState, DialogEnv, IntentEnv, IntentInfo, IntentRewards};
 pub use error::AssistantError;
+pub use features::{Embedder, EmbeddingUse, EncoderConfig, EncoderSpec, IntentFeatures};
 pub use metrics::{ClassificationReport, IntentScore};
 pub use noise::AsrNoise;
 pub use pipeline::{IntentModelSpec, PipelineConfig};

@@ -5,9 +5,9 @@ use std::path::Path;
 
 use burn::tensor::backend::AutodiffBackend;
 use rlhf_model::QNetwork;
-use rlhf_model::text::HashedNgrams;
 
 use crate::AssistantError;
+use crate::features::IntentFeatures;
 use crate::online::{OnlineConfig, OnlineLearner};
 use crate::pipeline::{IntentModelSpec, load_intent_model};
 use crate::{IntentCorpus, Split};
@@ -26,6 +26,8 @@ pub struct IntentModel<B: AutodiffBackend> {
     pub original_labels: Vec<String>,
     /// The training step recorded in the checkpoint.
     pub step: u64,
+    /// The features of `spec` (its encoder loaded once, shared by clones).
+    pub features: IntentFeatures,
 }
 
 impl<B: AutodiffBackend> IntentModel<B> {
@@ -42,7 +44,8 @@ impl<B: AutodiffBackend> IntentModel<B> {
             });
         }
         let (network, spec, meta) = load_intent_model::<B>(dir, device)?;
-        let mut model = Self { original_labels: spec.labels.clone(), network, spec, step: meta.step };
+        let features = spec.features()?;
+        let mut model = Self { original_labels: spec.labels.clone(), network, spec, step: meta.step, features };
         model.add_intents(add, seed)?;
         Ok(model)
     }
@@ -70,8 +73,8 @@ impl<B: AutodiffBackend> IntentModel<B> {
     }
 
     /// The featuriser of the model's spec.
-    pub fn featurizer(&self) -> Result<HashedNgrams, AssistantError> {
-        Ok(HashedNgrams::new(self.spec.featurizer)?)
+    pub fn featurizer(&self) -> Result<IntentFeatures, AssistantError> {
+        Ok(self.features.clone())
     }
 
     /// The rehearsal corpus: `file`, or the built-in training split of the

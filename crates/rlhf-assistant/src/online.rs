@@ -29,6 +29,7 @@
 
 use std::collections::VecDeque;
 
+use crate::features::IntentFeatures;
 use crate::{AsrNoise, IntentCorpus};
 use burn::module::Module;
 use burn::optim::adaptor::OptimizerAdaptor;
@@ -36,8 +37,7 @@ use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
 use rlhf_env::rng::{EnvRng, seeded_rng, uniform_index};
-use rlhf_model::text::TextFeaturizer;
-use rlhf_model::text::{HashedNgrams, SparseFeatures};
+use rlhf_model::text::{SparseFeatures, TextFeaturizer};
 use rlhf_model::{HostQNetwork, QNetwork};
 use serde::{Deserialize, Serialize};
 
@@ -118,6 +118,27 @@ struct Rehearsal {
     /// Output index of each of the corpus's labels.
     outputs: Vec<usize>,
     noise: AsrNoise,
+    /// With a sentence encoder: (intent, heard text) drawn once and embedded
+    /// ahead, so an update does not wait for the encoder; empty with n-grams,
+    /// which draw fresh utterances every time.
+    pool: Vec<(usize, String)>,
+}
+
+/// Rehearsal utterances drawn once when the features include an embedding.
+pub const REHEARSAL_POOL: usize = 1024;
+
+/// `count` utterances of `corpus` (class-balanced, slots filled) passed
+/// through `noise`, with their intents, drawn from `seed`.
+pub fn noisy_draws(corpus: &IntentCorpus, noise: AsrNoise, count: usize, seed: u64) -> Vec<(usize, String)> {
+    let mut rng = seeded_rng(seed);
+    let (mut clean, mut heard) = (String::new(), String::new());
+    (0..count)
+        .map(|_| {
+            let intent = corpus.sample(&mut rng, &mut clean);
+            noise.apply(&clean, &mut rng, &mut heard);
+            (intent, heard.clone())
+        })
+        .collect()
 }
 
 /// Everything an update changes, kept whole so `undo` can restore it.
@@ -137,7 +158,7 @@ struct State<B: AutodiffBackend> {
 pub struct OnlineLearner<B: AutodiffBackend> {
     state: State<B>,
     history: VecDeque<State<B>>,
-    featurizer: HashedNgrams,
+    featurizer: IntentFeatures,
     labels: Vec<String>,
     rehearsal: Option<Rehearsal>,
     config: OnlineConfig,
@@ -150,7 +171,7 @@ impl<B: AutodiffBackend> OnlineLearner<B> {
     pub fn new(
         network: QNetwork<B>,
         labels: Vec<String>,
-        featurizer: HashedNgrams,
+        featurizer: IntentFeatures,
         rehearsal: Option<IntentCorpus>,
         config: OnlineConfig,
     ) -> Result<Self, AssistantError> {
@@ -169,7 +190,17 @@ impl<B: AutodiffBackend> OnlineLearner<B> {
             None => None,
             Some(corpus) => {
                 let outputs = output_indices(&corpus, &labels, "rehearsal")?;
-                Some(Rehearsal { corpus, outputs, noise: AsrNoise::new(config.rehearsal_noise) })
+                let noise = AsrNoise::new(config.rehearsal_noise);
+                let pool = match featurizer.embedder() {
+                    None => Vec::new(),
+                    Some(embedder) => {
+                        let pool = noisy_draws(&corpus, noise, REHEARSAL_POOL, config.seed ^ 0x5eed);
+                        let texts: Vec<&str> = pool.iter().map(|(_, t)| t.as_str()).collect();
+                        embedder.prepare(&texts)?;
+                        pool
+                    }
+                };
+                Some(Rehearsal { corpus, outputs, noise, pool })
             }
         };
         let state = State {
@@ -260,7 +291,7 @@ impl<B: AutodiffBackend> OnlineLearner<B> {
             for _ in 0..SAMPLES {
                 rehearsal.corpus.sample(&mut rng, &mut clean);
                 rehearsal.noise.apply(&clean, &mut rng, &mut heard);
-                self.featurizer.sparse(&heard, &mut features);
+                self.featurizer.sparse(&heard, &mut features)?;
                 add(host, &features)?;
             }
         } else if !self.state.replay.is_empty() {
@@ -305,7 +336,7 @@ impl<B: AutodiffBackend> OnlineLearner<B> {
             }
             self.history.push_back(self.state.clone());
         }
-        self.featurizer.sparse(text, &mut self.features);
+        self.featurizer.sparse(text, &mut self.features)?;
         self.imprint(lessons)?;
         let newest: Vec<Lesson> = lessons
             .iter()
@@ -324,7 +355,7 @@ impl<B: AutodiffBackend> OnlineLearner<B> {
     /// followed by [`train`](Self::train)).
     pub fn remember(&mut self, text: &str, lessons: &[(usize, f32)]) -> Result<(), AssistantError> {
         self.check(lessons)?;
-        self.featurizer.sparse(text, &mut self.features);
+        self.featurizer.sparse(text, &mut self.features)?;
         for &(action, reward) in lessons {
             self.push_replay(Lesson { features: self.features.clone(), action, reward });
         }
@@ -422,8 +453,15 @@ impl<B: AutodiffBackend> OnlineLearner<B> {
         if let Some(rehearsal) = &self.rehearsal {
             let (mut clean, mut heard, mut dense) = (String::new(), String::new(), Vec::new());
             for _ in 0..rehearsed {
-                let intent = rehearsal.corpus.sample(&mut state.rng, &mut clean);
-                rehearsal.noise.apply(&clean, &mut state.rng, &mut heard);
+                let intent = if rehearsal.pool.is_empty() {
+                    let intent = rehearsal.corpus.sample(&mut state.rng, &mut clean);
+                    rehearsal.noise.apply(&clean, &mut state.rng, &mut heard);
+                    intent
+                } else {
+                    let (intent, text) = &rehearsal.pool[uniform_index(&mut state.rng, rehearsal.pool.len())];
+                    heard.clone_from(text);
+                    *intent
+                };
                 self.featurizer.featurize(&heard, &mut dense);
                 inputs[row * dim..(row + 1) * dim].copy_from_slice(&dense);
                 let out = rehearsal.outputs[intent];
@@ -466,7 +504,7 @@ mod tests {
     type B = Autodiff<CpuBackend>;
 
     fn learner(labels: &[&str], rehearsal: Option<IntentCorpus>) -> OnlineLearner<B> {
-        let featurizer = HashedNgrams::new(FeaturizerConfig { dim: 256, ..FeaturizerConfig::default() }).unwrap();
+        let featurizer = IntentFeatures::ngrams(FeaturizerConfig { dim: 256, ..FeaturizerConfig::default() }).unwrap();
         let network = QNetworkConfig::new(256, labels.len()).with_hidden(vec![32]).init::<B>(&cpu_device(), 3);
         let labels = labels.iter().map(|l| (*l).to_owned()).collect();
         OnlineLearner::new(network, labels, featurizer, rehearsal, OnlineConfig::default()).unwrap()
@@ -511,7 +549,7 @@ mod tests {
     #[test]
     fn rehearsal_labels_must_be_the_models() {
         let corpus = IntentCorpus::builtin(Split::Train).unwrap().restrict(&["light_on".to_owned()]).unwrap();
-        let featurizer = HashedNgrams::new(FeaturizerConfig { dim: 256, ..FeaturizerConfig::default() }).unwrap();
+        let featurizer = IntentFeatures::ngrams(FeaturizerConfig { dim: 256, ..FeaturizerConfig::default() }).unwrap();
         let network = QNetworkConfig::new(256, 1).with_hidden(vec![8]).init::<B>(&cpu_device(), 0);
         let err = OnlineLearner::new(network, vec!["fly".into()], featurizer, Some(corpus), OnlineConfig::default())
             .err()

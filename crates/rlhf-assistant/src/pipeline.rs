@@ -10,13 +10,13 @@ use crate::{AsrNoise, Domain, IntentCorpus, IntentEnv, IntentRewards, Split};
 use burn::module::Module;
 use burn::tensor::backend::AutodiffBackend;
 use rlhf_model::checkpoint::{self, CheckpointInfo, CheckpointMeta, Expectation};
-use rlhf_model::text::TextFeaturizer;
-use rlhf_model::text::{FeaturizerConfig, HashedNgrams};
+use rlhf_model::text::{FeaturizerConfig, HashedNgrams, TextFeaturizer};
 use rlhf_model::{QNetwork, QNetworkConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::AssistantError;
 use crate::classifier::IntentClassifier;
+use crate::features::{Embedder, EncoderConfig, EncoderSpec, IntentFeatures};
 use crate::pretrain::PretrainConfig;
 use rlhf_algo::callbacks::Callback;
 use rlhf_algo::dqn::{Dqn, DqnConfig, LossKind};
@@ -32,6 +32,9 @@ pub struct PipelineConfig {
     pub noise: f64,
     /// Text features.
     pub featurizer: FeaturizerConfig,
+    /// A pretrained sentence encoder's embedding with the n-grams, or
+    /// instead of them (`[encoder]`); absent, the n-grams alone.
+    pub encoder: Option<EncoderConfig>,
     /// Hidden layer widths of the Q-network.
     pub net_arch: Vec<usize>,
     /// Domains of pretraining and the RL stage.
@@ -79,6 +82,7 @@ impl Default for PipelineConfig {
             seed: 0,
             noise: 0.1,
             featurizer: FeaturizerConfig::default(),
+            encoder: None,
             net_arch: vec![256],
             source_domains: vec![Domain::SmartHome, Domain::Media, Domain::Info],
             target_domains: vec![Domain::Phone, Domain::Navigation],
@@ -123,6 +127,19 @@ impl PipelineConfig {
         self.assistant_pretrain.validate()?;
         HashedNgrams::new(self.featurizer)?;
         Ok(())
+    }
+
+    /// The features the networks read: the n-grams, with the encoder's
+    /// embedding when `[encoder]` is set (its model loaded, and the
+    /// embeddings earlier runs saved read back).
+    pub fn features(&self) -> Result<IntentFeatures, AssistantError> {
+        let Some(encoder) = &self.encoder else {
+            return IntentFeatures::ngrams(self.featurizer);
+        };
+        let mut embedder = Embedder::load(encoder)?;
+        let read = embedder.keep_in(&encoder_cache_dir(encoder))?;
+        tracing::info!(model = %embedder.spec().model.display(), cached = read, "sentence encoder loaded");
+        IntentFeatures::with_embedder(self.featurizer, Arc::new(embedder))
     }
 
     /// DQN as a contextual bandit (every episode is one step, so γ plays no
@@ -187,16 +204,16 @@ pub fn domain_corpora(domains: &[Domain]) -> Result<(IntentCorpus, IntentCorpus)
 /// An [`IntentEnv`] over `corpus` with the pipeline's noise and features.
 pub fn intent_env(
     corpus: Arc<IntentCorpus>,
-    featurizer: &HashedNgrams,
+    featurizer: &IntentFeatures,
     noise: f64,
-) -> Result<IntentEnv<HashedNgrams>, AssistantError> {
+) -> Result<IntentEnv<IntentFeatures>, AssistantError> {
     Ok(IntentEnv::new(corpus, featurizer.clone(), AsrNoise::new(noise), IntentRewards::default())?)
 }
 
 /// A fresh network from `featurizer.dim()` features to `n_actions` outputs.
 pub fn new_network<B: AutodiffBackend>(
     config: &PipelineConfig,
-    featurizer: &HashedNgrams,
+    featurizer: &IntentFeatures,
     n_actions: usize,
     device: &B::Device,
     seed: u64,
@@ -209,7 +226,7 @@ pub fn new_network<B: AutodiffBackend>(
 /// held-out data with [`crate::callbacks::every`], stop early by returning `Break`).
 pub fn learn_from_rewards<B: AutodiffBackend>(
     start: QNetwork<B>,
-    env: &mut IntentEnv<HashedNgrams>,
+    env: &mut IntentEnv<IntentFeatures>,
     config: DqnConfig,
     callbacks: &mut [&mut dyn Callback<B>],
 ) -> Result<Dqn<B>, AssistantError> {
@@ -254,8 +271,51 @@ pub fn output_indices(
 pub struct IntentModelSpec {
     /// The intents, in output order.
     pub labels: Vec<String>,
-    /// How text becomes the network's input.
+    /// How text becomes the network's input: the n-grams' settings...
     pub featurizer: FeaturizerConfig,
+    /// ...and the sentence encoder, if the network reads its embedding
+    /// (absent in models trained on n-grams alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<EncoderSpec>,
+}
+
+impl IntentModelSpec {
+    /// The spec of a network over `labels` reading `features`.
+    pub fn new(labels: Vec<String>, features: &IntentFeatures) -> Self {
+        Self { labels, featurizer: features.ngram_config(), encoder: features.encoder_spec() }
+    }
+
+    /// The features this spec describes, its encoder loaded from the model file it names.
+    pub fn features(&self) -> Result<IntentFeatures, AssistantError> {
+        IntentFeatures::for_spec(self.featurizer, self.encoder.as_ref())
+    }
+
+    /// [`Self::features`], but `current` itself when it is what the spec
+    /// describes (a model's encoder is loaded once, not per saved version).
+    pub fn features_like(&self, current: &IntentFeatures) -> Result<IntentFeatures, AssistantError> {
+        if current.ngram_config() == self.featurizer && current.encoder_spec() == self.encoder {
+            return Ok(current.clone());
+        }
+        self.features()
+    }
+
+    /// The length of the network's input.
+    pub fn input_dim(&self) -> usize {
+        let ngrams = match &self.encoder {
+            Some(EncoderSpec { features: crate::EmbeddingUse::Alone, .. }) => 0,
+            _ => self.featurizer.dim,
+        };
+        ngrams + self.encoder.as_ref().map_or(0, |e| e.dim)
+    }
+}
+
+/// Where the embeddings of `encoder`'s model are kept between runs.
+pub fn encoder_cache_dir(encoder: &EncoderConfig) -> std::path::PathBuf {
+    if encoder.cache_dir.as_os_str().is_empty() {
+        crate::encoder::default_cache().join("encoder").join("embeddings")
+    } else {
+        encoder.cache_dir.clone()
+    }
 }
 
 const SPEC_FILE: &str = "intent.json";
@@ -271,12 +331,12 @@ pub fn save_intent_model<B: burn::tensor::backend::Backend>(
     backend: String,
     run_config: serde_json::Value,
 ) -> Result<CheckpointMeta, AssistantError> {
-    if spec.labels.len() != network.n_actions() || spec.featurizer.dim != network.obs_dim() {
+    if spec.labels.len() != network.n_actions() || spec.input_dim() != network.obs_dim() {
         let reason = format!(
             "{} labels for {} outputs, {} features for {} inputs",
             spec.labels.len(),
             network.n_actions(),
-            spec.featurizer.dim,
+            spec.input_dim(),
             network.obs_dim()
         );
         return Err(AssistantError::InvalidConfig { field: "labels", reason });
@@ -305,17 +365,18 @@ pub fn load_intent_model<B: burn::tensor::backend::Backend>(
         let reason = format!("{}: {} labels for {} network outputs", path.display(), spec.labels.len(), meta.n_actions);
         return Err(AssistantError::InvalidConfig { field: "checkpoint", reason });
     }
-    let expected = Expectation { env_id: INTENT_ENV_ID, obs_dim: spec.featurizer.dim, n_actions: spec.labels.len() };
+    let expected = Expectation { env_id: INTENT_ENV_ID, obs_dim: spec.input_dim(), n_actions: spec.labels.len() };
     let (network, meta) = checkpoint::load::<B>(dir, &expected, device)?;
     Ok((network, spec, meta))
 }
 
-/// A classifier from a saved model's network and spec.
+/// A classifier from a saved model's network and spec (its encoder, if
+/// any, loaded from the file the spec names).
 pub fn classifier_of<B: burn::tensor::backend::Backend>(
     network: &QNetwork<B>,
     spec: &IntentModelSpec,
 ) -> Result<IntentClassifier, AssistantError> {
-    IntentClassifier::new(spec.labels.clone(), HashedNgrams::new(spec.featurizer)?, network.to_host()?)
+    IntentClassifier::new(spec.labels.clone(), spec.features()?, network.to_host()?)
 }
 
 /// Step 1 alone: a network pretrained on the built-in training split of
@@ -325,10 +386,10 @@ pub fn pretrain_domains<B: AutodiffBackend>(
     domains: &[Domain],
     device: &B::Device,
 ) -> Result<(QNetwork<B>, IntentModelSpec), AssistantError> {
-    let featurizer = HashedNgrams::new(config.featurizer)?;
+    let featurizer = config.features()?;
     let train = IntentCorpus::builtin_domains(Split::Train, domains)?;
     let network = new_network::<B>(config, &featurizer, train.labels().len(), device, config.seed);
     let pretrain_config = PretrainConfig { seed: config.seed, ..config.pretrain.clone() };
     let network = crate::pretrain(network, &train, &featurizer, &pretrain_config, |_, _| {})?;
-    Ok((network, IntentModelSpec { labels: train.labels().to_vec(), featurizer: config.featurizer }))
+    Ok((network, IntentModelSpec::new(train.labels().to_vec(), &featurizer)))
 }

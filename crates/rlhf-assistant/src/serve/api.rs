@@ -11,7 +11,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rlhf_model::HostQNetwork;
-use rlhf_model::text::{HashedNgrams, SparseFeatures};
+use rlhf_model::text::SparseFeatures;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
@@ -172,7 +172,7 @@ pub struct ClarifyBody {
 struct Worker {
     version: i64,
     host: HostQNetwork,
-    featurizer: HashedNgrams,
+    featurizer: crate::IntentFeatures,
     features: SparseFeatures,
 }
 
@@ -187,8 +187,7 @@ fn score(snapshot: &Snapshot, text: &str) -> Result<(Vec<f32>, u64), ApiError> {
         let worker = match slot.take() {
             Some(w) if w.version == snapshot.version && w.host.shares_weights(&snapshot.host) => slot.insert(w),
             _ => {
-                let featurizer = HashedNgrams::new(snapshot.featurizer)
-                    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "model", e.to_string()))?;
+                let featurizer = snapshot.featurizer.clone();
                 slot.insert(Worker {
                     version: snapshot.version,
                     host: snapshot.host.clone(),
@@ -197,7 +196,10 @@ fn score(snapshot: &Snapshot, text: &str) -> Result<(Vec<f32>, u64), ApiError> {
                 })
             }
         };
-        worker.featurizer.sparse(text, &mut worker.features);
+        worker
+            .featurizer
+            .sparse(text, &mut worker.features)
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "model", e.to_string()))?;
         let q = worker
             .host
             .q_values_sparse(&worker.features.indices, &worker.features.values)

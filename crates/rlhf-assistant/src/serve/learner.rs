@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use burn::tensor::backend::AutodiffBackend;
 use rlhf_model::HostQNetwork;
-use rlhf_model::text::FeaturizerConfig;
 
 use super::store::{Event, SavedVersion, StoredEvent, version_dir};
 use crate::AssistantError;
+use crate::features::IntentFeatures;
 use crate::feedback::{Feedback, named_lessons};
 use crate::online::OnlineLearner;
 use crate::pipeline::{IntentModelSpec, save_intent_model};
@@ -29,7 +29,7 @@ pub struct Snapshot {
     /// The labels, in output order.
     pub labels: Arc<Vec<String>>,
     /// How text becomes the network's input.
-    pub featurizer: FeaturizerConfig,
+    pub featurizer: IntentFeatures,
 }
 
 /// Lowers the calling thread (the learner's) to background priority:
@@ -102,7 +102,7 @@ struct Learned {
 /// The learner's state (see the module docs).
 pub struct Learner<B: AutodiffBackend> {
     learner: OnlineLearner<B>,
-    featurizer: FeaturizerConfig,
+    featurizer: IntentFeatures,
     base_step: i64,
     last_event: i64,
     /// The last event in the newest saved version.
@@ -120,7 +120,7 @@ impl<B: AutodiffBackend> Learner<B> {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         learner: OnlineLearner<B>,
-        featurizer: FeaturizerConfig,
+        featurizer: IntentFeatures,
         base_step: i64,
         last_event: i64,
         undo_depth: usize,
@@ -158,7 +158,7 @@ impl<B: AutodiffBackend> Learner<B> {
             version: self.version(),
             host: self.learner.host_network()?,
             labels: Arc::new(self.learner.labels().to_vec()),
-            featurizer: self.featurizer,
+            featurizer: self.featurizer.clone(),
         })
     }
 
@@ -217,7 +217,7 @@ impl<B: AutodiffBackend> Learner<B> {
     pub fn save(&mut self) -> Result<SavedVersion, AssistantError> {
         let version = self.version();
         let checkpoint = version_dir(version);
-        let spec = IntentModelSpec { labels: self.learner.labels().to_vec(), featurizer: self.featurizer };
+        let spec = IntentModelSpec::new(self.learner.labels().to_vec(), &self.featurizer);
         save_intent_model(
             &self.run_dir.join(&checkpoint),
             self.learner.network(),

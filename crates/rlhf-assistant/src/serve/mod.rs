@@ -188,7 +188,7 @@ impl Service {
         let store = Store::open(&config.store_url, &base.spec.labels, base.step).await?;
         let base_step = store.base_step().await?;
         let base_labels = base.spec.labels.len();
-        let featurizer = base.spec.featurizer;
+        let featurizer = base.features.clone();
         let rehearsal = base.rehearsal(None)?;
         // The newest saved version, else the base checkpoint.
         let saved = store.latest_version().await?;
@@ -201,9 +201,10 @@ impl Service {
         };
         let model = IntentModel {
             network,
-            spec: crate::IntentModelSpec { labels, featurizer },
+            spec: crate::IntentModelSpec::new(labels, &featurizer),
             original_labels: base.spec.labels.clone(),
             step: base.step,
+            features: featurizer.clone(),
         };
         let online = model.learner(rehearsal, config.online.clone())?;
         let backend = B::name(&device);
@@ -459,8 +460,8 @@ async fn reload_saved_versions<B: AutodiffBackend>(
             Ok(Snapshot {
                 version: saved.version,
                 host: network.to_host()?,
+                featurizer: spec.features_like(&snapshot.load().featurizer)?,
                 labels: Arc::new(spec.labels),
-                featurizer: spec.featurizer,
             })
         }) {
             Ok(next) => {

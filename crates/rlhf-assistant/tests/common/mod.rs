@@ -2,12 +2,13 @@
 
 use std::path::Path;
 
+use rlhf_assistant::IntentFeatures;
 use rlhf_assistant::pipeline::{IntentModelSpec, new_network, save_intent_model};
 use rlhf_assistant::qa::{AnswerIndex, KnowledgeBase, PairConfig, QaLearnConfig, QaLearner, QaModel};
 use rlhf_assistant::serve::ServeConfig;
 use rlhf_assistant::{IntentCorpus, PipelineConfig, PretrainConfig, Split, pretrain};
 use rlhf_model::backend::{AutodiffCpu, cpu_device};
-use rlhf_model::text::{FeaturizerConfig, HashedNgrams};
+use rlhf_model::text::FeaturizerConfig;
 use serde_json::json;
 
 /// The intents of the small test model.
@@ -23,10 +24,10 @@ fn save_model(dir: &Path) {
     };
     let labels: Vec<String> = INTENTS.iter().map(|s| (*s).to_owned()).collect();
     let train = IntentCorpus::builtin(Split::Train).unwrap().restrict(&labels).unwrap();
-    let featurizer = HashedNgrams::new(config.featurizer).unwrap();
+    let featurizer = IntentFeatures::ngrams(config.featurizer).unwrap();
     let network = new_network::<AutodiffCpu>(&config, &featurizer, labels.len(), &cpu_device(), 0);
     let network = pretrain(network, &train, &featurizer, &config.pretrain, |_, _| {}).unwrap();
-    let spec = IntentModelSpec { labels: train.labels().to_vec(), featurizer: config.featurizer };
+    let spec = IntentModelSpec::new(train.labels().to_vec(), &featurizer);
     save_intent_model(dir, &network, &spec, 300, "cpu".into(), json!({})).unwrap();
 }
 

