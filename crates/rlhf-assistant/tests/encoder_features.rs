@@ -33,6 +33,7 @@ fn config(cache: &Path, features: EmbeddingUse) -> PipelineConfig {
             model: tiny_model(),
             prefix: "query: ".into(),
             cache_dir: cache.to_owned(),
+            standardize: true,
         }),
         net_arch: vec![32],
         pretrain: PretrainConfig { steps: 120, encoder_pool: 300, ..PretrainConfig::default() },
@@ -71,6 +72,8 @@ fn a_model_on_embeddings_trains_saves_loads_and_learns_from_feedback() {
     let spec = IntentModelSpec::new(train.labels().to_vec(), &features);
     let encoder = spec.encoder.as_ref().expect("the spec records the encoder");
     assert_eq!((encoder.dim, encoder.features), (32, EmbeddingUse::Concat));
+    let standardization = encoder.standardization.as_ref().expect("standardised over the built-in phrasings");
+    assert_eq!((standardization.center.len(), standardization.scale.len()), (32, 32));
     assert_eq!(encoder.sha256.len(), 64);
     let model_dir = dir.path().join("model");
     save_intent_model(&model_dir, &network, &spec, 120, "cpu".into(), json!({})).unwrap();
