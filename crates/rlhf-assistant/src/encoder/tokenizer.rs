@@ -204,6 +204,24 @@ impl TextPipeline {
     }
 
     /// The words of one stretch of raw text (no added tokens in it), appended to `words`.
+    /// The ids of `text`: added tokens as they are, every other stretch
+    /// normalised and split into words that `segment` turns into ids.
+    fn encode(&self, text: &str, ids: &mut Vec<u32>, mut segment: impl FnMut(&str, &mut Vec<u32>)) {
+        let mut words = Vec::new();
+        for part in parts(&self.added_tokens, text) {
+            match part {
+                Part::Token(id) => ids.push(id),
+                Part::Text(stretch) => {
+                    words.clear();
+                    self.words(stretch, &mut words);
+                    for word in &words {
+                        segment(word, ids);
+                    }
+                }
+            }
+        }
+    }
+
     fn words(&self, text: &str, words: &mut Vec<String>) {
         let mut normalised = text.to_owned();
         for step in &self.normalise {
@@ -369,19 +387,7 @@ impl UnigramTokenizer {
 
     /// The ids of `text`'s pieces (no `<s>`/`</s>`), appended to `ids`.
     pub fn encode(&self, text: &str, ids: &mut Vec<u32>) {
-        let mut words = Vec::new();
-        for part in parts(&self.pipeline.added_tokens, text) {
-            match part {
-                Part::Token(id) => ids.push(id),
-                Part::Text(stretch) => {
-                    words.clear();
-                    self.pipeline.words(stretch, &mut words);
-                    for word in &words {
-                        self.segment(word, ids);
-                    }
-                }
-            }
-        }
+        self.pipeline.encode(text, ids, |word, ids| self.segment(word, ids));
     }
 
     /// The Viterbi segmentation of one word, appended to `ids`.
@@ -511,19 +517,7 @@ impl WordPieceTokenizer {
 
     /// The ids of `text`'s pieces (no `[CLS]`/`[SEP]`), appended to `ids`.
     pub fn encode(&self, text: &str, ids: &mut Vec<u32>) {
-        let mut words = Vec::new();
-        for part in parts(&self.pipeline.added_tokens, text) {
-            match part {
-                Part::Token(id) => ids.push(id),
-                Part::Text(stretch) => {
-                    words.clear();
-                    self.pipeline.words(stretch, &mut words);
-                    for word in &words {
-                        self.segment(word, ids);
-                    }
-                }
-            }
-        }
+        self.pipeline.encode(text, ids, |word, ids| self.segment(word, ids));
     }
 
     fn segment(&self, word: &str, ids: &mut Vec<u32>) {
