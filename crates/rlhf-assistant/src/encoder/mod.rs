@@ -42,6 +42,17 @@ pub fn installed_model() -> Option<PathBuf> {
     path.is_file().then_some(path)
 }
 
+/// Lower-case hexadecimal of `bytes` (how SHA-256 sums are written and compared).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The SHA-256 of `bytes`, in lower-case hexadecimal: what identifies a model file.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(bytes))
+}
+
 /// Why encoding failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -78,5 +89,15 @@ pub trait SentenceEncoder {
             self.encode_into(text, &mut out)?;
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sha256_of_known_strings() {
+        // FIPS 180-2's example and the empty string.
+        assert_eq!(super::sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(super::sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
 }
