@@ -18,7 +18,9 @@ use rlhf_assistant::study::{
     StageRun, StageTests, TRANSFER_TARGET, TestSet, TransferReport, TransferSettings, assistant_stage, dialog_stage,
     stage_accuracy, stages, transfer,
 };
-use rlhf_assistant::{AsrNoise, ClassificationReport, Domain, IntentClassifier, IntentCorpus, PipelineConfig, Split};
+use rlhf_assistant::{
+    AsrNoise, ClassificationReport, Cuts, Domain, IntentClassifier, IntentCorpus, Language, PipelineConfig, Split,
+};
 use rlhf_bench::table::{estimate_cell, seeds_cell};
 use rlhf_model::text::HashedNgrams;
 use rlhf_model::{HostQNetwork, QNetwork};
@@ -499,6 +501,10 @@ pub(crate) struct EvalIntentsArgs {
     /// Seed of the noise (and of slot values for the built-in split).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Which utterances the noise cuts the tail of: `sometimes` (as a
+    /// recogniser does), `never` or `always`: what cut-off commands cost.
+    #[arg(long, default_value = "sometimes")]
+    cuts: Cuts,
     /// Also list every misclassified utterance (as heard) on stderr.
     #[arg(long)]
     errors: bool,
@@ -510,12 +516,19 @@ pub(crate) struct EvalIntentsArgs {
 
 /// `cargo xtask eval-intents`: accuracy, macro recall and F1 as JSON on stdout, the table on stderr.
 pub(crate) fn eval_intents(args: &EvalIntentsArgs) -> anyhow::Result<()> {
+    println!("{}", intent_scores(args)?);
+    Ok(())
+}
+
+/// The scores `eval-intents` prints: accuracy (overall and per language
+/// present), macro recall and F1, and the number of utterances.
+fn intent_scores(args: &EvalIntentsArgs) -> anyhow::Result<serde_json::Value> {
     let (mut classifier, spec, _) = load_classifier(&args.checkpoint, args.device)?;
     let utterances = match &args.data {
         Some(path) => IntentCorpus::from_path(path, Some(&spec.labels))?.utterances(1, args.seed),
         None => IntentCorpus::builtin(Split::Test)?.restrict(&spec.labels)?.utterances(5, args.seed),
     };
-    let noise = AsrNoise::new(args.noise);
+    let noise = AsrNoise::new(args.noise).with_cuts(args.cuts);
     let predicted = classifier.predict_all(&utterances, noise, args.seed)?;
     if args.errors {
         // The same noise draws as `predict_all` made, to show what was heard.
@@ -528,16 +541,27 @@ pub(crate) fn eval_intents(args: &EvalIntentsArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let report = ClassificationReport::new(&spec.labels, utterances.iter().zip(predicted).map(|(u, p)| (u.intent, p)));
+    let report =
+        ClassificationReport::new(&spec.labels, utterances.iter().zip(&predicted).map(|(u, &p)| (u.intent, p)));
     eprintln!("{}", report.table());
-    let summary = serde_json::json!({
+    let mut summary = serde_json::json!({
         "accuracy": report.accuracy,
         "macro_recall": report.macro_recall,
         "macro_f1": report.macro_f1,
         "utterances": report.total,
     });
-    println!("{summary}");
-    Ok(())
+    for language in [Language::Zh, Language::En] {
+        // Each language's share, by what was said (before the noise).
+        let (right, total) = utterances
+            .iter()
+            .zip(&predicted)
+            .filter(|(u, _)| Language::of_text(&u.text) == language)
+            .fold((0usize, 0usize), |(right, total), (u, &p)| (right + usize::from(p == u.intent), total + 1));
+        if total > 0 {
+            summary[format!("accuracy_{}", language.code())] = (right as f64 / total as f64).into();
+        }
+    }
+    Ok(summary)
 }
 
 /// Arguments of `cargo xtask predict`.
@@ -635,9 +659,15 @@ mod tests {
             data: Some(data.to_owned()),
             noise: 0.0,
             seed: 0,
+            cuts: Cuts::Sometimes,
             errors: true,
             device: Device::Cpu,
         };
+        let scores = intent_scores(&args(&good)).unwrap();
+        assert_eq!(scores["utterances"], 2);
+        // English only: its own accuracy, no Chinese one; the same two answers.
+        assert_eq!(scores["accuracy_en"], scores["accuracy"]);
+        assert!(scores.get("accuracy_zh").is_none(), "{scores}");
         eval_intents(&args(&good)).unwrap();
         let bad = dir.join("bad.jsonl");
         fs::write(&bad, "{\"text\": \"hello\", \"intent\": \"greet\"}\n{\"text\": \"fly\", \"intent\": \"soar\"}\n")

@@ -60,6 +60,6 @@ pub use env::{ConversationState, DialogEnv, IntentEnv, IntentInfo, IntentRewards
 pub use error::AssistantError;
 pub use features::{Embedder, EmbeddingUse, EncoderConfig, EncoderSpec, IntentFeatures};
 pub use metrics::{ClassificationReport, IntentScore};
-pub use noise::AsrNoise;
+pub use noise::{AsrNoise, Cuts};
 pub use pipeline::{IntentModelSpec, PipelineConfig};
 pub use pretrain::{PretrainConfig, pretrain};

@@ -11,7 +11,9 @@
 //! - with probability `r / 2` per utterance, a tail of 20–50% of its
 //!   characters is cut off, as when the speaker is interrupted.
 //!
-//! At `r = 0` text passes through unchanged.
+//! At `r = 0` text passes through unchanged. [`Cuts`] can turn the cut-off
+//! tails off or on for every utterance, to measure what they cost apart from
+//! the characters' noise.
 
 use rlhf_env::rng::{EnvRng, uniform_f64, uniform_index};
 
@@ -77,18 +79,52 @@ const KEY_ROWS: [&str; 3] = ["qwertyuiop", "asdfghjkl", "zxcvbnm"];
 const DROP_SHARE: f64 = 0.30;
 const REPEAT_SHARE: f64 = 0.15;
 
+/// Which utterances lose their tail.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cuts {
+    /// With probability `rate / 2`, as a recogniser does.
+    #[default]
+    Sometimes,
+    /// None: the characters' noise alone.
+    Never,
+    /// Every one of at least two characters.
+    Always,
+}
+
+impl std::str::FromStr for Cuts {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sometimes" => Ok(Self::Sometimes),
+            "never" => Ok(Self::Never),
+            "always" => Ok(Self::Always),
+            other => Err(format!("`{other}` is not one of sometimes, never, always")),
+        }
+    }
+}
+
 /// Character-level recogniser noise at a configurable rate.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AsrNoise {
     /// Probability that a character is corrupted (and, halved, that the
     /// utterance's tail is cut off); in `[0, 1]`.
     pub rate: f64,
+    /// Which utterances lose their tail (when `rate > 0`).
+    #[serde(default)]
+    pub cuts: Cuts,
 }
 
 impl AsrNoise {
     /// Noise at `rate`, clamped into `[0, 1]` (NaN counts as 0).
     pub fn new(rate: f64) -> Self {
-        Self { rate: if rate.is_nan() { 0.0 } else { rate.clamp(0.0, 1.0) } }
+        Self { rate: if rate.is_nan() { 0.0 } else { rate.clamp(0.0, 1.0) }, cuts: Cuts::Sometimes }
+    }
+
+    /// The same noise, cutting tails as `cuts` says.
+    pub fn with_cuts(self, cuts: Cuts) -> Self {
+        Self { cuts, ..self }
     }
 
     /// `text` as a noisy recogniser might return it, into `out`.
@@ -99,7 +135,15 @@ impl AsrNoise {
             return;
         }
         let chars = text.chars().count();
-        let kept = if uniform_f64(rng, 0.0, 1.0) < self.rate / 2.0 && chars >= 2 {
+        // Drawn whatever `cuts` says: from one state, an utterance left whole
+        // meets the same character noise under every setting.
+        let drawn = uniform_f64(rng, 0.0, 1.0);
+        let cut = match self.cuts {
+            Cuts::Sometimes => drawn < self.rate / 2.0,
+            Cuts::Never => false,
+            Cuts::Always => true,
+        };
+        let kept = if cut && chars >= 2 {
             let cut = uniform_f64(rng, 0.2, 0.5);
             chars - ((chars as f64 * cut).round() as usize).clamp(1, chars - 1)
         } else {
@@ -192,6 +236,50 @@ mod tests {
         let expected = kept * per_char;
         let mean = total as f64 / n as f64;
         assert!((mean - expected).abs() < 0.02 * expected, "mean length {mean}, expected {expected}");
+    }
+
+    #[test]
+    fn cuts_never_and_always_set_the_mean_length_and_keep_the_characters_noise() {
+        // The same ten letters as above: without cuts 10·per_char on average,
+        // always cut 6.5·per_char. Utterances that `sometimes` left whole meet
+        // the same character noise under `never`.
+        let per_char = 0.9 + 0.1 * (2.0 * REPEAT_SHARE + (1.0 - DROP_SHARE - REPEAT_SHARE));
+        let n = 40_000;
+        for (cuts, kept) in [(Cuts::Never, 10.0), (Cuts::Always, 6.5)] {
+            let (mut out, mut rng) = (String::new(), seeded_rng(9));
+            let noise = AsrNoise::new(0.1).with_cuts(cuts);
+            let total: usize = (0..n)
+                .map(|_| {
+                    noise.apply("qwertyuiop", &mut rng, &mut out);
+                    out.chars().count()
+                })
+                .sum();
+            let (mean, expected) = (total as f64 / n as f64, kept * per_char);
+            assert!((mean - expected).abs() < 0.02 * expected, "{cuts:?}: mean length {mean}, expected {expected}");
+        }
+        // From the same state, `sometimes` and `never` hear alike unless the
+        // former cut the tail: about r/2 = 5% of utterances.
+        let (mut sometimes, mut never) = (String::new(), String::new());
+        let differ = (0..2_000u64)
+            .filter(|&seed| {
+                AsrNoise::new(0.1).apply("turn the volume up", &mut seeded_rng(seed), &mut sometimes);
+                AsrNoise::new(0.1).with_cuts(Cuts::Never).apply(
+                    "turn the volume up",
+                    &mut seeded_rng(seed),
+                    &mut never,
+                );
+                sometimes != never
+            })
+            .count();
+        assert!((60..=140).contains(&differ), "{differ} of 2,000 differ; about 100 expected");
+    }
+
+    #[test]
+    fn cuts_parse_from_their_names() {
+        assert_eq!("never".parse::<Cuts>(), Ok(Cuts::Never));
+        assert_eq!("always".parse::<Cuts>(), Ok(Cuts::Always));
+        assert_eq!("sometimes".parse::<Cuts>(), Ok(Cuts::Sometimes));
+        assert!("often".parse::<Cuts>().unwrap_err().contains("often"));
     }
 
     #[test]
