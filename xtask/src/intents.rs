@@ -488,9 +488,11 @@ fn run_dialog<B: AutodiffBackend>(
 #[derive(Debug, Args)]
 pub(crate) struct EvalIntentsArgs {
     /// Checkpoint directory of an intent model; by default the all-intent
-    /// assistant model `cargo xtask pipeline` trains.
+    /// assistant model `cargo xtask pipeline` trains. Given more than once,
+    /// the models answer together by the mean of their Q-values (an
+    /// ensemble); they must have the same intents in the same order.
     #[arg(long, default_value = DEFAULT_MODEL_DIR)]
-    checkpoint: PathBuf,
+    checkpoint: Vec<PathBuf>,
     /// Labelled utterances, JSON lines (`{"text": ..., "intent": ...}`) or CSV (`text,intent`);
     /// without it, the built-in test split of the model's intents.
     #[arg(long)]
@@ -523,26 +525,51 @@ pub(crate) fn eval_intents(args: &EvalIntentsArgs) -> anyhow::Result<()> {
 /// The scores `eval-intents` prints: accuracy (overall and per language
 /// present), macro recall and F1, and the number of utterances.
 fn intent_scores(args: &EvalIntentsArgs) -> anyhow::Result<serde_json::Value> {
-    let (mut classifier, spec, _) = load_classifier(&args.checkpoint, args.device)?;
+    let mut members = Vec::new();
+    for dir in &args.checkpoint {
+        let (classifier, spec, _) = load_classifier(dir, args.device)?;
+        if let Some((_, first)) = members.first()
+            && spec.labels != *first
+        {
+            anyhow::bail!(
+                "{}: its intents differ from those of {}; an ensemble's models share them",
+                dir.display(),
+                args.checkpoint[0].display()
+            );
+        }
+        members.push((classifier, spec.labels));
+    }
+    let Some((_, labels)) = members.first() else { anyhow::bail!("no --checkpoint to evaluate") };
+    let labels = labels.clone();
     let utterances = match &args.data {
-        Some(path) => IntentCorpus::from_path(path, Some(&spec.labels))?.utterances(1, args.seed),
-        None => IntentCorpus::builtin(Split::Test)?.restrict(&spec.labels)?.utterances(5, args.seed),
+        Some(path) => IntentCorpus::from_path(path, Some(&labels))?.utterances(1, args.seed),
+        None => IntentCorpus::builtin(Split::Test)?.restrict(&labels)?.utterances(5, args.seed),
     };
     let noise = AsrNoise::new(args.noise).with_cuts(args.cuts);
-    let predicted = classifier.predict_all(&utterances, noise, args.seed)?;
+    let heard = noise.hear_all(utterances.iter().map(|u| u.text.as_str()), args.seed);
+    for (classifier, _) in &members {
+        classifier.prepare(&heard)?;
+    }
+    // Summed, which ranks the intents as the mean does.
+    let mut summed_q = vec![0.0f32; labels.len()];
+    let predicted = heard
+        .iter()
+        .map(|text| {
+            summed_q.fill(0.0);
+            for (classifier, _) in &mut members {
+                summed_q.iter_mut().zip(classifier.q_values(text)?).for_each(|(sum, q)| *sum += q);
+            }
+            Ok(rlhf_model::argmax(&summed_q))
+        })
+        .collect::<anyhow::Result<Vec<usize>>>()?;
     if args.errors {
-        // The same noise draws as `predict_all` made, to show what was heard.
-        let mut rng = rlhf_env::rng::seeded_rng(args.seed);
-        let mut heard = String::new();
-        for (utterance, &guess) in utterances.iter().zip(&predicted) {
-            noise.apply(&utterance.text, &mut rng, &mut heard);
+        for ((utterance, &guess), heard) in utterances.iter().zip(&predicted).zip(&heard) {
             if guess != utterance.intent {
-                eprintln!("{:<18} → {:<18} {heard}", spec.labels[utterance.intent], spec.labels[guess]);
+                eprintln!("{:<18} → {:<18} {heard}", labels[utterance.intent], labels[guess]);
             }
         }
     }
-    let report =
-        ClassificationReport::new(&spec.labels, utterances.iter().zip(&predicted).map(|(u, &p)| (u.intent, p)));
+    let report = ClassificationReport::new(&labels, utterances.iter().zip(&predicted).map(|(u, &p)| (u.intent, p)));
     eprintln!("{}", report.table());
     let mut summary = serde_json::json!({
         "accuracy": report.accuracy,
@@ -655,7 +682,7 @@ mod tests {
         fs::write(&good, "{\"text\": \"hello\", \"intent\": \"greet\"}\n{\"text\": \"bye\", \"intent\": \"leave\"}\n")
             .unwrap();
         let args = |data: &Path| EvalIntentsArgs {
-            checkpoint: dir.join("model"),
+            checkpoint: vec![dir.join("model")],
             data: Some(data.to_owned()),
             noise: 0.0,
             seed: 0,
@@ -669,6 +696,13 @@ mod tests {
         assert_eq!(scores["accuracy_en"], scores["accuracy"]);
         assert!(scores.get("accuracy_zh").is_none(), "{scores}");
         eval_intents(&args(&good)).unwrap();
+        // A model twice over answers as it does alone; other intents are refused.
+        let twice = EvalIntentsArgs { checkpoint: vec![dir.join("model"), dir.join("model")], ..args(&good) };
+        assert_eq!(intent_scores(&twice).unwrap(), scores);
+        let other = saved_model(&["greet", "stay"]);
+        let mixed = EvalIntentsArgs { checkpoint: vec![dir.join("model"), other.path().join("model")], ..args(&good) };
+        let err = format!("{:#}", intent_scores(&mixed).unwrap_err());
+        assert!(err.contains("intents differ") && err.contains(&other.path().display().to_string()), "{err}");
         let bad = dir.join("bad.jsonl");
         fs::write(&bad, "{\"text\": \"hello\", \"intent\": \"greet\"}\n{\"text\": \"fly\", \"intent\": \"soar\"}\n")
             .unwrap();

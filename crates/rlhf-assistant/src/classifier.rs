@@ -1,7 +1,6 @@
 //! A trained intent network ready to answer: featuriser, weights, labels.
 
 use crate::{AsrNoise, Utterance};
-use rlhf_env::rng::seeded_rng;
 use rlhf_model::text::{SparseFeatures, TextFeaturizer};
 use rlhf_model::{HostQNetwork, argmax};
 
@@ -75,19 +74,17 @@ impl IntentClassifier {
         noise: AsrNoise,
         seed: u64,
     ) -> Result<Vec<usize>, AssistantError> {
-        let mut rng = seeded_rng(seed);
-        let mut heard = String::new();
-        let heard: Vec<String> = utterances
-            .iter()
-            .map(|utterance| {
-                noise.apply(&utterance.text, &mut rng, &mut heard);
-                heard.clone()
-            })
-            .collect();
-        if let Some(embedder) = self.featurizer.embedder() {
-            // Every core encodes ahead; the answers below then read the cache.
-            embedder.prepare(&heard)?;
-        }
+        let heard = noise.hear_all(utterances.iter().map(|u| u.text.as_str()), seed);
+        self.prepare(&heard)?;
         heard.iter().map(|text| self.predict(text)).collect()
+    }
+
+    /// Computes ahead, on every core, what answering `texts` needs of a
+    /// sentence encoder (nothing with n-grams alone); the answers then read it.
+    pub fn prepare<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Result<(), AssistantError> {
+        if let Some(embedder) = self.featurizer.embedder() {
+            embedder.prepare(texts)?;
+        }
+        Ok(())
     }
 }

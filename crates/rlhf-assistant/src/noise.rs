@@ -127,6 +127,19 @@ impl AsrNoise {
         Self { cuts, ..self }
     }
 
+    /// Each of `texts` as heard, one after another from `seed`'s draws.
+    pub fn hear_all<'a>(&self, texts: impl IntoIterator<Item = &'a str>, seed: u64) -> Vec<String> {
+        let mut rng = rlhf_env::rng::seeded_rng(seed);
+        let mut heard = String::new();
+        texts
+            .into_iter()
+            .map(|text| {
+                self.apply(text, &mut rng, &mut heard);
+                heard.clone()
+            })
+            .collect()
+    }
+
     /// `text` as a noisy recogniser might return it, into `out`.
     pub fn apply(&self, text: &str, rng: &mut EnvRng, out: &mut String) {
         out.clear();
