@@ -44,8 +44,9 @@ pub struct EncoderConfig {
     /// Where computed embeddings are kept between runs; empty means the
     /// cache folder beside the model (`~/.cache/rlhf/encoder/embeddings`).
     pub cache_dir: PathBuf,
-    /// Standardise each value of the embedding over the built-in training
-    /// phrasings ([`Standardization`]).
+    /// Standardise each value of the embedding ([`Standardization`]), fitted
+    /// on noisy draws of the built-in training phrasings
+    /// ([`crate::pipeline::STANDARDIZATION_DRAWS`]).
     pub standardize: bool,
 }
 
