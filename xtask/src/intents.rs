@@ -525,29 +525,28 @@ pub(crate) fn eval_intents(args: &EvalIntentsArgs) -> anyhow::Result<()> {
 /// The scores `eval-intents` prints: accuracy (overall and per language
 /// present), macro recall and F1, and the number of utterances.
 fn intent_scores(args: &EvalIntentsArgs) -> anyhow::Result<serde_json::Value> {
-    let mut members = Vec::new();
-    for dir in &args.checkpoint {
+    let (mut classifiers, mut labels) = (Vec::new(), Vec::new());
+    for (k, dir) in args.checkpoint.iter().enumerate() {
         let (classifier, spec, _) = load_classifier(dir, args.device)?;
-        if let Some((_, first)) = members.first()
-            && spec.labels != *first
-        {
+        if k == 0 {
+            labels = spec.labels;
+        } else if spec.labels != labels {
             anyhow::bail!(
                 "{}: its intents differ from those of {}; an ensemble's models share them",
                 dir.display(),
                 args.checkpoint[0].display()
             );
         }
-        members.push((classifier, spec.labels));
+        classifiers.push(classifier);
     }
-    let Some((_, labels)) = members.first() else { anyhow::bail!("no --checkpoint to evaluate") };
-    let labels = labels.clone();
+    anyhow::ensure!(!classifiers.is_empty(), "no --checkpoint to evaluate");
     let utterances = match &args.data {
         Some(path) => IntentCorpus::from_path(path, Some(&labels))?.utterances(1, args.seed),
         None => IntentCorpus::builtin(Split::Test)?.restrict(&labels)?.utterances(5, args.seed),
     };
     let noise = AsrNoise::new(args.noise).with_cuts(args.cuts);
     let heard = noise.hear_all(utterances.iter().map(|u| u.text.as_str()), args.seed);
-    for (classifier, _) in &members {
+    for classifier in &classifiers {
         classifier.prepare(&heard)?;
     }
     // Summed, which ranks the intents as the mean does.
@@ -556,7 +555,7 @@ fn intent_scores(args: &EvalIntentsArgs) -> anyhow::Result<serde_json::Value> {
         .iter()
         .map(|text| {
             summed_q.fill(0.0);
-            for (classifier, _) in &mut members {
+            for classifier in &mut classifiers {
                 summed_q.iter_mut().zip(classifier.q_values(text)?).for_each(|(sum, q)| *sum += q);
             }
             Ok(rlhf_model::argmax(&summed_q))
