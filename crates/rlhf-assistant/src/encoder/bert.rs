@@ -428,6 +428,13 @@ impl SentenceEncoder for TransformerEncoder {
         self.sizes.hidden
     }
 
+    fn word_log_prob(&self, word: &str) -> Option<f32> {
+        match &self.tokenizer {
+            Tokenizer::Unigram(unigram) => Some(unigram.log_prob(word)),
+            Tokenizer::WordPiece(_) => None,
+        }
+    }
+
     fn encode_into(&self, text: &str, out: &mut Vec<f32>) -> Result<(), EncoderError> {
         let h = self.sizes.hidden;
         let mut content = Vec::new();

@@ -82,6 +82,13 @@ pub trait SentenceEncoder {
     /// Appends `text`'s vector ([`Self::dim`] values, L2 norm 1) to `out`.
     fn encode_into(&self, text: &str, out: &mut Vec<f32>) -> Result<(), EncoderError>;
 
+    /// The log-probability of `word` under the encoder's tokenizer, if its
+    /// tokenizer is a language model (SentencePiece's unigram model is;
+    /// WordPiece is not). [`crate::spelling`] reads it as a prior.
+    fn word_log_prob(&self, _word: &str) -> Option<f32> {
+        None
+    }
+
     /// The vectors of `texts`, row after row (`texts.len() × dim` values).
     fn encode_batch(&self, texts: &[&str]) -> Result<Vec<f32>, EncoderError> {
         let mut out = Vec::with_capacity(texts.len() * self.dim());

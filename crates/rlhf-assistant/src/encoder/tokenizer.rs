@@ -390,6 +390,15 @@ impl UnigramTokenizer {
         self.pipeline.encode(text, ids, |word, ids| self.segment(word, ids));
     }
 
+    /// The log-probability of `text` under the unigram model, along its best
+    /// segmentation: the sum of its pieces' scores (a language model's
+    /// prior for the text, used to tell a misheard word from a real one).
+    pub fn log_prob(&self, text: &str) -> f32 {
+        let mut ids = Vec::new();
+        self.encode(text, &mut ids);
+        ids.iter().map(|&id| if id == self.unk { self.unk_score } else { self.scores[id as usize] }).sum()
+    }
+
     /// The Viterbi segmentation of one word, appended to `ids`.
     fn segment(&self, normalised: &str, ids: &mut Vec<u32>) {
         // Byte offset of every character, and the end.
