@@ -50,7 +50,7 @@ pub struct EncoderConfig {
     /// on noisy draws of the built-in training phrasings
     /// ([`crate::pipeline::STANDARDIZATION_DRAWS`]).
     pub standardize: bool,
-    /// Put misheard English words back before the encoder reads them
+    /// Put misheard English words back before the features are computed
     /// ([`crate::spelling`]), with the built-in training phrasings' words
     /// and the encoder's tokenizer as the prior (a tokenizer that is no
     /// language model, such as WordPiece, leaves text as heard).
@@ -87,7 +87,7 @@ pub struct EncoderSpec {
     /// How each value of the embedding is shifted and scaled, if it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standardization: Option<Standardization>,
-    /// The words misheard ones are put back to before encoding, if any ([`crate::spelling`]).
+    /// The words misheard ones are put back to, if any ([`crate::spelling`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lexicon: Option<LexiconWords>,
 }
@@ -443,7 +443,7 @@ pub struct IntentFeatures {
     ngrams: HashedNgrams,
     embedder: Option<Arc<Embedder>>,
     standardization: Option<Arc<Standardization>>,
-    /// What misheard words are put back to before the encoder reads them.
+    /// What misheard words are put back to before the features are computed.
     lexicon: Option<Arc<Lexicon>>,
 }
 
@@ -471,8 +471,9 @@ impl IntentFeatures {
     }
 
     /// The same features with misheard English words put back to the words
-    /// of `texts` before the encoder reads them ([`crate::spelling`]); as
-    /// they were if there is no encoder or its tokenizer gives no prior.
+    /// of `texts` before both the n-grams and the embedding are computed
+    /// ([`crate::spelling`]; the encoder's tokenizer is the prior); as they
+    /// were if there is no encoder or its tokenizer gives no prior.
     pub fn with_lexicon<'a>(mut self, texts: impl IntoIterator<Item = &'a str>) -> Self {
         if self.embedder.as_ref().is_some_and(|e| e.word_log_prob("a").is_some()) {
             self.lexicon = Some(Arc::new(Lexicon::from_texts(texts)));
@@ -482,8 +483,8 @@ impl IntentFeatures {
         self
     }
 
-    /// What the encoder reads of `text`: misheard words put back, if the
-    /// features have a lexicon.
+    /// What the features are computed from: `text` with misheard words put
+    /// back, if the features have a lexicon.
     pub fn heard_as<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let (Some(lexicon), Some(embedder)) = (&self.lexicon, &self.embedder) else {
             return Cow::Borrowed(text);

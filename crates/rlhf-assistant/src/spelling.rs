@@ -1,4 +1,4 @@
-//! Misheard words put back before the sentence encoder reads them.
+//! Misheard words put back before an utterance is featurised.
 //!
 //! A recogniser's (or a typist's) slips turn "volume" into "vokume" or
 //! "volme", and a sentence encoder trained on clean text splits such a word
