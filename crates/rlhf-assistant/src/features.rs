@@ -148,13 +148,31 @@ const ENCODER_ARITHMETIC: &str = "int8 products, polynomial GELU (2026-12)";
 /// forever (20,000 vectors of 384 values take 31 MB).
 pub const SERVING_CACHE: usize = 20_000;
 
+/// The vectors an [`Embedder`] computed, by text.
+#[derive(Default)]
+struct EmbeddingCache {
+    vectors: HashMap<Box<str>, Arc<[f32]>>,
+    /// Entries that [`Embedder::prepare`] (or a cache file) put there; the
+    /// rest are bounded by [`SERVING_CACHE`].
+    prepared: usize,
+}
+
+impl EmbeddingCache {
+    /// Keeps prepared vectors, counting the new ones.
+    fn keep_prepared(&mut self, entries: impl IntoIterator<Item = (Box<str>, Arc<[f32]>)>) {
+        for (text, vector) in entries {
+            if self.vectors.insert(text, vector).is_none() {
+                self.prepared += 1;
+            }
+        }
+    }
+}
+
 /// A sentence encoder with a cache of the vectors it computed.
 pub struct Embedder {
     encoder: Box<dyn SentenceEncoder + Send + Sync>,
     spec: EncoderSpec,
-    cache: Mutex<HashMap<Box<str>, Arc<[f32]>>>,
-    /// Entries in the cache that [`Self::prepare`] put there; the rest are bounded by [`SERVING_CACHE`].
-    prepared: Mutex<usize>,
+    cache: Mutex<EmbeddingCache>,
     /// Where [`Self::prepare`] saves what it computed, if anywhere.
     cache_file: Option<PathBuf>,
     /// Vectors [`Self::embed`] keeps beyond the prepared ones.
@@ -217,14 +235,7 @@ impl Embedder {
 
     /// An embedder over an encoder already loaded, described by `spec`.
     pub fn new(encoder: Box<dyn SentenceEncoder + Send + Sync>, spec: EncoderSpec) -> Self {
-        Self {
-            encoder,
-            spec,
-            cache: Mutex::new(HashMap::new()),
-            prepared: Mutex::new(0),
-            cache_file: None,
-            cache_limit: SERVING_CACHE,
-        }
+        Self { encoder, spec, cache: Mutex::default(), cache_file: None, cache_limit: SERVING_CACHE }
     }
 
     /// Loads the model a saved intent model was trained with, refusing
@@ -262,7 +273,7 @@ impl Embedder {
     }
 
     fn cached(&self, text: &str) -> Option<Arc<[f32]>> {
-        self.cache.lock().unwrap_or_else(PoisonError::into_inner).get(text).cloned()
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner).vectors.get(text).cloned()
     }
 
     /// The embedding of `text`, from the cache or computed (and then kept
@@ -274,10 +285,9 @@ impl Embedder {
         let mut vector = Vec::with_capacity(self.dim());
         self.encoder.encode_into(text, &mut vector)?;
         let vector: Arc<[f32]> = vector.into();
-        let prepared = *self.prepared.lock().unwrap_or_else(PoisonError::into_inner);
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache.len() < prepared + self.cache_limit {
-            cache.insert(text.into(), vector.clone());
+        if cache.vectors.len() < cache.prepared + self.cache_limit {
+            cache.vectors.insert(text.into(), vector.clone());
         }
         Ok(vector)
     }
@@ -303,7 +313,7 @@ impl Embedder {
     pub fn prepare<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Result<usize, AssistantError> {
         let mut missing: Vec<&str> = {
             let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-            texts.iter().map(AsRef::as_ref).filter(|t| !cache.contains_key(*t)).collect()
+            texts.iter().map(AsRef::as_ref).filter(|t| !cache.vectors.contains_key(*t)).collect()
         };
         missing.sort_unstable();
         missing.dedup();
@@ -314,14 +324,10 @@ impl Embedder {
                 self.encoder.encode_into(text, &mut vector).map(|()| vector)
             })
             .collect::<Result<_, _>>()?;
-        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut prepared = self.prepared.lock().unwrap_or_else(PoisonError::into_inner);
-        for (text, vector) in missing.iter().zip(vectors) {
-            if cache.insert((*text).into(), vector.into()).is_none() {
-                *prepared += 1;
-            }
-        }
-        drop((cache, prepared));
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keep_prepared(missing.iter().zip(vectors).map(|(text, vector)| ((*text).into(), vector.into())));
         if let (Some(path), false) = (&self.cache_file, missing.is_empty()) {
             self.save_cache(path)?;
         }
@@ -350,13 +356,10 @@ impl Embedder {
             reason: format!("{reason}; delete the file to rebuild it"),
         })?;
         let count = entries.len();
-        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut prepared = self.prepared.lock().unwrap_or_else(PoisonError::into_inner);
-        for (text, vector) in entries {
-            if cache.insert(text.into(), vector.into()).is_none() {
-                *prepared += 1;
-            }
-        }
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keep_prepared(entries.into_iter().map(|(text, vector)| (text.into(), vector.into())));
         Ok(count)
     }
 
@@ -364,7 +367,7 @@ impl Embedder {
     pub fn save_cache(&self, path: &Path) -> Result<usize, AssistantError> {
         let bytes = {
             let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-            let mut entries: Vec<_> = cache.iter().collect();
+            let mut entries: Vec<_> = cache.vectors.iter().collect();
             entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
             encode_cache(entries.iter().map(|(t, v)| (&***t, &***v)), self.dim())
         };
@@ -796,7 +799,7 @@ mod tests {
         for i in 0..SERVING_CACHE + 10 {
             embedder.embed(&format!("text {i}")).unwrap();
         }
-        assert_eq!(embedder.cache.lock().unwrap().len(), 1 + SERVING_CACHE);
+        assert_eq!(embedder.cache.lock().unwrap().vectors.len(), 1 + SERVING_CACHE);
         assert!(embedder.cached("kept").is_some());
     }
 }
