@@ -20,6 +20,7 @@ use rlhf_assistant::study::{
 };
 use rlhf_assistant::{
     AsrNoise, ClassificationReport, Cuts, Domain, IntentClassifier, IntentCorpus, Language, PipelineConfig, Split,
+    language_accuracy,
 };
 use rlhf_bench::table::{estimate_cell, seeds_cell};
 use rlhf_model::text::HashedNgrams;
@@ -577,14 +578,8 @@ fn intent_scores(args: &EvalIntentsArgs) -> anyhow::Result<serde_json::Value> {
         "utterances": report.total,
     });
     for language in [Language::Zh, Language::En] {
-        // Each language's share, by what was said (before the noise).
-        let (right, total) = utterances
-            .iter()
-            .zip(&predicted)
-            .filter(|(u, _)| Language::of_text(&u.text) == language)
-            .fold((0usize, 0usize), |(right, total), (u, &p)| (right + usize::from(p == u.intent), total + 1));
-        if total > 0 {
-            summary[format!("accuracy_{}", language.code())] = (right as f64 / total as f64).into();
+        if let Some(accuracy) = language_accuracy(&utterances, &predicted, language) {
+            summary[format!("accuracy_{}", language.code())] = accuracy.into();
         }
     }
     Ok(summary)

@@ -466,9 +466,10 @@ impl IntentFeatures {
                 reason: "no texts to fit the embedding's standardisation on".into(),
             });
         }
-        self.prepare(texts)?;
-        let vectors =
-            texts.iter().map(|t| embedder.embed(&self.heard_as(t.as_ref()))).collect::<Result<Vec<_>, _>>()?;
+        // Each text as the features read it, corrected once for both the encoding and the fit.
+        let heard = self.heard_as_all(texts);
+        embedder.prepare(&heard)?;
+        let vectors = heard.iter().map(|t| embedder.embed(t)).collect::<Result<Vec<_>, _>>()?;
         self.standardization = Some(Arc::new(Standardization::fit(&vectors, embedder.dim())));
         Ok(self)
     }
@@ -492,20 +493,19 @@ impl IntentFeatures {
         let (Some(lexicon), Some(embedder)) = (&self.lexicon, &self.embedder) else {
             return Cow::Borrowed(text);
         };
-        let mut corrected = String::new();
-        lexicon.correct(text, |w| embedder.word_log_prob(w).unwrap_or(0.0), &mut corrected);
-        if corrected == text { Cow::Borrowed(text) } else { Cow::Owned(corrected) }
+        lexicon.correct(text, |w| embedder.word_log_prob(w).unwrap_or(0.0))
+    }
+
+    /// [`Self::heard_as`] of each of `texts`, on every core.
+    fn heard_as_all<'a, S: AsRef<str> + Sync>(&self, texts: &'a [S]) -> Vec<Cow<'a, str>> {
+        texts.par_iter().map(|t| self.heard_as(t.as_ref())).collect()
     }
 
     /// Encodes ahead, on every core, the embeddings of those `texts` not
     /// cached yet (nothing with n-grams alone); returns how many were computed.
     pub fn prepare<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Result<usize, AssistantError> {
         let Some(embedder) = &self.embedder else { return Ok(0) };
-        if self.lexicon.is_none() {
-            return embedder.prepare(texts);
-        }
-        let heard: Vec<Cow<'_, str>> = texts.par_iter().map(|t| self.heard_as(t.as_ref())).collect();
-        embedder.prepare(&heard)
+        embedder.prepare(&self.heard_as_all(texts))
     }
 
     /// The n-grams of `config` with `embedder`'s vectors, as its spec says.

@@ -61,7 +61,7 @@ pub use corpus::{BUILTIN_INTENTS, DatasetError, Domain, IntentCorpus, Language, 
 pub use env::{ConversationState, DialogEnv, IntentEnv, IntentInfo, IntentRewards};
 pub use error::AssistantError;
 pub use features::{Embedder, EmbeddingUse, EncoderConfig, EncoderSpec, IntentFeatures};
-pub use metrics::{ClassificationReport, IntentScore};
+pub use metrics::{ClassificationReport, IntentScore, language_accuracy};
 pub use noise::{AsrNoise, Cuts};
 pub use pipeline::{IntentModelSpec, PipelineConfig};
 pub use pretrain::{PretrainConfig, pretrain};

@@ -1,9 +1,23 @@
 //! Classification metrics: accuracy, macro recall and F1, per-intent
-//! precision and recall, and the confusion matrix.
+//! precision and recall, the confusion matrix, and accuracy per language.
 
 use std::fmt::Write as _;
 
 use serde::Serialize;
+
+use crate::{Language, Utterance};
+
+/// Accuracy over the utterances said in `language` (by
+/// [`Language::of_text`] of what was said, before any noise), `predicted`
+/// giving each utterance's answer; `None` when none was said in it.
+pub fn language_accuracy(utterances: &[Utterance], predicted: &[usize], language: Language) -> Option<f64> {
+    let (right, total) = utterances
+        .iter()
+        .zip(predicted)
+        .filter(|(u, _)| Language::of_text(&u.text) == language)
+        .fold((0usize, 0usize), |(right, total), (u, &p)| (right + usize::from(p == u.intent), total + 1));
+    (total > 0).then(|| right as f64 / total as f64)
+}
 
 /// Precision, recall and F1 of one intent.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -142,6 +156,17 @@ mod tests {
         assert!((report.macro_f1 - (2.0 / 3.0 + 0.8) / 3.0).abs() < 1e-12);
         assert!(report.table().contains("| i1 | 0.667 | 1.000 | 0.800 | 2 |"));
         assert!(report.confusion_text().lines().nth(3).unwrap().ends_with("i2"));
+    }
+
+    #[test]
+    fn accuracy_per_language_counts_what_was_said_in_it() {
+        let said = |text: &str, intent| Utterance { text: text.into(), intent };
+        let utterances = [said("打开灯", 0), said("turn it up", 1), said("关灯", 2), said("lights off", 2)];
+        // Chinese: 打开灯 right, 关灯 wrong; English: both right.
+        let predicted = [0, 1, 0, 2];
+        assert_eq!(language_accuracy(&utterances, &predicted, Language::Zh), Some(0.5));
+        assert_eq!(language_accuracy(&utterances, &predicted, Language::En), Some(1.0));
+        assert_eq!(language_accuracy(&utterances[1..2], &predicted[1..2], Language::Zh), None);
     }
 
     #[test]

@@ -24,6 +24,7 @@
 //! deletions, so a lookup hashes a few strings instead of comparing the
 //! heard word with every known one.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
@@ -121,29 +122,42 @@ impl Lexicon {
 
     /// `text` with each misheard word replaced (see the module's doc),
     /// `prior` giving a string's log-probability; everything else, spacing,
-    /// case and punctuation included, as it was.
-    pub fn correct(&self, text: &str, prior: impl Fn(&str) -> f32, out: &mut String) {
-        out.clear();
-        let mut lower = String::new();
-        let mut rest = text;
-        while let Some(start) = rest.find(is_word_char) {
-            out.push_str(&rest[..start]);
-            let len = rest[start..].find(|c: char| !is_word_char(c)).unwrap_or(rest.len() - start);
-            let word = &rest[start..start + len];
-            lower.clear();
-            lower.extend(word.chars().map(|c| c.to_ascii_lowercase()));
-            match self.correction(&lower, &prior) {
-                Some(Correction::Word { id, .. }) => out.push_str(&self.words[id as usize]),
-                Some(Correction::Split(left, right)) => {
-                    out.push_str(&self.words[left as usize]);
-                    out.push(' ');
-                    out.push_str(&self.words[right as usize]);
+    /// case and punctuation included, as it was. Borrowed (nothing copied)
+    /// when no word changes, as with most of what is said.
+    pub fn correct<'a>(&self, text: &'a str, prior: impl Fn(&str) -> f32) -> Cow<'a, str> {
+        // Filled from the first correction on: text up to `copied` is in it.
+        let (mut out, mut copied) = (None::<String>, 0);
+        let mut at = 0;
+        while let Some(start) = text[at..].find(is_word_char).map(|s| at + s) {
+            let end = text[start..].find(|c: char| !is_word_char(c)).map_or(text.len(), |e| start + e);
+            let word = &text[start..end];
+            let lower = if word.bytes().any(|b| b.is_ascii_uppercase()) {
+                Cow::Owned(word.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(word)
+            };
+            if let Some(correction) = self.correction(&lower, &prior) {
+                let out = out.get_or_insert_with(|| String::with_capacity(text.len() + 8));
+                out.push_str(&text[copied..start]);
+                match correction {
+                    Correction::Word { id, .. } => out.push_str(&self.words[id as usize]),
+                    Correction::Split(left, right) => {
+                        out.push_str(&self.words[left as usize]);
+                        out.push(' ');
+                        out.push_str(&self.words[right as usize]);
+                    }
                 }
-                None => out.push_str(word),
+                copied = end;
             }
-            rest = &rest[start + len..];
+            at = end;
         }
-        out.push_str(rest);
+        match out {
+            None => Cow::Borrowed(text),
+            Some(mut out) => {
+                out.push_str(&text[copied..]);
+                Cow::Owned(out)
+            }
+        }
     }
 
     /// What `word` (lower-case) should be read as, if not itself.
@@ -256,9 +270,7 @@ mod tests {
     }
 
     fn corrected(lexicon: &Lexicon, text: &str, prior: impl Fn(&str) -> f32) -> String {
-        let mut out = String::new();
-        lexicon.correct(text, prior, &mut out);
-        out
+        lexicon.correct(text, prior).into_owned()
     }
 
     #[test]
