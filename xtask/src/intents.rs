@@ -508,7 +508,8 @@ pub(crate) struct EvalIntentsArgs {
     /// recogniser does), `never` or `always`: what cut-off commands cost.
     #[arg(long, default_value = "sometimes")]
     cuts: Cuts,
-    /// Also list every misclassified utterance (as heard) on stderr.
+    /// Also list every misclassified utterance on stderr: as said, as heard,
+    /// and as read when the model put misheard words back.
     #[arg(long)]
     errors: bool,
     /// Backend the model is loaded on: `cpu` (flex), `ndarray`, or `wgpu`
@@ -565,7 +566,15 @@ fn intent_scores(args: &EvalIntentsArgs) -> anyhow::Result<serde_json::Value> {
     if args.errors {
         for ((utterance, &guess), heard) in utterances.iter().zip(&predicted).zip(&heard) {
             if guess != utterance.intent {
-                eprintln!("{:<18} → {:<18} {heard}", labels[utterance.intent], labels[guess]);
+                let (truth, guess) = (&labels[utterance.intent], &labels[guess]);
+                eprintln!("{truth:<18} → {guess:<18} said: {}", utterance.text);
+                if *heard != utterance.text {
+                    eprintln!("{:<40} heard: {heard}", "");
+                }
+                let read = classifiers[0].heard_as(heard);
+                if read != *heard {
+                    eprintln!("{:<40} read: {read}", "");
+                }
             }
         }
     }

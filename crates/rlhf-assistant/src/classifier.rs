@@ -49,6 +49,12 @@ impl IntentClassifier {
         Ok(&q[..self.labels.len()])
     }
 
+    /// `text` as the featuriser reads it: misheard words put back when the
+    /// model has a lexicon ([`IntentFeatures::heard_as`]).
+    pub fn heard_as<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        self.featurizer.heard_as(text)
+    }
+
     /// The index of the intent with the largest Q-value.
     pub fn predict(&mut self, text: &str) -> Result<usize, AssistantError> {
         Ok(argmax(self.q_values(text)?))
