@@ -1,18 +1,24 @@
 //! Misheard words put back before an utterance is featurised.
 //!
 //! A recogniser's (or a typist's) slips turn "volume" into "vokume" or
-//! "volme", and a sentence encoder trained on clean text splits such a word
-//! into pieces it rarely saw. [`Lexicon`] holds the words of the training
-//! phrasings, counted, and reads an unknown word as the known one a few
-//! edits away (deletions, insertions, substitutions and swaps of adjacent
-//! letters: one edit for words of up to five letters, two for longer ones;
-//! the most frequent on a tie), or as two known words run together (a lost
-//! space).
+//! "volme", run "could you turn" together into "couldyouturn", and a
+//! sentence encoder trained on clean text splits such words into pieces it
+//! rarely saw. [`Lexicon`] holds the words of the training phrasings,
+//! counted, and which word followed which. It reads an unknown word as
+//! known words: one a few edits away (deletions, insertions, substitutions
+//! and swaps of adjacent letters: one edit for words of up to five letters,
+//! two for longer ones), or several run together (each lost space an edit),
+//! each heard exactly or with one slip. Among the readings it picks the
+//! likeliest, as a noisy channel does: each edit costs [`EDIT_COST`] nats,
+//! and each word its surprisal after the word before it (the pairs of the
+//! training phrasings, interpolated with the word's own frequency), from the
+//! known word said before to the one said after. So "ext" after "play" is
+//! "next", and after "send a" "text".
 //!
 //! A word the training phrasings never said may still be a real word
 //! ("convert" is one edit from "connect"). So a correction is a noisy-channel
-//! decision: it is made only when a language model's prior for the known
-//! word beats its prior for the heard one by more than the edits cost,
+//! decision too: it is made only when a language model's prior for the
+//! known words beats its prior for the heard one by more than the edits cost,
 //! [`EDIT_COST`] nats each (about the log-odds of a given slip at the noise
 //! rates the assistant is trained for). The prior is the sentence encoder's
 //! own tokenizer (SentencePiece's unigram model): it knows which strings are
@@ -469,10 +475,66 @@ mod tests {
     }
 
     #[test]
+    fn run_together_words_are_split_even_with_a_slip() {
+        let lexicon = Lexicon::from_texts(["could you turn the volume up", "turn it off"]);
+        let fixed = |text| corrected(&lexicon, text, known_first(&lexicon));
+        assert_eq!(fixed("couldyouturn the volume up"), "could you turn the volume up");
+        // Two lost spaces and a doubled letter: three edits.
+        assert_eq!(fixed("couldyouturnn the volume up"), "could you turn the volume up");
+        assert_eq!(fixed("turn theevolume up"), "turn the volume up");
+    }
+
+    #[test]
+    fn the_words_around_choose_among_equally_near_readings() {
+        // "ext" is one edit from "next" and from "text"; "tae" from "take" and "the".
+        let lexicon = Lexicon::from_texts([
+            "play the next song",
+            "send a text",
+            "send a text",
+            "text her",
+            "take me home",
+            "the song",
+            "the light",
+        ]);
+        let fixed = |text| corrected(&lexicon, text, known_first(&lexicon));
+        assert_eq!(fixed("ext"), "text", "alone, the more frequent word");
+        assert_eq!(fixed("play the ext song"), "play the next song");
+        assert_eq!(fixed("send a ext"), "send a text");
+        assert_eq!(fixed("tae"), "the");
+        assert_eq!(fixed("tae me home"), "take me home", "the word after decides");
+    }
+
+    #[test]
+    fn surprisal_interpolates_pairs_with_frequency() {
+        // Hand-counted: "a" said 3 times, "b" 2, "c" 1 (6 words); "a b" twice, "b a" once.
+        let lexicon = Lexicon::from_texts(["a b a", "a b c"]);
+        let id = |w: &str| lexicon.ids[w];
+        let close = |got: f32, want: f32| assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        close(lexicon.surprisal(id("b"), None), -(2.0f32 / 6.0).ln());
+        close(
+            lexicon.surprisal(id("b"), Some(id("a"))),
+            -(PAIR_WEIGHT * 2.0 / 3.0 + (1.0 - PAIR_WEIGHT) * 2.0 / 6.0).ln(),
+        );
+        close(lexicon.surprisal(id("c"), Some(id("a"))), -((1.0 - PAIR_WEIGHT) / 6.0).ln());
+    }
+
+    #[test]
+    fn a_bare_word_list_saved_by_earlier_models_still_reads() {
+        let saved: LexiconWords = serde_json::from_str(r#"[["turn", 2], ["up", 1]]"#).unwrap();
+        assert_eq!(saved, LexiconWords { words: vec![("turn".into(), 2), ("up".into(), 1)], pairs: Vec::new() });
+        let lexicon = Lexicon::from_words(saved);
+        assert_eq!(corrected(&lexicon, "tirn up", known_first(&lexicon)), "turn up");
+        // A pair naming a word the list lacks is skipped, not a panic.
+        let damaged = LexiconWords { words: vec![("turn".into(), 2)], pairs: vec![[0, 7, 1]] };
+        assert!(Lexicon::from_words(damaged).pairs.is_empty());
+    }
+
+    #[test]
     fn saved_words_give_the_same_lexicon() {
         let lexicon = Lexicon::from_texts(["turn on the light", "turn it up"]);
         let words = lexicon.to_words();
         assert_eq!(words.words[0], ("turn".to_owned(), 2));
+        assert!(words.pairs.contains(&[0, 1, 1]), "\"turn on\" said once: {:?}", words.pairs);
         let again = Lexicon::from_words(serde_json::from_str(&serde_json::to_string(&words).unwrap()).unwrap());
         assert_eq!(again, lexicon);
         assert_eq!(corrected(&again, "tirn it up", known_first(&again)), "turn it up");
