@@ -155,11 +155,15 @@ impl Lexicon {
     /// a pair naming no saved word is skipped).
     pub fn from_words(saved: LexiconWords) -> Self {
         let mut lexicon = Self::default();
+        // The id of each saved position (a repeat shares its first's).
+        let mut id_of = Vec::with_capacity(saved.words.len());
         for (word, count) in saved.words {
-            let id = lexicon.words.len() as u32;
-            if lexicon.ids.contains_key(&word) {
+            if let Some(&id) = lexicon.ids.get(&word) {
+                id_of.push(id);
                 continue;
             }
+            let id = lexicon.words.len() as u32;
+            id_of.push(id);
             lexicon.ids.insert(word.clone(), id);
             for deleted in deletions_within(&word, 2) {
                 lexicon.deletions.entry(deleted).or_default().push(id);
@@ -169,9 +173,11 @@ impl Lexicon {
             lexicon.words.push(word);
             lexicon.counts.push(count);
         }
-        let known = lexicon.words.len() as u32;
-        lexicon.pairs =
-            saved.pairs.into_iter().filter(|p| p[0] < known && p[1] < known).map(|p| ((p[0], p[1]), p[2])).collect();
+        for [first, second, count] in saved.pairs {
+            if let (Some(&a), Some(&b)) = (id_of.get(first as usize), id_of.get(second as usize)) {
+                *lexicon.pairs.entry((a, b)).or_default() += count;
+            }
+        }
         lexicon
     }
 
@@ -270,11 +276,13 @@ impl Lexicon {
     /// `−ln p(word | before)`: the pairs the training phrasings said,
     /// interpolated with the word's own frequency ([`PAIR_WEIGHT`]).
     fn surprisal(&self, word: u32, before: Option<u32>) -> f32 {
-        let alone = self.counts[word as usize] as f32 / self.total as f32;
+        // Counts of at least one: a saved count of zero makes no infinity.
+        let count = |id: u32| self.counts[id as usize].max(1) as f32;
+        let alone = count(word) / self.total.max(1) as f32;
         let p = match before {
             Some(b) => {
                 let pair = self.pairs.get(&(b, word)).copied().unwrap_or(0) as f32;
-                PAIR_WEIGHT * pair / self.counts[b as usize] as f32 + (1.0 - PAIR_WEIGHT) * alone
+                (PAIR_WEIGHT * pair / count(b)).min(PAIR_WEIGHT) + (1.0 - PAIR_WEIGHT) * alone
             }
             None => alone,
         };
@@ -527,6 +535,15 @@ mod tests {
         // A pair naming a word the list lacks is skipped, not a panic.
         let damaged = LexiconWords { words: vec![("turn".into(), 2)], pairs: vec![[0, 7, 1]] };
         assert!(Lexicon::from_words(damaged).pairs.is_empty());
+        // A repeated word shares its first's id, in pairs too; zero counts give finite costs.
+        let repeated = LexiconWords {
+            words: vec![("turn".into(), 0), ("up".into(), 0), ("turn".into(), 5)],
+            pairs: vec![[2, 1, 3]],
+        };
+        let lexicon = Lexicon::from_words(repeated);
+        assert_eq!(lexicon.len(), 2);
+        assert_eq!(lexicon.pairs.get(&(0, 1)), Some(&3));
+        assert!(lexicon.surprisal(1, Some(0)).is_finite() && lexicon.surprisal(0, None).is_finite());
     }
 
     #[test]
