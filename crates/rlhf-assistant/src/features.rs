@@ -750,7 +750,7 @@ mod tests {
         assert_eq!(heard, meant);
         // The checkpoint's spec carries the lexicon, and features rebuilt from it correct alike.
         let spec = features.encoder_spec().unwrap();
-        assert_eq!(spec.lexicon.as_ref().map(|l| l.words.len()), Some(4));
+        assert_eq!(spec.lexicon.as_ref().map(|l| l.0.len()), Some(4));
         let again = IntentFeatures::for_spec(config, Some(&spec)).unwrap();
         assert_eq!(again.heard_as("turn the vokume up"), "turn the volume up");
         // An encoder whose tokenizer gives no prior keeps text as heard.

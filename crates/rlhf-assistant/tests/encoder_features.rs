@@ -78,7 +78,7 @@ fn a_model_on_embeddings_trains_saves_loads_and_learns_from_feedback() {
     assert_eq!(encoder.sha256.len(), 64);
     // The tiny model's tokenizer is a unigram model, so the spec carries a spelling lexicon.
     let lexicon = encoder.lexicon.as_ref().expect("a spelling lexicon of the built-in phrasings");
-    assert!(lexicon.words.iter().any(|(word, _)| word == "lights"), "{} words", lexicon.words.len());
+    assert!(lexicon.0.iter().any(|(word, _)| word == "lights"), "{} words", lexicon.0.len());
     let model_dir = dir.path().join("model");
     save_intent_model(&model_dir, &network, &spec, 120, "cpu".into(), json!({})).unwrap();
     let (loaded, loaded_spec, _) = load_intent_model::<AutodiffCpu>(&model_dir, &cpu_device()).unwrap();
