@@ -566,15 +566,8 @@ fn intent_scores(args: &EvalIntentsArgs) -> anyhow::Result<serde_json::Value> {
     if args.errors {
         for ((utterance, &guess), heard) in utterances.iter().zip(&predicted).zip(&heard) {
             if guess != utterance.intent {
-                let (truth, guess) = (&labels[utterance.intent], &labels[guess]);
-                eprintln!("{truth:<18} → {guess:<18} said: {}", utterance.text);
-                if *heard != utterance.text {
-                    eprintln!("{:<40} heard: {heard}", "");
-                }
                 let read = classifiers[0].heard_as(heard);
-                if read != *heard {
-                    eprintln!("{:<40} read: {read}", "");
-                }
+                eprint!("{}", miss(&labels[utterance.intent], &labels[guess], &utterance.text, heard, &read));
             }
         }
     }
@@ -592,6 +585,20 @@ fn intent_scores(args: &EvalIntentsArgs) -> anyhow::Result<serde_json::Value> {
         }
     }
     Ok(summary)
+}
+
+/// One miss of `eval-intents --errors`: the intent meant and the one
+/// chosen, what was said, and, where they differ from it, what was heard
+/// and what the model read.
+fn miss(truth: &str, guess: &str, said: &str, heard: &str, read: &str) -> String {
+    let mut lines = format!("{truth:<18} → {guess:<18} said: {said}\n");
+    if heard != said {
+        lines += &format!("{:<40} heard: {heard}\n", "");
+    }
+    if read != heard {
+        lines += &format!("{:<40} read: {read}\n", "");
+    }
+    lines
 }
 
 /// Arguments of `cargo xtask predict`.
@@ -659,6 +666,23 @@ mod tests {
     use tempfile::TempDir;
 
     use super::*;
+
+    #[test]
+    fn a_miss_shows_heard_and_read_only_where_they_differ() {
+        let pad = " ".repeat(40);
+        assert_eq!(
+            miss("light_on", "ac_on", "lights on", "lights on", "lights on"),
+            format!("{:<18} → {:<18} said: lights on\n", "light_on", "ac_on")
+        );
+        assert_eq!(
+            miss("light_on", "ac_on", "lights on", "lihgts on", "lights on"),
+            format!(
+                "{:<18} → {:<18} said: lights on\n{pad} heard: lihgts on\n{pad} read: lights on\n",
+                "light_on", "ac_on"
+            )
+        );
+        assert!(!miss("a", "b", "x y", "xy", "xy").contains("read:"), "nothing put back, no read line");
+    }
 
     /// A small untrained intent model over `labels`, saved to a fresh folder.
     fn saved_model(labels: &[&str]) -> TempDir {
