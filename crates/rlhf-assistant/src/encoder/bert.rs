@@ -125,6 +125,30 @@ impl Linear {
         }
     }
 
+    /// The weights as f32 (an 8-bit matrix dequantised).
+    fn to_dense(&self) -> DenseWeights {
+        match self {
+            Self::Dense { weight, bias, .. } => {
+                DenseWeights { weight: Matrix::F32(weight.clone()), bias: bias.clone() }
+            }
+            Self::Quantized(linear) => {
+                DenseWeights { weight: Matrix::F32(linear.dequantised()), bias: linear.bias().to_vec() }
+            }
+        }
+    }
+
+    /// `dense` in the same arithmetic as `self`: 8-bit when `self` is, f32 otherwise.
+    fn like(&self, dense: DenseWeights, d_in: usize, d_out: usize, name: &str) -> Result<Self, EncoderError> {
+        match (self, dense.weight) {
+            (Self::Quantized(_), Matrix::F32(weight)) => {
+                check_len(name, "bias", dense.bias.len(), d_out)?;
+                check_len(name, "weight", weight.len(), d_in * d_out)?;
+                Ok(Self::Quantized(QuantizedLinear::from_f32(&weight, dense.bias, d_in, d_out)?))
+            }
+            (_, weight) => Self::new(DenseWeights { weight, bias: dense.bias }, d_in, d_out, name),
+        }
+    }
+
     /// `out` (resized to `[rows, d_out]`) = `x · Wᵀ + b`.
     fn forward(&self, x: &[f32], rows: usize, out: &mut Vec<f32>) -> Result<(), EncoderError> {
         match self {
@@ -153,6 +177,10 @@ impl Norm {
         check_len(name, "scale", weights.scale.len(), dim)?;
         check_len(name, "shift", weights.shift.len(), dim)?;
         Ok(Self { scale: weights.scale, shift: weights.shift })
+    }
+
+    fn to_weights(&self) -> NormWeights {
+        NormWeights { scale: self.scale.clone(), shift: self.shift.clone() }
     }
 
     /// Normalises each row of `x` in place (biased variance, then scale and shift).
@@ -322,6 +350,44 @@ impl TransformerEncoder {
         Self::new(weights, UnigramTokenizer::new(&file.pieces), prefix)
     }
 
+    /// Layer `l`'s weights as f32 (8-bit matrices dequantised); `None` past the last layer.
+    pub fn layer_weights(&self, l: usize) -> Option<LayerWeights> {
+        let layer = self.layers.get(l)?;
+        Some(LayerWeights {
+            query: layer.query.to_dense(),
+            key: layer.key.to_dense(),
+            value: layer.value.to_dense(),
+            attention_out: layer.attention_out.to_dense(),
+            attention_norm: layer.attention_norm.to_weights(),
+            feed_in: layer.feed_in.to_dense(),
+            feed_out: layer.feed_out.to_dense(),
+            output_norm: layer.output_norm.to_weights(),
+        })
+    }
+
+    /// The same encoder with layer `l` replaced by `weights`, computed in
+    /// the arithmetic of the layer it replaces (8-bit products if those were).
+    pub fn with_layer(mut self, l: usize, weights: LayerWeights) -> Result<Self, EncoderError> {
+        let (h, ff) = (self.sizes.hidden, self.sizes.intermediate);
+        let old = self
+            .layers
+            .get(l)
+            .ok_or_else(|| EncoderError::Weights(format!("layer {l} replaced, the model has {}", self.layers.len())))?;
+        let name = |part: &str| format!("layer {l} {part}");
+        let layer = Layer {
+            query: old.query.like(weights.query, h, h, &name("query"))?,
+            key: old.key.like(weights.key, h, h, &name("key"))?,
+            value: old.value.like(weights.value, h, h, &name("value"))?,
+            attention_out: old.attention_out.like(weights.attention_out, h, h, &name("attention output"))?,
+            attention_norm: Norm::new(weights.attention_norm, h, &name("attention norm"))?,
+            feed_in: old.feed_in.like(weights.feed_in, h, ff, &name("feed-forward in"))?,
+            feed_out: old.feed_out.like(weights.feed_out, ff, h, &name("feed-forward out"))?,
+            output_norm: Norm::new(weights.output_norm, h, &name("output norm"))?,
+        };
+        self.layers[l] = layer;
+        Ok(self)
+    }
+
     /// The tokenizer.
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
@@ -357,6 +423,29 @@ impl TransformerEncoder {
     fn pool_window(&self, ids: &[u32], pooled: &mut [f32]) -> Result<(), EncoderError> {
         let h = self.sizes.hidden;
         let t = ids.len();
+        let x = self.window_states(ids, self.layers.len())?;
+        pooled.iter_mut().for_each(|p| *p = 0.0);
+        for row in x.chunks_exact(h) {
+            pooled.iter_mut().zip(row).for_each(|(p, v)| *p += v);
+        }
+        pooled.iter_mut().for_each(|p| *p /= t as f32);
+        Ok(())
+    }
+
+    /// The token vectors of `text`'s first window (`<s>`, its tokens, `</s>`)
+    /// after the embeddings and the first `layers` layers, `[tokens, hidden]`.
+    pub fn token_states(&self, text: &str, layers: usize) -> Result<Vec<f32>, EncoderError> {
+        let mut ids = vec![self.tokenizer.bos()];
+        self.tokenizer.encode(&format!("{}{text}", self.prefix), &mut ids);
+        ids.truncate(self.window + 1);
+        ids.push(self.tokenizer.eos());
+        self.window_states(&ids, layers.min(self.layers.len()))
+    }
+
+    /// One window's token vectors after the embeddings and the first `layers` layers.
+    fn window_states(&self, ids: &[u32], layers: usize) -> Result<Vec<f32>, EncoderError> {
+        let h = self.sizes.hidden;
+        let t = ids.len();
         if self.position_offset + t > self.sizes.max_positions {
             return Err(EncoderError::Unsupported(format!("{t} tokens in one window")));
         }
@@ -378,7 +467,7 @@ impl TransformerEncoder {
             (Vec::new(), Vec::new(), Vec::new(), vec![0.0; t * h], Vec::new(), Vec::new());
         let (mut qh, mut kh, mut vh, mut scores, mut out_h) =
             (vec![0.0; t * d], vec![0.0; t * d], vec![0.0; t * d], vec![0.0; t * t], vec![0.0; t * d]);
-        for layer in &self.layers {
+        for layer in &self.layers[..layers] {
             layer.query.forward(&x, t, &mut q)?;
             layer.key.forward(&x, t, &mut k)?;
             layer.value.forward(&x, t, &mut v)?;
@@ -414,12 +503,7 @@ impl TransformerEncoder {
             x.iter_mut().zip(&tmp).for_each(|(x, f)| *x += f);
             layer.output_norm.apply(&mut x, eps);
         }
-        pooled.iter_mut().for_each(|p| *p = 0.0);
-        for row in x.chunks_exact(h) {
-            pooled.iter_mut().zip(row).for_each(|(p, v)| *p += v);
-        }
-        pooled.iter_mut().for_each(|p| *p /= t as f32);
-        Ok(())
+        Ok(x)
     }
 }
 

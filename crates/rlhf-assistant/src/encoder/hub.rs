@@ -564,29 +564,7 @@ pub fn read_weights(path: &Path, config: &HubConfig) -> Result<TransformerWeight
     let t = Tensors { st, path };
     let s = config.sizes;
     let (h, ff) = (s.hidden, s.intermediate);
-    let dense = |name: &str, d_in: usize, d_out: usize| -> Result<DenseWeights, HubError> {
-        Ok(DenseWeights {
-            weight: Matrix::F32(t.f32(&format!("{name}.weight"), &[d_out, d_in])?),
-            bias: t.f32(&format!("{name}.bias"), &[d_out])?,
-        })
-    };
-    let norm = |name: &str| -> Result<NormWeights, HubError> {
-        Ok(NormWeights { scale: t.f32(&format!("{name}.weight"), &[h])?, shift: t.f32(&format!("{name}.bias"), &[h])? })
-    };
-    let mut layers = Vec::with_capacity(s.layers);
-    for l in 0..s.layers {
-        let name = |part: &str| format!("encoder.layer.{l}.{part}");
-        layers.push(LayerWeights {
-            query: dense(&name("attention.self.query"), h, h)?,
-            key: dense(&name("attention.self.key"), h, h)?,
-            value: dense(&name("attention.self.value"), h, h)?,
-            attention_out: dense(&name("attention.output.dense"), h, h)?,
-            attention_norm: norm(&name("attention.output.LayerNorm"))?,
-            feed_in: dense(&name("intermediate.dense"), h, ff)?,
-            feed_out: dense(&name("output.dense"), ff, h)?,
-            output_norm: norm(&name("output.LayerNorm"))?,
-        });
-    }
+    let layers = (0..s.layers).map(|l| read_layer(&t, l, h, ff)).collect::<Result<Vec<_>, _>>()?;
     let words_name = "embeddings.word_embeddings.weight";
     let (stored, view) = t.view(words_name, &[s.vocab_rows, h])?;
     let words = match view.dtype() {
@@ -604,9 +582,95 @@ pub fn read_weights(path: &Path, config: &HubConfig) -> Result<TransformerWeight
         words,
         positions: t.f32("embeddings.position_embeddings.weight", &[s.max_positions, h])?,
         token_type,
-        embedding_norm: norm("embeddings.LayerNorm")?,
+        embedding_norm: NormWeights {
+            scale: t.f32("embeddings.LayerNorm.weight", &[h])?,
+            shift: t.f32("embeddings.LayerNorm.bias", &[h])?,
+        },
         layers,
     })
+}
+
+/// A model hub's BERT names of layer `l`'s parts: (part, name) in [`LayerWeights`]' order.
+fn layer_names(l: usize) -> [String; 8] {
+    [
+        "attention.self.query",
+        "attention.self.key",
+        "attention.self.value",
+        "attention.output.dense",
+        "attention.output.LayerNorm",
+        "intermediate.dense",
+        "output.dense",
+        "output.LayerNorm",
+    ]
+    .map(|part| format!("encoder.layer.{l}.{part}"))
+}
+
+/// Layer `l`'s weights from `t` (hidden size `h`, feed-forward size `ff`).
+fn read_layer(t: &Tensors<'_>, l: usize, h: usize, ff: usize) -> Result<LayerWeights, HubError> {
+    let dense = |name: &str, d_in: usize, d_out: usize| -> Result<DenseWeights, HubError> {
+        Ok(DenseWeights {
+            weight: Matrix::F32(t.f32(&format!("{name}.weight"), &[d_out, d_in])?),
+            bias: t.f32(&format!("{name}.bias"), &[d_out])?,
+        })
+    };
+    let norm = |name: &str| -> Result<NormWeights, HubError> {
+        Ok(NormWeights { scale: t.f32(&format!("{name}.weight"), &[h])?, shift: t.f32(&format!("{name}.bias"), &[h])? })
+    };
+    let [q, k, v, ao, aln, fi, fo, oln] = layer_names(l);
+    Ok(LayerWeights {
+        query: dense(&q, h, h)?,
+        key: dense(&k, h, h)?,
+        value: dense(&v, h, h)?,
+        attention_out: dense(&ao, h, h)?,
+        attention_norm: norm(&aln)?,
+        feed_in: dense(&fi, h, ff)?,
+        feed_out: dense(&fo, ff, h)?,
+        output_norm: norm(&oln)?,
+    })
+}
+
+/// Reads layer `l` (hidden size `h`, feed-forward size `ff`) from the
+/// safetensors file at `path`, as [`layer_safetensors`] writes it.
+pub fn read_layer_file(path: &Path, l: usize, h: usize, ff: usize) -> Result<LayerWeights, HubError> {
+    let bytes = std::fs::read(path).map_err(|source| HubError::Read { path: path.to_owned(), source })?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| HubError::Safetensors { path: path.to_owned(), reason: e.to_string() })?;
+    read_layer(&Tensors { st, path }, l, h, ff)
+}
+
+/// Layer `l`'s f32 `weights` as a safetensors file, under a model hub's BERT names.
+pub fn layer_safetensors(l: usize, weights: &LayerWeights) -> Result<Vec<u8>, EncoderError> {
+    let h = weights.attention_norm.scale.len();
+    let ff = weights.feed_in.bias.len();
+    let f32_bytes = |values: &[f32]| -> Vec<u8> { values.iter().flat_map(|v| v.to_le_bytes()).collect() };
+    let mut tensors: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
+    let [q, k, v, ao, aln, fi, fo, oln] = layer_names(l);
+    for (name, dense, d_in, d_out) in [
+        (q, &weights.query, h, h),
+        (k, &weights.key, h, h),
+        (v, &weights.value, h, h),
+        (ao, &weights.attention_out, h, h),
+        (fi, &weights.feed_in, h, ff),
+        (fo, &weights.feed_out, ff, h),
+    ] {
+        let Matrix::F32(weight) = &dense.weight else {
+            return Err(EncoderError::Unsupported(format!("{name}: only f32 matrices are written")));
+        };
+        tensors.push((format!("{name}.weight"), f32_bytes(weight), vec![d_out, d_in]));
+        tensors.push((format!("{name}.bias"), f32_bytes(&dense.bias), vec![d_out]));
+    }
+    for (name, norm) in [(aln, &weights.attention_norm), (oln, &weights.output_norm)] {
+        tensors.push((format!("{name}.weight"), f32_bytes(&norm.scale), vec![h]));
+        tensors.push((format!("{name}.bias"), f32_bytes(&norm.shift), vec![h]));
+    }
+    let views = tensors
+        .iter()
+        .map(|(name, bytes, shape)| {
+            safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes).map(|view| (name.clone(), view))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| EncoderError::Weights(e.to_string()))?;
+    safetensors::serialize(views, None).map_err(|e| EncoderError::Weights(e.to_string()))
 }
 
 /// The tensors of one safetensors file.

