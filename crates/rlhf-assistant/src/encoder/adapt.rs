@@ -47,27 +47,28 @@ pub struct AdaptConfig {
 
 impl Default for AdaptConfig {
     fn default() -> Self {
-        Self { draws: 16_384, epochs: 2, learning_rate: 5e-5, batch_size: 64, noise: 0.2, seed: 0 }
+        Self { draws: 16_384, epochs: 1, learning_rate: 5e-5, batch_size: 64, noise: 0.2, seed: 0 }
     }
 }
 
 impl AdaptConfig {
     /// Checks every field; the error names the first bad one.
-    pub fn validate(&self) -> Result<(), (&'static str, &'static str)> {
+    pub fn validate(&self) -> Result<(), EncoderError> {
+        let bad = |field, reason| Err(EncoderError::Config { field, reason });
         if self.draws == 0 {
-            return Err(("encoder.adapt.draws", "must be at least 1"));
+            return bad("encoder.adapt.draws", "must be at least 1");
         }
         if self.epochs == 0 {
-            return Err(("encoder.adapt.epochs", "must be at least 1"));
+            return bad("encoder.adapt.epochs", "must be at least 1");
         }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return Err(("encoder.adapt.learning_rate", "must be positive and finite"));
+            return bad("encoder.adapt.learning_rate", "must be positive and finite");
         }
         if self.batch_size == 0 {
-            return Err(("encoder.adapt.batch_size", "must be at least 1"));
+            return bad("encoder.adapt.batch_size", "must be at least 1");
         }
         if !(0.0..=1.0).contains(&self.noise) {
-            return Err(("encoder.adapt.noise", "must be in [0, 1]"));
+            return bad("encoder.adapt.noise", "must be in [0, 1]");
         }
         Ok(())
     }
@@ -226,7 +227,7 @@ pub fn adapt_last_layer<B: AutodiffBackend>(
     device: &B::Device,
     mut observer: impl FnMut(usize, f64),
 ) -> Result<LayerWeights, EncoderError> {
-    config.validate().map_err(|(field, reason)| EncoderError::Unsupported(format!("{field} {reason}")))?;
+    config.validate()?;
     let sizes = *encoder.sizes();
     let (hidden, last) = (
         sizes.hidden,
@@ -298,7 +299,7 @@ mod tests {
             (AdaptConfig { batch_size: 0, ..AdaptConfig::default() }, "encoder.adapt.batch_size"),
             (AdaptConfig { noise: 1.5, ..AdaptConfig::default() }, "encoder.adapt.noise"),
         ] {
-            assert_eq!(bad.validate().unwrap_err().0, field);
+            assert!(matches!(bad.validate(), Err(EncoderError::Config { field: f, .. }) if f == field), "{field}");
         }
     }
 }

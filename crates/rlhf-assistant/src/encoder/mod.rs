@@ -70,6 +70,14 @@ pub enum EncoderError {
     /// The weights handed to [`TransformerEncoder::new`] do not fit their own sizes.
     #[error("encoder weights: {0}")]
     Weights(String),
+    /// A setting out of its range.
+    #[error("{field}: {reason}")]
+    Config {
+        /// The setting, as the pipeline's config names it.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// Something this encoder does not handle.
     #[error("unsupported: {0}")]
     Unsupported(String),
