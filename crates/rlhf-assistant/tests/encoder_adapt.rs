@@ -117,8 +117,7 @@ fn adapting_brings_heard_text_toward_its_clean_vector() {
     let mean_cos = |e: &TransformerEncoder| -> f32 {
         pairs.iter().map(|(h, c)| cosine(&encode(e, h), &encode(&encoder, c))).sum::<f32>() / pairs.len() as f32
     };
-    let config =
-        AdaptConfig { draws: pairs.len(), epochs: 60, learning_rate: 1e-3, batch_size: 2, ..Default::default() };
+    let config = AdaptConfig { epochs: 60, learning_rate: 1e-3, batch_size: 2, ..Default::default() };
     let mut losses = Vec::new();
     let weights =
         adapt_last_layer::<AutodiffCpu>(&encoder, &pairs, &config, &cpu_device(), |_, loss| losses.push(loss)).unwrap();

@@ -24,30 +24,26 @@ use rlhf_env::rng::{seeded_rng, uniform_index};
 use serde::{Deserialize, Serialize};
 
 use super::bert::{DenseWeights, LayerWeights, Matrix, NormWeights, TransformerEncoder};
-use super::hub::{self, HubError};
+use super::hub;
 use super::{EncoderError, SentenceEncoder, sha256_hex};
 
 /// Settings of the adaptation (`[encoder.adapt]` in the pipeline's config).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdaptConfig {
-    /// Noisy draws of the training phrasings learnt from (each also as its clean text).
-    pub draws: usize,
-    /// Passes over the draws.
+    /// Passes over the pairs.
     pub epochs: usize,
     /// Adam's step size (small: the layer starts where e5's training left it).
     pub learning_rate: f64,
     /// Pairs per step.
     pub batch_size: usize,
-    /// Recogniser noise of the draws.
-    pub noise: f64,
-    /// Seed of the draws and of their order.
+    /// Seed of the pairs' order.
     pub seed: u64,
 }
 
 impl Default for AdaptConfig {
     fn default() -> Self {
-        Self { draws: 16_384, epochs: 1, learning_rate: 5e-5, batch_size: 64, noise: 0.2, seed: 0 }
+        Self { epochs: 1, learning_rate: 5e-5, batch_size: 64, seed: 0 }
     }
 }
 
@@ -55,9 +51,6 @@ impl AdaptConfig {
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<(), EncoderError> {
         let bad = |field, reason| Err(EncoderError::Config { field, reason });
-        if self.draws == 0 {
-            return bad("encoder.adapt.draws", "must be at least 1");
-        }
         if self.epochs == 0 {
             return bad("encoder.adapt.epochs", "must be at least 1");
         }
@@ -66,9 +59,6 @@ impl AdaptConfig {
         }
         if self.batch_size == 0 {
             return bad("encoder.adapt.batch_size", "must be at least 1");
-        }
-        if !(0.0..=1.0).contains(&self.noise) {
-            return bad("encoder.adapt.noise", "must be in [0, 1]");
         }
         Ok(())
     }
@@ -229,21 +219,21 @@ pub fn adapt_last_layer<B: AutodiffBackend>(
 ) -> Result<LayerWeights, EncoderError> {
     config.validate()?;
     let sizes = *encoder.sizes();
-    let (hidden, last) = (
-        sizes.hidden,
-        sizes
-            .layers
-            .checked_sub(1)
-            .ok_or_else(|| EncoderError::Weights("a model without layers has none to adapt".into()))?,
-    );
+    let hidden = sizes.hidden;
+    let Some(last) = sizes.layers.checked_sub(1) else {
+        return Err(EncoderError::Weights("a model without layers has none to adapt".into()));
+    };
     let below = |text: &String| encoder.token_states(text, last);
     let heard: Vec<Vec<f32>> = pairs.par_iter().map(|(heard, _)| below(heard)).collect::<Result<_, _>>()?;
     let clean: Vec<Vec<f32>> = pairs.par_iter().map(|(_, clean)| below(clean)).collect::<Result<_, _>>()?;
     // What the frozen encoder says the clean text means.
-    let mut teacher = Vec::with_capacity(pairs.len() * hidden);
-    for (_, text) in pairs {
-        encoder.encode_into(text, &mut teacher)?;
-    }
+    let teacher: Vec<Vec<f32>> = pairs
+        .par_iter()
+        .map(|(_, text)| {
+            let mut vector = Vec::with_capacity(hidden);
+            encoder.encode_into(text, &mut vector).map(|()| vector)
+        })
+        .collect::<Result<_, _>>()?;
     let weights = encoder.layer_weights(last).ok_or_else(|| EncoderError::Weights("no last layer".into()))?;
     let mut layer = TrainableLayer::<B>::new(&weights, sizes.heads, f64::from(sizes.layer_norm_eps), device)?;
     let mut optimizer = AdamConfig::new().init::<B, TrainableLayer<B>>();
@@ -260,8 +250,7 @@ pub fn adapt_last_layer<B: AutodiffBackend>(
             let states: Vec<&[f32]> =
                 chunk.iter().map(|&i| if i % 2 == 0 { &heard[i / 2][..] } else { &clean[i / 2][..] }).collect();
             let (x, mask) = batch::<B>(&states, hidden, device);
-            let target: Vec<f32> =
-                chunk.iter().flat_map(|&i| teacher[i / 2 * hidden..][..hidden].iter().copied()).collect();
+            let target: Vec<f32> = chunk.iter().flat_map(|&i| teacher[i / 2].iter().copied()).collect();
             let target = Tensor::<B, 2>::from_data(TensorData::new(target, [chunk.len(), hidden]), device);
             let loss = (layer.pooled(x, mask) * target).sum_dim(1).neg().add_scalar(1.0).mean();
             let value = loss.clone().into_scalar().elem::<f64>();
@@ -279,10 +268,10 @@ pub fn adapt_last_layer<B: AutodiffBackend>(
 pub fn save_layer(path: &Path, l: usize, weights: &LayerWeights) -> Result<String, EncoderError> {
     let bytes = hub::layer_safetensors(l, weights)?;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| HubError::Read { path: dir.to_owned(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| EncoderError::Write { path: dir.to_owned(), source })?;
     }
     rlhf_env::atomic::write_atomically(path, &bytes)
-        .map_err(|source| HubError::Read { path: path.to_owned(), source })?;
+        .map_err(|source| EncoderError::Write { path: path.to_owned(), source })?;
     Ok(sha256_hex(&bytes))
 }
 
@@ -294,10 +283,9 @@ mod tests {
     fn config_errors_name_the_field() {
         assert!(AdaptConfig::default().validate().is_ok());
         for (bad, field) in [
-            (AdaptConfig { draws: 0, ..AdaptConfig::default() }, "encoder.adapt.draws"),
+            (AdaptConfig { epochs: 0, ..AdaptConfig::default() }, "encoder.adapt.epochs"),
             (AdaptConfig { learning_rate: f64::NAN, ..AdaptConfig::default() }, "encoder.adapt.learning_rate"),
             (AdaptConfig { batch_size: 0, ..AdaptConfig::default() }, "encoder.adapt.batch_size"),
-            (AdaptConfig { noise: 1.5, ..AdaptConfig::default() }, "encoder.adapt.noise"),
         ] {
             assert!(matches!(bad.validate(), Err(EncoderError::Config { field: f, .. }) if f == field), "{field}");
         }

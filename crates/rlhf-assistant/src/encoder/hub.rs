@@ -590,7 +590,7 @@ pub fn read_weights(path: &Path, config: &HubConfig) -> Result<TransformerWeight
     })
 }
 
-/// A model hub's BERT names of layer `l`'s parts: (part, name) in [`LayerWeights`]' order.
+/// A model hub's BERT names of layer `l`'s parts, in [`LayerWeights`]' field order.
 fn layer_names(l: usize) -> [String; 8] {
     [
         "attention.self.query",

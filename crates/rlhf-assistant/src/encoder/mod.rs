@@ -78,6 +78,14 @@ pub enum EncoderError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A file could not be written.
+    #[error("{}: cannot write it: {source}", path.display())]
+    Write {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Something this encoder does not handle.
     #[error("unsupported: {0}")]
     Unsupported(String),
