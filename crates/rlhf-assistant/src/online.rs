@@ -130,13 +130,24 @@ pub const REHEARSAL_POOL: usize = 1024;
 /// `count` utterances of `corpus` (class-balanced, slots filled) passed
 /// through `noise`, with their intents, drawn from `seed`.
 pub fn noisy_draws(corpus: &IntentCorpus, noise: AsrNoise, count: usize, seed: u64) -> Vec<(usize, String)> {
+    spoken_and_heard(corpus, noise, count, seed).into_iter().map(|(intent, _, heard)| (intent, heard)).collect()
+}
+
+/// [`noisy_draws`] with each utterance's text as spoken before the noise:
+/// (intent, spoken, heard), the same draws from the same seed.
+pub fn spoken_and_heard(
+    corpus: &IntentCorpus,
+    noise: AsrNoise,
+    count: usize,
+    seed: u64,
+) -> Vec<(usize, String, String)> {
     let mut rng = seeded_rng(seed);
-    let (mut clean, mut heard) = (String::new(), String::new());
+    let (mut spoken, mut heard) = (String::new(), String::new());
     (0..count)
         .map(|_| {
-            let intent = corpus.sample(&mut rng, &mut clean);
-            noise.apply(&clean, &mut rng, &mut heard);
-            (intent, heard.clone())
+            let intent = corpus.sample(&mut rng, &mut spoken);
+            noise.apply(&spoken, &mut rng, &mut heard);
+            (intent, spoken.clone(), heard.clone())
         })
         .collect()
 }

@@ -16,11 +16,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::AssistantError;
 use crate::classifier::IntentClassifier;
-use crate::features::{Embedder, EncoderConfig, EncoderSpec, IntentFeatures};
-use crate::online::noisy_draws;
+use crate::encoder::adapt::{AdaptConfig, adapt_last_layer, save_layer};
+use crate::encoder::{SentenceEncoder, TransformerEncoder, hex};
+use crate::features::{Embedder, EncoderConfig, EncoderSpec, IntentFeatures, load_transformer, with_adapted_layer};
+use crate::online::{noisy_draws, spoken_and_heard};
 use crate::pretrain::PretrainConfig;
+use crate::spelling::Lexicon;
+use rayon::prelude::*;
 use rlhf_algo::callbacks::Callback;
+use rlhf_algo::callbacks::progress_bar;
 use rlhf_algo::dqn::{Dqn, DqnConfig, LossKind};
+use rlhf_model::backend::{AutodiffCpu, cpu_device};
+use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 
 /// Utterances the embedding's standardisation is fitted on. They are the
 /// first draws of the all-intent assistant's pretraining pool (same corpus,
@@ -131,6 +139,9 @@ impl PipelineConfig {
         }
         self.pretrain.validate()?;
         self.assistant_pretrain.validate()?;
+        if let Some(adapt) = self.encoder.as_ref().and_then(|e| e.adapt.as_ref()) {
+            adapt.validate()?;
+        }
         HashedNgrams::new(self.featurizer)?;
         Ok(())
     }
@@ -142,23 +153,39 @@ impl PipelineConfig {
         let Some(encoder) = &self.encoder else {
             return IntentFeatures::ngrams(self.featurizer);
         };
-        let mut embedder = Embedder::load(encoder)?;
-        let read = embedder.keep_in(&encoder_cache_dir(encoder))?;
-        tracing::info!(model = %embedder.spec().model.display(), cached = read, "sentence encoder loaded");
-        let mut features = IntentFeatures::with_embedder(self.featurizer, Arc::new(embedder))?;
+        let path = encoder.model_path()?;
+        let cache_dir = encoder_cache_dir(encoder);
+        let (transformer, sha256) = load_transformer(&path, &encoder.prefix)?;
         let train = IntentCorpus::builtin(Split::Train)?;
+        let lexicon = (encoder.spelling && transformer.word_log_prob("a").is_some())
+            .then(|| Lexicon::from_texts(train.spoken_texts().iter().map(String::as_str)));
+        // The standardisation's and the adaptation's draws: noisy draws of
+        // the built-in training phrasings, at the assistant's training noise
+        // and from seed 0, the same whatever the run trains on.
+        let noise = AsrNoise::new(self.assistant_pretrain.noise);
+        let (transformer, adapted_layer) = match &encoder.adapt {
+            None => (transformer, None),
+            Some(adapt) => {
+                let draws = spoken_and_heard(&train, noise, adapt.draws, 0);
+                let file = adapted_layer_file(&transformer, &sha256, &draws, lexicon.as_ref(), adapt, &cache_dir)?;
+                let (transformer, layer) = with_adapted_layer(transformer, &file)?;
+                (transformer, Some(layer))
+            }
+        };
+        let mut embedder =
+            Embedder::transformer(transformer, encoder.features, &path, &encoder.prefix, sha256, adapted_layer);
+        let read = embedder.keep_in(&cache_dir)?;
+        tracing::info!(model = %path.display(), cached = read, "sentence encoder loaded");
+        let mut features = IntentFeatures::with_embedder(self.featurizer, Arc::new(embedder))?;
         if encoder.spelling {
             features = features.with_lexicon(train.spoken_texts().iter().map(String::as_str));
         }
         if !encoder.standardize {
             return Ok(features);
         }
-        // Fitted on noisy draws of the built-in training phrasings, at the
-        // assistant's training noise and from seed 0: the same statistics
-        // whatever the run trains on, and the spread of what the networks are
-        // shown (on one seed this beat fitting on the clean phrasings by
-        // 0.4–0.8 points in each cell; docs/BENCHMARKS.md).
-        let noise = AsrNoise::new(self.assistant_pretrain.noise);
+        // Fitted on noisy draws rather than the clean phrasings: the spread
+        // of what the networks are shown (on one seed this beat the clean
+        // phrasings by 0.4–0.8 points in each cell; docs/BENCHMARKS.md).
         let draws = noisy_draws(&train, noise, STANDARDIZATION_DRAWS, 0);
         features.standardized(&draws.iter().map(|(_, text)| text.as_str()).collect::<Vec<_>>())
     }
@@ -328,6 +355,52 @@ impl IntentModelSpec {
         };
         ngrams + self.encoder.as_ref().map_or(0, |e| e.dim)
     }
+}
+
+/// The file of `encoder`'s last layer adapted ([`adapt_last_layer`]) on
+/// `draws` of (intent, spoken, heard) text, each heard text read through
+/// `lexicon` first as the features will read it. Computed once and kept in
+/// `dir`, named by everything it is computed from: the model, the
+/// settings and the pairs themselves.
+fn adapted_layer_file(
+    encoder: &TransformerEncoder,
+    model_sha256: &str,
+    draws: &[(usize, String, String)],
+    lexicon: Option<&Lexicon>,
+    config: &AdaptConfig,
+    dir: &Path,
+) -> Result<std::path::PathBuf, AssistantError> {
+    config.validate()?;
+    let prior = |word: &str| encoder.word_log_prob(word).unwrap_or(0.0);
+    let pairs: Vec<(String, String)> = draws
+        .par_iter()
+        .map(|(_, spoken, heard)| {
+            let heard = lexicon.map_or(Cow::Borrowed(heard.as_str()), |l| l.correct(heard, prior));
+            (heard.into_owned(), spoken.clone())
+        })
+        .collect();
+    let mut key = Sha256::new();
+    key.update(format!("{model_sha256}\n{}\n{config:?}\n", encoder.prefix()));
+    for (heard, spoken) in &pairs {
+        key.update(format!("{heard}\t{spoken}\n"));
+    }
+    let file = dir.join(format!("last-layer-{}.safetensors", &hex(&key.finalize())[..16]));
+    if file.exists() {
+        return Ok(file);
+    }
+    let steps = config.epochs * (2 * pairs.len()).div_ceil(config.batch_size);
+    let bar = progress_bar(steps as u64, "steps").with_message("adapting the encoder's last layer");
+    let mut recent_loss = 0.0;
+    let weights = adapt_last_layer::<AutodiffCpu>(encoder, &pairs, config, &cpu_device(), |step, loss| {
+        recent_loss = if step == 1 { loss } else { 0.95 * recent_loss + 0.05 * loss };
+        bar.set_position(step as u64);
+        bar.set_message(format!("adapting the encoder's last layer, loss {recent_loss:.4}"));
+    })?;
+    bar.finish_and_clear();
+    let last = encoder.sizes().layers - 1;
+    let sha256 = save_layer(&file, last, &weights)?;
+    tracing::info!(file = %file.display(), %sha256, pairs = pairs.len(), loss = recent_loss, "encoder's last layer adapted");
+    Ok(file)
 }
 
 /// Where the embeddings of `encoder`'s model are kept between runs.

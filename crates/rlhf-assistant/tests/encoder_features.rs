@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use rlhf_assistant::encoder::adapt::AdaptConfig;
 use rlhf_assistant::model::IntentModel;
 use rlhf_assistant::online::OnlineConfig;
 use rlhf_assistant::pipeline::{
@@ -35,6 +36,7 @@ fn config(cache: &Path, features: EmbeddingUse) -> PipelineConfig {
             cache_dir: cache.to_owned(),
             standardize: true,
             spelling: true,
+            adapt: None,
         }),
         net_arch: vec![32],
         pretrain: PretrainConfig { steps: 120, encoder_pool: 300, ..PretrainConfig::default() },
@@ -136,4 +138,66 @@ fn a_damaged_embedding_cache_is_an_error_naming_the_file() {
     std::fs::write(&file, &bytes[..bytes.len() - 1]).unwrap();
     let message = config.features().unwrap_err().to_string();
     assert!(message.contains(&file.display().to_string()) && message.contains("byte"), "{message}");
+}
+
+#[test]
+fn an_adapted_last_layer_is_computed_once_recorded_and_checked_on_loading() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let mut config = config(&cache, EmbeddingUse::Concat);
+    // Unstandardised, the test encodes only what it reads.
+    config.encoder.as_mut().unwrap().standardize = false;
+    let shipped = config.features().unwrap();
+    let adapt = AdaptConfig { draws: 1024, batch_size: 128, learning_rate: 1e-3, ..AdaptConfig::default() };
+    config.encoder.as_mut().unwrap().adapt = Some(adapt.clone());
+    let adapted = config.features().unwrap();
+
+    let spec = IntentModelSpec::new(INTENTS.iter().map(|s| (*s).to_owned()).collect(), &adapted);
+    let layer = spec.encoder.as_ref().unwrap().adapted_layer.clone().expect("the spec records the adapted layer");
+    assert!(layer.file.starts_with(&cache) && layer.file.is_file(), "{}", layer.file.display());
+    assert_eq!(layer.sha256.len(), 64);
+    assert_eq!(IntentModelSpec::new(spec.labels.clone(), &shipped).encoder.unwrap().adapted_layer, None);
+    // The layer changed what the encoder says, and the embeddings are kept apart from the shipped model's.
+    let heard = "turn of the lihgts";
+    let (a, b) = (shipped.embedder().unwrap().embed(heard).unwrap(), adapted.embedder().unwrap().embed(heard).unwrap());
+    assert_ne!(a, b);
+    assert_ne!(shipped.embedder().unwrap().cache_file(&cache), adapted.embedder().unwrap().cache_file(&cache));
+
+    // A second run reads the layer back rather than training it again: the file is untouched.
+    let written = std::fs::metadata(&layer.file).unwrap().modified().unwrap();
+    let again = config.features().unwrap();
+    assert_eq!(again.embedder().unwrap().spec(), adapted.embedder().unwrap().spec());
+    assert_eq!(std::fs::metadata(&layer.file).unwrap().modified().unwrap(), written);
+    // Other settings are another layer.
+    config.encoder.as_mut().unwrap().adapt = Some(AdaptConfig { seed: 1, ..adapt });
+    let other = config.features().unwrap();
+    let other_layer = other.encoder_spec().unwrap().adapted_layer.unwrap();
+    assert_ne!(other_layer.file, layer.file);
+
+    // Loading checks the layer: another file at that path is refused, a damaged one names itself.
+    let mut foreign = spec.clone();
+    foreign.encoder.as_mut().unwrap().adapted_layer = Some(other_layer.clone());
+    foreign.encoder.as_mut().unwrap().adapted_layer.as_mut().unwrap().sha256 = layer.sha256.clone();
+    let message = foreign.features().unwrap_err().to_string();
+    assert!(message.contains("encoder.adapted_layer") && message.contains("not the last layer"), "{message}");
+    let bytes = std::fs::read(&other_layer.file).unwrap();
+    std::fs::write(&other_layer.file, &bytes[..bytes.len() / 2]).unwrap();
+    let message = foreign.features().unwrap_err().to_string();
+    assert!(message.contains(&other_layer.file.display().to_string()), "{message}");
+    // The recorded layer loads and answers as the features that recorded it did.
+    let loaded = spec.features().unwrap();
+    let mut values = Vec::new();
+    loaded.featurize(heard, &mut values);
+    let mut expected = Vec::new();
+    adapted.featurize(heard, &mut expected);
+    assert_eq!(values, expected);
+}
+
+#[test]
+fn an_adapt_table_in_the_pipeline_config_reads_as_the_defaults() {
+    let config: PipelineConfig = toml::from_str("[encoder]\n[encoder.adapt]\n").unwrap();
+    assert_eq!(config.encoder.unwrap().adapt, Some(AdaptConfig::default()));
+    let config: PipelineConfig = toml::from_str("[encoder.adapt]\nepochs = 0\n").unwrap();
+    let message = config.validate().unwrap_err().to_string();
+    assert!(message.contains("encoder.adapt.epochs"), "{message}");
 }

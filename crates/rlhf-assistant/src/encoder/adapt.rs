@@ -31,6 +31,9 @@ use super::{EncoderError, SentenceEncoder, sha256_hex};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdaptConfig {
+    /// Noisy utterances to adapt on: the pipeline draws them from the
+    /// built-in training phrasings, each with its spoken text.
+    pub draws: usize,
     /// Passes over the pairs.
     pub epochs: usize,
     /// Adam's step size (small: the layer starts where e5's training left it).
@@ -43,7 +46,7 @@ pub struct AdaptConfig {
 
 impl Default for AdaptConfig {
     fn default() -> Self {
-        Self { epochs: 1, learning_rate: 5e-5, batch_size: 64, seed: 0 }
+        Self { draws: 16_384, epochs: 1, learning_rate: 5e-5, batch_size: 64, seed: 0 }
     }
 }
 
@@ -51,6 +54,9 @@ impl AdaptConfig {
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<(), EncoderError> {
         let bad = |field, reason| Err(EncoderError::Config { field, reason });
+        if self.draws == 0 {
+            return bad("encoder.adapt.draws", "must be at least 1");
+        }
         if self.epochs == 0 {
             return bad("encoder.adapt.epochs", "must be at least 1");
         }
@@ -283,6 +289,7 @@ mod tests {
     fn config_errors_name_the_field() {
         assert!(AdaptConfig::default().validate().is_ok());
         for (bad, field) in [
+            (AdaptConfig { draws: 0, ..AdaptConfig::default() }, "encoder.adapt.draws"),
             (AdaptConfig { epochs: 0, ..AdaptConfig::default() }, "encoder.adapt.epochs"),
             (AdaptConfig { learning_rate: f64::NAN, ..AdaptConfig::default() }, "encoder.adapt.learning_rate"),
             (AdaptConfig { batch_size: 0, ..AdaptConfig::default() }, "encoder.adapt.batch_size"),

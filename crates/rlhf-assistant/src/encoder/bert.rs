@@ -393,6 +393,11 @@ impl TransformerEncoder {
         &self.tokenizer
     }
 
+    /// What is put before every text.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The model's sizes.
     pub fn sizes(&self) -> &EncoderSizes {
         &self.sizes

@@ -633,7 +633,12 @@ fn read_layer(t: &Tensors<'_>, l: usize, h: usize, ff: usize) -> Result<LayerWei
 /// safetensors file at `path`, as [`layer_safetensors`] writes it.
 pub fn read_layer_file(path: &Path, l: usize, h: usize, ff: usize) -> Result<LayerWeights, HubError> {
     let bytes = std::fs::read(path).map_err(|source| HubError::Read { path: path.to_owned(), source })?;
-    let st = SafeTensors::deserialize(&bytes)
+    layer_from_bytes(&bytes, path, l, h, ff)
+}
+
+/// [`read_layer_file`] of a file's `bytes` already read (`path` names it in errors).
+pub fn layer_from_bytes(bytes: &[u8], path: &Path, l: usize, h: usize, ff: usize) -> Result<LayerWeights, HubError> {
+    let st = SafeTensors::deserialize(bytes)
         .map_err(|e| HubError::Safetensors { path: path.to_owned(), reason: e.to_string() })?;
     read_layer(&Tensors { st, path }, l, h, ff)
 }
