@@ -268,23 +268,22 @@ impl Embedder {
     /// (`config.json`, `tokenizer.json`, `model.safetensors`).
     pub fn open(path: &Path, features: EmbeddingUse, prefix: &str) -> Result<Self, AssistantError> {
         let (encoder, sha256) = load_transformer(path, prefix)?;
-        Ok(Self::transformer(encoder, features, path, prefix, sha256, None))
+        Ok(Self::transformer(encoder, features, path, sha256, None))
     }
 
     /// An embedder over `encoder`, loaded from `path` (whose bytes hash to
-    /// `sha256`) with `prefix`, its last layer replaced by `adapted_layer` if given.
+    /// `sha256`), its last layer replaced by `adapted_layer` if given.
     pub fn transformer(
         encoder: TransformerEncoder,
         features: EmbeddingUse,
         path: &Path,
-        prefix: &str,
         sha256: String,
         adapted_layer: Option<AdaptedLayer>,
     ) -> Self {
         let spec = EncoderSpec {
             features,
             model: path.to_owned(),
-            prefix: prefix.to_owned(),
+            prefix: encoder.prefix().to_owned(),
             dim: encoder.dim(),
             sha256,
             standardization: None,
@@ -332,7 +331,7 @@ impl Embedder {
                 (encoder, Some(layer))
             }
         };
-        Ok(Self::transformer(encoder, spec.features, &spec.model, &spec.prefix, sha256, adapted_layer))
+        Ok(Self::transformer(encoder, spec.features, &spec.model, sha256, adapted_layer))
     }
 
     /// What a checkpoint records of this encoder.
