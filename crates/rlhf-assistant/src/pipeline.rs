@@ -18,7 +18,9 @@ use crate::AssistantError;
 use crate::classifier::IntentClassifier;
 use crate::encoder::adapt::{AdaptConfig, adapt_last_layer, save_layer};
 use crate::encoder::{SentenceEncoder, TransformerEncoder, hex};
-use crate::features::{Embedder, EncoderConfig, EncoderSpec, IntentFeatures, load_transformer, with_adapted_layer};
+use crate::features::{
+    Embedder, EncoderConfig, EncoderSpec, IntentFeatures, load_transformer, spelling_lexicon, with_adapted_layer,
+};
 use crate::online::{noisy_draws, spoken_and_heard};
 use crate::pretrain::PretrainConfig;
 use crate::spelling::Lexicon;
@@ -157,6 +159,10 @@ impl PipelineConfig {
         let cache_dir = encoder_cache_dir(encoder);
         let (transformer, sha256) = load_transformer(&path, &encoder.prefix)?;
         let train = IntentCorpus::builtin(Split::Train)?;
+        let lexicon = encoder
+            .spelling
+            .then(|| spelling_lexicon(&transformer, train.spoken_texts().iter().map(String::as_str)))
+            .flatten();
         // The standardisation's and the adaptation's draws: noisy draws of
         // the built-in training phrasings, at the assistant's training noise
         // and from seed 0, the same whatever the run trains on.
@@ -165,9 +171,6 @@ impl PipelineConfig {
             None => (transformer, None),
             Some(adapt) => {
                 let draws = spoken_and_heard(&train, noise, adapt.draws, 0);
-                // The words `with_lexicon` below will put back, so the layer learns from what it will read.
-                let lexicon = (encoder.spelling && transformer.word_log_prob("a").is_some())
-                    .then(|| Lexicon::from_texts(train.spoken_texts().iter().map(String::as_str)));
                 let file = adapted_layer_file(&transformer, &sha256, &draws, lexicon.as_ref(), adapt, &cache_dir)?;
                 let (transformer, layer) = with_adapted_layer(transformer, &file)?;
                 (transformer, Some(layer))
@@ -176,10 +179,7 @@ impl PipelineConfig {
         let mut embedder = Embedder::transformer(transformer, encoder.features, &path, sha256, adapted_layer);
         let read = embedder.keep_in(&cache_dir)?;
         tracing::info!(model = %path.display(), cached = read, "sentence encoder loaded");
-        let mut features = IntentFeatures::with_embedder(self.featurizer, Arc::new(embedder))?;
-        if encoder.spelling {
-            features = features.with_lexicon(train.spoken_texts().iter().map(String::as_str));
-        }
+        let features = IntentFeatures::with_embedder(self.featurizer, Arc::new(embedder))?.with_spelling(lexicon);
         if !encoder.standardize {
             return Ok(features);
         }
