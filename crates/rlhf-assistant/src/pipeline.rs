@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 use crate::AssistantError;
 use crate::classifier::IntentClassifier;
 use crate::encoder::adapt::{AdaptConfig, adapt_last_layer, save_layer};
-use crate::encoder::{SentenceEncoder, TransformerEncoder, hex};
+use crate::encoder::{TransformerEncoder, hex};
 use crate::features::{
-    Embedder, EncoderConfig, EncoderSpec, IntentFeatures, load_transformer, spelling_lexicon, with_adapted_layer,
+    Embedder, EncoderConfig, EncoderSpec, IntentFeatures, load_transformer, read_through, spelling_lexicon,
+    with_adapted_layer,
 };
 use crate::online::{noisy_draws, spoken_and_heard};
 use crate::pretrain::PretrainConfig;
@@ -30,7 +31,6 @@ use rlhf_algo::callbacks::progress_bar;
 use rlhf_algo::dqn::{Dqn, DqnConfig, LossKind};
 use rlhf_model::backend::{AutodiffCpu, cpu_device};
 use sha2::{Digest, Sha256};
-use std::borrow::Cow;
 
 /// Utterances the embedding's standardisation is fitted on. They are the
 /// first draws of the all-intent assistant's pretraining pool (same corpus,
@@ -171,7 +171,7 @@ impl PipelineConfig {
             None => (transformer, None),
             Some(adapt) => {
                 let draws = spoken_and_heard(&train, noise, adapt.draws, 0);
-                let file = adapted_layer_file(&transformer, &sha256, &draws, lexicon.as_ref(), adapt, &cache_dir)?;
+                let file = adapted_layer_file(&transformer, &sha256, draws, lexicon.as_ref(), adapt, &cache_dir)?;
                 let (transformer, layer) = with_adapted_layer(transformer, &file)?;
                 (transformer, Some(layer))
             }
@@ -365,18 +365,17 @@ impl IntentModelSpec {
 fn adapted_layer_file(
     encoder: &TransformerEncoder,
     model_sha256: &str,
-    draws: &[(usize, String, String)],
+    draws: Vec<(usize, String, String)>,
     lexicon: Option<&Lexicon>,
     config: &AdaptConfig,
     dir: &Path,
 ) -> Result<std::path::PathBuf, AssistantError> {
     config.validate()?;
-    let prior = |word: &str| encoder.word_log_prob(word).unwrap_or(0.0);
     let pairs: Vec<(String, String)> = draws
-        .par_iter()
-        .map(|(_, spoken, heard)| {
-            let heard = lexicon.map_or(Cow::Borrowed(heard.as_str()), |l| l.correct(heard, prior));
-            (heard.into_owned(), spoken.clone())
+        .into_par_iter()
+        .map(|(_, spoken, heard)| match lexicon {
+            Some(lexicon) => (read_through(lexicon, encoder, &heard).into_owned(), spoken),
+            None => (heard, spoken),
         })
         .collect();
     let mut key = Sha256::new();
@@ -397,8 +396,7 @@ fn adapted_layer_file(
         bar.set_message(format!("adapting the encoder's last layer, loss {recent_loss:.4}"));
     })?;
     bar.finish_and_clear();
-    let last = encoder.sizes().layers - 1;
-    let sha256 = save_layer(&file, last, &weights)?;
+    let sha256 = save_layer(&file, encoder.last_layer()?, &weights)?;
     tracing::info!(file = %file.display(), %sha256, pairs = pairs.len(), loss = recent_loss, "encoder's last layer adapted");
     Ok(file)
 }

@@ -226,9 +226,7 @@ pub fn adapt_last_layer<B: AutodiffBackend>(
     config.validate()?;
     let sizes = *encoder.sizes();
     let hidden = sizes.hidden;
-    let Some(last) = sizes.layers.checked_sub(1) else {
-        return Err(EncoderError::Weights("a model without layers has none to adapt".into()));
-    };
+    let last = encoder.last_layer()?;
     let below = |text: &String| encoder.token_states(text, last);
     let heard: Vec<Vec<f32>> = pairs.par_iter().map(|(heard, _)| below(heard)).collect::<Result<_, _>>()?;
     let clean: Vec<Vec<f32>> = pairs.par_iter().map(|(_, clean)| below(clean)).collect::<Result<_, _>>()?;

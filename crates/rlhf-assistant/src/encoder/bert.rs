@@ -393,6 +393,14 @@ impl TransformerEncoder {
         &self.tokenizer
     }
 
+    /// The index of the last layer, the one [`super::adapt`] fine-tunes.
+    pub fn last_layer(&self) -> Result<usize, EncoderError> {
+        self.sizes
+            .layers
+            .checked_sub(1)
+            .ok_or_else(|| EncoderError::Weights("a model without layers has no last layer".into()))
+    }
+
     /// What is put before every text.
     pub fn prefix(&self) -> &str {
         &self.prefix
